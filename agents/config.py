@@ -1,0 +1,69 @@
+"""Typed configuration of the agent. Defaults are the paper's Table 3; presets change them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class EntropyScheduleConfig:
+    """Target-entropy schedule of eq. (14). ``None`` fields are filled from the task."""
+
+    init: Optional[float] = None
+    final: Optional[float] = None
+    decay: Optional[float] = None  # beta of eq. (14); None means a constant target (init)
+
+
+@dataclass
+class AgentConfig:
+    """Every knob of SAC / SAC-SVG(H). Paper values (Table 3) unless a comment says otherwise."""
+
+    name: str = "sac-svg"
+    # H = number of model transitions in the actor's value expansion (eq. 3, 9); None = task's.
+    horizon: Optional[int] = None
+    # False for model-free SAC: no dynamics, reward or termination model is built or trained.
+    learn_model: bool = True
+    discount: float = 0.99
+    # actor and critic MLPs
+    hidden_dim: int = 512
+    hidden_depth: int = 2
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    init_temperature: float = 0.1
+    actor_lr: float = 1e-4
+    critic_lr: float = 1e-4
+    temperature_lr: float = 5e-4
+    critic_tau: float = 0.005
+    critic_target_update_every: int = 1
+    actor_update_every: int = 1
+    # world model (section 4.2)
+    model_hidden_dim: int = 512
+    model_hidden_depth: int = 2
+    gru_hidden_dim: int = 512
+    gru_layers: int = 2
+    model_lr: float = 1e-3
+    # "mlp" (paper) or "linear" (authors' code: one linear layer)
+    dynamics_decoder: str = "mlp"
+    # Authors' code feeds the predicted state to the next GRU step detached; paper: not.
+    dynamics_detach_predicted_state: bool = False
+    # Paper silent; the authors' code clips the dynamics gradient norm at 1.0. 0 disables.
+    dynamics_grad_clip: float = 1.0
+    # Authors' code weights eq. (13) with pos_weight = negatives / positives; paper: plain NLL.
+    termination_pos_weight: bool = False
+    # Authors' code averages the H+1 terms of eq. (9) (divides by H+1); paper: plain sum.
+    actor_objective_average: bool = False
+    # schedule (Algorithm 1)
+    num_step_updates: int = 1
+    num_seq_updates: int = 4
+    step_batch_size: int = 512
+    seq_batch_size: int = 1024
+    replay_capacity: int = 1_000_000
+    # The actor stays model-free (SVG(0) = SAC) for this many env steps (authors' code: 10k).
+    model_free_actor_warmup_steps: int = 0
+    # observation normaliser: std clamp (authors' code: [0.1, 10]; the paper is silent)
+    obs_std_min: float = 0.1
+    obs_std_max: float = 10.0
+    target_entropy: EntropyScheduleConfig = field(default_factory=EntropyScheduleConfig)
+    # "auto": CUDA when available, else CPU
+    device: str = "auto"

@@ -1,0 +1,54 @@
+"""Running observation normalisation, unbiased from the first sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class RunningNormalizer:
+    """Running mean and standard deviation of every observed state (Chan et al. parallel
+    update of Welford's algorithm). The mean after one sample is that sample; the variance
+    is the population variance of all samples so far (0 after one sample). The std used
+    for normalising is clamped to [std_min, std_max] so near-constant dimensions stay finite.
+    """
+
+    def __init__(self, dim: int, std_min: float = 0.1, std_max: float = 10.0) -> None:
+        self.count = 0
+        self.mean = np.zeros(dim, dtype=np.float64)
+        self.sum_squared_deviation = np.zeros(dim, dtype=np.float64)
+        self.std_min, self.std_max = std_min, std_max
+
+    def update(self, batch: np.ndarray) -> None:
+        """batch: (N, dim) or (dim,) of raw observations."""
+        batch = np.asarray(batch, dtype=np.float64).reshape(-1, self.mean.shape[0])
+        n = batch.shape[0]
+        batch_mean = batch.mean(axis=0)
+        batch_m2 = ((batch - batch_mean) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * n / total
+        self.sum_squared_deviation = self.sum_squared_deviation + batch_m2 + delta**2 * self.count * n / total
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        variance = self.sum_squared_deviation / max(self.count, 1)
+        return np.clip(np.sqrt(variance), self.std_min, self.std_max)
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std, on obs's device and dtype; identity before any sample."""
+        if self.count == 0:
+            return obs
+        mean = torch.as_tensor(self.mean, dtype=obs.dtype, device=obs.device)
+        std = torch.as_tensor(self.std, dtype=obs.dtype, device=obs.device)
+        return (obs - mean) / std
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "mean": torch.from_numpy(self.mean.copy()),
+                "sum_squared_deviation": torch.from_numpy(self.sum_squared_deviation.copy())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count = int(state["count"])
+        self.mean = state["mean"].numpy().astype(np.float64)
+        self.sum_squared_deviation = state["sum_squared_deviation"].numpy().astype(np.float64)

@@ -1,0 +1,184 @@
+"""The paper's equations, one function each, named for what they compute.
+
+Shapes: ``B`` is the batch size, ``E`` the number of critic heads, ``D`` the state size,
+``T`` the number of predicted transitions. All functions are pure: they take tensors (or
+callables that return tensors) and return tensors; optimisation lives in ``agents.agent``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------------------------------
+# Soft actor-critic (section 3.2)
+# ---------------------------------------------------------------------------------------
+
+
+def soft_value(q_values: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """(6) Soft value V(x) = min_i Q_i(x, u) - alpha log pi(u|x), with u ~ pi(x).
+
+    q_values: (E, B) critic heads at (x, u); log_prob: (B,); returns (B,).
+    The minimum over heads is double-Q learning (Hasselt, 2010), as in SAC.
+    """
+    return q_values.min(dim=0).values - alpha * log_prob
+
+
+def soft_bellman_target(
+    reward: torch.Tensor, terminated: torch.Tensor, next_soft_value: torch.Tensor, discount: float
+) -> torch.Tensor:
+    """(5) Critic target r + gamma (1 - d) V(x').
+
+    ``terminated`` (B,) is 1 only for real terminations: a time-limit truncation bootstraps.
+    """
+    return reward + discount * (1.0 - terminated) * next_soft_value
+
+
+def soft_bellman_residual(q_values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(4) Critic loss: squared soft Bellman residual, summed over heads, mean over the batch.
+
+    q_values: (E, B); target: (B,), treated as a constant.
+    """
+    return ((q_values - target.detach().unsqueeze(0)) ** 2).mean(dim=1).sum()
+
+
+def sac_actor_objective(q_values: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """(7) SAC actor objective E[alpha log pi(u|x) - Q(x, u)], with Q the min over heads."""
+    return (alpha * log_prob - q_values.min(dim=0).values).mean()
+
+
+def temperature_objective(log_prob: torch.Tensor, alpha: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """(8) Temperature objective E[-alpha log pi(u|x) - alpha H_target].
+
+    Its gradient raises alpha when the entropy -log pi is below the target. ``log_prob`` is
+    treated as a constant: only alpha learns from this objective.
+    """
+    return (-alpha * log_prob.detach() - alpha * target_entropy).mean()
+
+
+def target_entropy_schedule(step: int, total_steps: int, init: float, final: float, decay: float | None) -> float:
+    """(14) Target entropy (H_init - H_final) (1 - t/T)^beta + H_final; constant if beta is None."""
+    if decay is None:
+        return float(init)
+    progress = min(max(step / total_steps, 0.0), 1.0)
+    return float((init - final) * (1.0 - progress) ** decay + final)
+
+
+# ---------------------------------------------------------------------------------------
+# SVG(H): entropy-regularised value expansion through a learned world model (section 4.1)
+# ---------------------------------------------------------------------------------------
+
+
+class RolloutModel(Protocol):
+    """What the value expansion needs of a world model (in normalised state space)."""
+
+    def initial_hidden(self, state: torch.Tensor) -> torch.Tensor | None: ...
+
+    def next_state(
+        self, state: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+    def reward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor: ...
+
+    def termination_probability(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor: ...
+
+
+PolicySample = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
+QFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def entropy_regularized_value_expansion(
+    state: torch.Tensor,
+    horizon: int,
+    sample_action: PolicySample,
+    model: RolloutModel | None,
+    q_function: QFunction,
+    alpha: torch.Tensor,
+    discount: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(2)+(3) H-step entropy-regularised value expansion V^{pi,alpha}_{0:H}(x).
+
+        V = sum_{t<H} gamma^t S_t (r(x_t, u_t) - alpha log pi(u_t|x_t))
+            + gamma^H S_H (min_i Q_i(x_H, u_H) - alpha log pi(u_H|x_H)),
+        S_t = prod_{k<t} (1 - d(x_k, u_k)),  x_{t+1} = f(x_t, u_t),  u_t ~ pi(x_t) reparameterised.
+
+    Each term is weighted by the learned probability of surviving the steps before it. The
+    gradient flows through actions, model and critic into the policy. With H = 0 this is
+    the soft value of eq. (6) at x, so eq. (9) reduces to SAC's eq. (7).
+
+    state: (B, D); sample_action(x) -> (u (B, A), log_prob (B,)); q_function(x, u) -> (E, B).
+    Returns (value (B,), log_prob of the first action (B,)) - the latter feeds eq. (8).
+    """
+    value = torch.zeros(state.shape[0], dtype=state.dtype, device=state.device)
+    survival = torch.ones_like(value)
+    hidden = model.initial_hidden(state) if (model is not None and horizon > 0) else None
+    first_log_prob = None
+    for t in range(horizon):
+        action, log_prob = sample_action(state)
+        if first_log_prob is None:
+            first_log_prob = log_prob
+        reward = model.reward(state, action)
+        value = value + discount**t * survival * (reward - alpha * log_prob)
+        survival = survival * (1.0 - model.termination_probability(state, action))
+        state, hidden = model.next_state(state, action, hidden)
+    action, log_prob = sample_action(state)
+    if first_log_prob is None:
+        first_log_prob = log_prob
+    terminal_soft_value = soft_value(q_function(state, action), log_prob, alpha)
+    value = value + discount**horizon * survival * terminal_soft_value
+    return value, first_log_prob
+
+
+def svg_actor_objective(value_expansion: torch.Tensor, average_terms: int | None = None) -> torch.Tensor:
+    """(9) SVG(H) actor objective E_x[-V^{pi,alpha}_{0:H}(x)].
+
+    ``average_terms`` = H + 1 reproduces the authors' code, which divides the expansion by
+    its number of terms; the paper (default, None) does not.
+    """
+    objective = -value_expansion.mean()
+    return objective / average_terms if average_terms else objective
+
+
+# ---------------------------------------------------------------------------------------
+# World-model losses (section 4.2)
+# ---------------------------------------------------------------------------------------
+
+
+def multi_step_dynamics_loss(predicted_states: torch.Tensor, true_states: torch.Tensor) -> torch.Tensor:
+    """(10) Multi-step squared error E ||f(x_1, u_{1:T}) - x_{2:T+1}||^2.
+
+    predicted_states, true_states: (B, T, D). Summed over steps and state dimensions,
+    averaged over the batch.
+    """
+    return ((predicted_states - true_states) ** 2).sum(dim=(1, 2)).mean()
+
+
+def reward_loss(predicted_reward: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+    """(11) Reward-model squared error E ||r_theta(x, u) - r||^2. Both (B,)."""
+    return ((predicted_reward - reward) ** 2).mean()
+
+
+def termination_log_likelihood(logit: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
+    """(12) Bernoulli log-likelihood log Pr(d | x, u) = d log d_theta + (1 - d) log(1 - d_theta).
+
+    ``logit`` (B,) parameterises d_theta = sigmoid(logit); computed stably in logit space.
+    """
+    return terminated * F.logsigmoid(logit) + (1.0 - terminated) * F.logsigmoid(-logit)
+
+
+def termination_loss(logit: torch.Tensor, terminated: torch.Tensor, balance_classes: bool = False) -> torch.Tensor:
+    """(13) Termination-model negative log-likelihood E[-log Pr(d | x, u)].
+
+    ``balance_classes`` reproduces the authors' code: positives weighted by
+    negatives / positives in the batch (BCE pos_weight). The paper (default) does not weight.
+    """
+    log_likelihood = termination_log_likelihood(logit, terminated)
+    if balance_classes:
+        positives = terminated.sum()
+        negatives = terminated.numel() - positives
+        pos_weight = torch.where(positives > 0, negatives / positives.clamp(min=1.0), torch.ones_like(positives))
+        weights = torch.where(terminated > 0.5, pos_weight, torch.ones_like(terminated))
+        log_likelihood = weights * log_likelihood
+    return -log_likelihood.mean()

@@ -1,0 +1,129 @@
+"""Ring replay buffer of raw transitions, with single-step and sequence sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TransitionBatch:
+    """Single-step transitions (x, u, r, x', d). obs/next_obs: (B, D); action: (B, A);
+    reward, terminated: (B,). ``terminated`` is 1 only for real terminations."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    next_obs: np.ndarray
+    terminated: np.ndarray
+
+
+@dataclass
+class SequenceBatch:
+    """H-transition sequences from one episode: states (B, H+1, D), actions (B, H, A)."""
+
+    states: np.ndarray
+    actions: np.ndarray
+
+
+class ReplayBuffer:
+    """Stores raw transitions in a ring of ``capacity`` slots.
+
+    ``episode_end`` marks the last transition of an episode (terminated or truncated, or
+    cut by a resume); no sampled sequence continues past such a transition, and none
+    runs across the write position once the ring has wrapped.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int) -> None:
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.action = np.zeros((capacity, act_dim), dtype=np.float32)
+        self.reward = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.episode_end = np.zeros(capacity, dtype=bool)
+        self.position = 0  # next slot to write
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
+            terminated: bool, truncated: bool) -> None:
+        i = self.position
+        self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = obs, action, reward, next_obs
+        self.terminated[i] = float(terminated)
+        self.episode_end[i] = bool(terminated or truncated)
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def mark_episode_end(self) -> None:
+        """Close the episode of the newest transition (used when a run resumes mid-episode)."""
+        if self.size:
+            self.episode_end[(self.position - 1) % self.capacity] = True
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
+        """Uniform single-step transitions."""
+        idx = rng.integers(0, self.size, size=batch_size)
+        return TransitionBatch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
+                               self.terminated[idx])
+
+    def _oldest(self) -> int:
+        return self.position if self.size == self.capacity else 0
+
+    def is_valid_sequence_start(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """Whether ``length`` transitions from each start are stored, consecutive in time
+        and inside one episode (only the last of them may end the episode)."""
+        chronological = (starts - self._oldest()) % self.capacity
+        stored = chronological + length <= self.size
+        if length > 1:
+            steps = (starts[:, None] + np.arange(length - 1)[None, :]) % self.capacity
+            crosses_end = self.episode_end[steps].any(axis=1)
+        else:
+            crosses_end = np.zeros_like(stored)
+        return stored & ~crosses_end
+
+    def valid_sequence_starts(self, length: int) -> np.ndarray:
+        """Every valid start index for sequences of ``length`` transitions (exact, O(size))."""
+        candidates = (self._oldest() + np.arange(self.size)) % self.capacity
+        return candidates[self.is_valid_sequence_start(candidates, length)]
+
+    def sample_sequences(self, batch_size: int, length: int, rng: np.random.Generator) -> SequenceBatch:
+        """Sequences of ``length`` transitions, uniform over all valid starts.
+
+        Rejection sampling: a uniform position is kept if it is a valid start, which is
+        uniform over valid starts; after a few rounds the exact set is used.
+        """
+        chosen = np.empty(0, dtype=np.int64)
+        for _ in range(8):
+            candidates = (self._oldest() + rng.integers(0, self.size, size=2 * batch_size)) % self.capacity
+            chosen = np.concatenate([chosen, candidates[self.is_valid_sequence_start(candidates, length)]])
+            if chosen.size >= batch_size:
+                break
+        if chosen.size < batch_size:
+            valid = self.valid_sequence_starts(length)
+            if valid.size == 0:
+                raise ValueError(f"no stored sequence of {length} transitions within one episode yet")
+            chosen = np.concatenate([chosen, rng.choice(valid, size=batch_size - chosen.size)])
+        starts = chosen[:batch_size]
+        steps = (starts[:, None] + np.arange(length)[None, :]) % self.capacity  # (B, H)
+        states = np.concatenate([self.obs[steps[:, :1]], self.next_obs[steps]], axis=1)
+        return SequenceBatch(states=states, actions=self.action[steps])
+
+    _ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "episode_end")
+
+    def state_dict(self) -> dict:
+        """The stored slots as they lie in the ring, so a reload samples exactly as before."""
+        state = {name: torch.from_numpy(getattr(self, name)[: self.size].copy()) for name in self._ARRAYS}
+        state.update(position=self.position, size=self.size)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        size = int(state["size"])
+        if size > self.capacity:
+            raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
+        for name in self._ARRAYS:
+            getattr(self, name)[:size] = state[name].numpy()
+        self.size, self.position = size, int(state["position"])

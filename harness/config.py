@@ -1,0 +1,235 @@
+"""Typed run configuration: dataclass schema + Hydra composition + per-task resolution.
+
+Precedence, lowest first: schema defaults (paper's Table 3) < agent variant (baselines/)
+< preset (conf/preset/) < per-task values (suites, for fields left null) < CLI flags
+< ``key=value`` overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from agents.config import AgentConfig
+from baselines import AGENTS
+from harness.suites import TaskSpec, get_task
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+@dataclass
+class TrainerConfig:
+    total_steps: Optional[int] = None  # None: the task's budget
+    eval_every: Optional[int] = None  # None: the task's evaluation interval
+    eval_episodes: int = 10
+    seed_steps: int = 1000  # uniformly random actions before learning starts
+    progress: bool = True
+    torch_threads: int = 1
+
+
+@dataclass
+class EnvConfig:
+    terminal_alive_bonus: bool = False  # pay the alive bonus on terminal steps, as gym v2 did
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "local"
+    jobs: int = 1  # local: parallel processes; submitit: max jobs of the array running at once
+    cluster: Optional[str] = None  # submitit: None = detect (SLURM), "local" or "debug"
+    partition: Optional[str] = None
+    timeout_min: int = 4320
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    mem_gb: int = 16
+
+
+@dataclass
+class RunConfig:
+    suite: str = "classic"
+    task: str = "inverted-pendulum"
+    seed: int = 0
+    preset: str = "paper"
+    # which per-task values fill null fields: "paper" (Table 4) or "authors-code"
+    task_hyperparameters: str = "paper"
+    out: str = "runs"
+    wandb: str = "offline"  # offline | online | disabled
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+
+
+# Keys that change where or how a run executes, not what it computes: they neither label a
+# run folder nor make a stored config differ.
+OPERATIONAL_KEYS = ("out", "wandb", "launcher", "trainer.progress", "trainer.torch_threads", "agent.device")
+
+
+class ConfigError(ValueError):
+    """A bad preset, override or value; the message is one line for the user."""
+
+
+def _register_schema() -> None:
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=RunConfig)
+    for variant in AGENTS.values():
+        store.store(group="agent", name=variant.name, node={"name": variant.name, **variant.settings})
+
+
+_register_schema()
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / "preset").glob("*.yaml"))
+
+
+def launchers() -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / "launcher").glob("*.yaml"))
+
+
+def _override_problem(override: str) -> str | None:
+    """A one-line reason why ``key=value`` names no field of the schema, else None."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    if "=" not in override:
+        return f"override {override!r} is not of the form key=value"
+    node: Any = RunConfig()
+    path = []
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node):
+            return f"override {override!r}: {'.'.join(path)} has no sub-keys"
+        names = [f.name for f in dataclasses.fields(node)]
+        if part not in names:
+            where = ".".join(path) or "the top level"
+            return f"override {override!r}: no key {part!r} in {where}; valid keys: {', '.join(names)}"
+        node = getattr(node, part)
+        path.append(part)
+    return None
+
+
+def compose_run(agent: str, preset: str, launcher: str, settings: list[str], overrides: list[str]) -> RunConfig:
+    """Compose one run's config. ``settings`` come from CLI flags, ``overrides`` from the user."""
+    if preset not in presets():
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets())}")
+    if launcher not in launchers():
+        raise ConfigError(f"unknown launcher {launcher!r}; valid launchers: {', '.join(launchers())}")
+    for override in overrides:
+        problem = _override_problem(override)
+        if problem:
+            raise ConfigError(problem)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=[f"agent={agent}", f"preset={preset}", f"launcher={launcher}",
+                                                *settings, *overrides])
+        return OmegaConf.to_object(cfg)
+    except Exception as error:  # hydra and omegaconf raise many types; the user needs one line
+        raise ConfigError(f"bad override in {' '.join(overrides) or '(none)'}: {_first_line(error)}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of the innermost cause that says something (hydra wraps omegaconf)."""
+    messages = []
+    while error is not None:
+        if str(error).strip():
+            messages.append(str(error).strip().splitlines()[0])
+        error = error.__cause__
+    return messages[-1] if messages else "invalid configuration"
+
+
+def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
+    """Fill every field left null with the task's value from the chosen source."""
+    source = spec.hyperparameters(config.task_hyperparameters)
+    agent, trainer = config.agent, config.trainer
+    if agent.horizon is None:
+        agent.horizon = source.horizon
+    schedule = agent.target_entropy
+    if schedule.init is None and schedule.final is None and schedule.decay is None:
+        entropy = source.entropy
+        schedule.init, schedule.final = float(entropy.init), float(entropy.final)
+        schedule.decay = None if entropy.decay is None else float(entropy.decay)
+    elif schedule.init is None or schedule.final is None:
+        raise ConfigError("agent.target_entropy: set init and final together (decay null = constant)")
+    if trainer.total_steps is None:
+        trainer.total_steps = spec.budget
+    if trainer.eval_every is None:
+        trainer.eval_every = spec.eval_every
+    if agent.dynamics_decoder not in ("mlp", "linear"):
+        raise ConfigError(f"unknown agent.dynamics_decoder {agent.dynamics_decoder!r}; valid: mlp, linear")
+    if agent.horizon < 0:
+        raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
+    if trainer.total_steps <= 0 or trainer.eval_every <= 0:
+        raise ConfigError("trainer.total_steps and trainer.eval_every must be positive")
+    agent.replay_capacity = min(agent.replay_capacity, trainer.total_steps)
+    return config
+
+
+def build_run_config(suite: str, task: str, agent: str, seed: int, preset: str = "paper",
+                     launcher: str = "local", steps: int | None = None, out: str = "runs",
+                     wandb: str = "offline", overrides: list[str] | None = None) -> RunConfig:
+    """The fully resolved config of one (suite, task, agent, seed) run."""
+    spec = get_task(suite, task)
+    settings = [f"suite={suite}", f"task={task}", f"seed={seed}", f"out={out}", f"wandb={wandb}"]
+    if steps is not None:
+        settings.append(f"trainer.total_steps={steps}")
+    config = compose_run(agent, preset, launcher, settings, list(overrides or []))
+    if config.wandb not in ("offline", "online", "disabled"):
+        raise ConfigError(f"unknown wandb mode {config.wandb!r}; valid modes: offline, online, disabled")
+    return resolve_task_values(config, spec)
+
+
+def is_operational(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
+
+
+def override_label(overrides: list[str]) -> str:
+    """A short, filesystem-safe label of the scientific overrides, e.g. ``horizon=3``."""
+    pairs = []
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if is_operational(key):
+            continue
+        pairs.append((key, value))
+    last_parts = [k.split(".")[-1] for k, _ in pairs]
+    parts = []
+    for (key, value), short in zip(pairs, last_parts):
+        name = short if last_parts.count(short) == 1 else key
+        parts.append(f"{name}={value}")
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", ",".join(parts))
+
+
+def to_dict(config: RunConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
+
+
+def to_yaml(config: RunConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def from_yaml(text: str) -> RunConfig:
+    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(text))
+    return OmegaConf.to_object(merged)
+
+
+def scientific_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Keys (dotted) whose values differ, ignoring operational keys."""
+    differences = []
+    for key in sorted(set(stored) | set(current)):
+        path = f"{prefix}{key}"
+        if is_operational(path):
+            continue
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences += scientific_differences(a, b, path + ".")
+        elif a != b:
+            differences.append(f"{path}: {a!r} -> {b!r}")
+    return differences
+
+
+def as_dictconfig(config: RunConfig) -> DictConfig:
+    return OmegaConf.structured(config)

@@ -1,0 +1,43 @@
+"""The wandb mirror: every row written to a run directory is also logged to wandb.
+
+wandb is a copy, never the only one; ``disabled`` imports nothing. Offline runs live in
+``<run dir>/wandb`` and can be pushed later with ``wandb sync``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+class WandbMirror:
+    def __init__(self, mode: str, run_dir: Path, config: dict[str, Any], name: str, run_id: str | None) -> None:
+        self.run = None
+        if mode == "disabled":
+            return
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb  # noqa: PLC0415 - slow import, only when mirroring
+
+        self.run = wandb.init(mode=mode, dir=str(run_dir), project=os.environ.get("WANDB_PROJECT", "svgbench"),
+                              name=name, config=config, id=run_id, resume="allow", reinit="finish_previous",
+                              settings=wandb.Settings(console="off", save_code=False))
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.run is None else self.run.id
+
+    def log(self, prefix: str, row: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        values = {f"{prefix}/{k}": v for k, v in row.items() if k != "step" and isinstance(v, (int, float))}
+        self.run.log(values, step=int(row["step"]))
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        for key in ("status", "final_eval_return", "best_eval_return", "steps_done"):
+            if key in summary:
+                self.run.summary[key] = summary[key]
+        self.run.finish()
+        self.run = None

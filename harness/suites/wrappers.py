@@ -1,0 +1,78 @@
+"""Env construction helpers shared by suites: action rescaling, the v2 alive bonus, and
+capture/restore of a MuJoCo env's full state for exact resumption."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch
+
+
+class TerminalAliveBonus(gym.Wrapper):
+    """Pays the healthy reward on the terminating step too, as gym's v2 tasks did (v5 does not)."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            reward = float(reward) + float(self.env.unwrapped._healthy_reward)  # the constant, not the
+            # property, which v5 zeroes when unhealthy
+        return obs, reward, terminated, truncated, info
+
+
+def finish_env(env: gym.Env, terminal_alive_bonus: bool = False) -> gym.Env:
+    """Actions in [-1, 1] mapped affinely to the env's control range, float64 obs kept."""
+    if terminal_alive_bonus:
+        env = TerminalAliveBonus(env)
+    low, high = env.action_space.low, env.action_space.high
+    if not (np.all(low == -1.0) and np.all(high == 1.0)):
+        shape = env.action_space.shape
+        env = gym.wrappers.RescaleAction(env, np.full(shape, -1.0, np.float32), np.full(shape, 1.0, np.float32))
+    return env
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+def _stateful_wrappers(env: gym.Env) -> list[gym.Wrapper]:
+    found = []
+    while isinstance(env, gym.Wrapper):
+        if hasattr(env, "wrapper_state"):
+            found.append(env)
+        env = env.env
+    return found
+
+
+def get_env_state(env: gym.Env) -> dict[str, Any]:
+    """Everything needed to continue this env exactly: MuJoCo's whole ``MjData`` (derived
+    quantities included, which some envs read before stepping), the time-limit counter,
+    the env's RNG and our wrappers' own state."""
+    base = env.unwrapped
+    limit = _time_limit(env)
+    return {
+        "mjdata": torch.frombuffer(bytearray(pickle.dumps(base.data)), dtype=torch.uint8),
+        "elapsed_steps": None if limit is None else limit._elapsed_steps,
+        "np_random": base.np_random.bit_generator.state,
+        "wrappers": [w.wrapper_state() for w in _stateful_wrappers(env)],
+    }
+
+
+def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
+    """Inverse of ``get_env_state`` on an env built the same way."""
+    base = env.unwrapped
+    saved = pickle.loads(state["mjdata"].numpy().tobytes())
+    mujoco.mj_copyData(base.data, base.model, saved)
+    limit = _time_limit(env)
+    if limit is not None:
+        limit._elapsed_steps = state["elapsed_steps"]
+    base.np_random.bit_generator.state = state["np_random"]
+    for wrapper, wrapper_state in zip(_stateful_wrappers(env), state["wrappers"]):
+        wrapper.load_wrapper_state(wrapper_state)

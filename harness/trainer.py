@@ -1,0 +1,244 @@
+"""The interaction loop of Algorithm 1: seed steps, updates, evaluation, checkpoint/resume."""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents import SVGAgent
+from agents.replay import ReplayBuffer
+from harness.config import RunConfig, to_dict
+from harness.mirror import WandbMirror
+from harness.rundir import RunDirectory, git_commit, package_versions
+from harness.suites import TaskSpec, get_task
+from harness.suites.wrappers import get_env_state, set_env_state
+
+
+class RunBusyError(RuntimeError):
+    """Another process is training in this run directory."""
+
+
+@contextmanager
+def run_lock(run_dir: RunDirectory) -> Iterator[None]:
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.path / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise RunBusyError(f"{run_dir.path} is being trained by another process") from error
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class Progress:
+    """Counters of the loop; all of it goes into the checkpoint."""
+
+    step: int = 0
+    episode: int = 0
+    episode_return: float = 0.0
+    episode_length: int = 0
+    evaluations: int = 0
+    wall_time: float = 0.0  # seconds of training so far, over all sessions
+    best_eval_return: float = -math.inf
+    best_eval_step: int = -1
+    final_eval_return: float = math.nan
+
+
+def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int) -> list[float]:
+    """Returns of ``episodes`` episodes with the mean action tanh(mu(x)), the first reset seeded."""
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed if episode == 0 else None)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+class Trainer:
+    """Trains one (task, agent, seed) run into one run directory."""
+
+    def __init__(self, config: RunConfig, run_dir: RunDirectory) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.spec: TaskSpec = get_task(config.suite, config.task)
+        trainer = config.trainer
+        self.total_steps = int(trainer.total_steps)
+        self.eval_every = int(trainer.eval_every)
+        torch.set_num_threads(max(1, trainer.torch_threads))
+        torch.manual_seed(config.seed)
+        options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
+        self.env = self.spec.make_env(**options)
+        self.eval_env = self.spec.make_env(**options)
+        self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, config.seed)
+        self.replay = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, config.agent.replay_capacity)
+        self.action_rng = np.random.default_rng(config.seed)
+        self.progress = Progress()
+        self.obs: np.ndarray | None = None
+        self.metric_sums: dict[str, float] = defaultdict(float)
+        self.metric_counts: dict[str, int] = defaultdict(int)
+
+    # ------------------------------------------------------------------ state
+
+    def start_fresh(self) -> None:
+        self.run_dir.clear_logs()
+        self.obs, _ = self.env.reset(seed=self.config.seed)
+        self.agent.observe(self.obs)
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
+            "env": get_env_state(self.env), "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
+            "progress": vars(self.progress).copy(), "action_rng": self.action_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "metric_sums": dict(self.metric_sums), "metric_counts": dict(self.metric_counts),
+        }
+
+    def restore(self, state: dict) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.replay.load_state_dict(state["replay"])
+        self.env.reset(seed=self.config.seed)  # builds the episode machinery; state overwritten next
+        set_env_state(self.env, state["env"])
+        self.obs = state["obs"].numpy()
+        self.progress = Progress(**state["progress"])
+        self.action_rng.bit_generator.state = state["action_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.metric_sums = defaultdict(float, state["metric_sums"])
+        self.metric_counts = defaultdict(int, state["metric_counts"])
+        self.run_dir.truncate_logs(self.progress.step)
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> dict:
+        """Train to ``total_steps`` (resuming from the checkpoint if there is one)."""
+        resumed = self.run_dir.has_checkpoint()
+        if resumed:
+            self.restore(self.run_dir.load_checkpoint())
+        else:
+            self.start_fresh()
+        summary = self.run_dir.read_summary() or {}
+        summary.update(self._identity(), status="running", error=None, total_steps=self.total_steps,
+                       versions=package_versions(), git_commit=git_commit(), resumed=resumed)
+        summary.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        self.run_dir.write_summary(summary)
+        mirror = WandbMirror(self.config.wandb, self.run_dir.path, to_dict(self.config),
+                             name=str(self.run_dir.path), run_id=summary.get("wandb_run_id"))
+        if mirror.run_id:
+            summary = self.run_dir.update_summary(wandb_run_id=mirror.run_id)
+        eval_log, train_log = self.run_dir.open_logs()
+        try:
+            self._loop(eval_log, train_log, mirror)
+        except BaseException as error:
+            self.run_dir.update_summary(status="failed", error=f"{type(error).__name__}: {error}",
+                                        steps_done=self.progress.step)
+            mirror.finish({"status": "failed"})
+            raise
+        finally:
+            eval_log.close()
+            train_log.close()
+        summary = self.run_dir.update_summary(**self._results(), status="done")
+        mirror.finish(summary)
+        return summary
+
+    def _identity(self) -> dict:
+        c = self.config
+        return {"suite": c.suite, "task": c.task, "agent": c.agent.name, "seed": c.seed, "preset": c.preset,
+                "horizon": c.agent.horizon}
+
+    def _results(self) -> dict:
+        p = self.progress
+        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731 - JSON has no inf/nan
+        return {"steps_done": p.step, "final_eval_return": finite(p.final_eval_return),
+                "best_eval_return": finite(p.best_eval_return), "best_eval_step": p.best_eval_step,
+                "evaluations": p.evaluations, "wall_time": p.wall_time,
+                "steps_per_second": p.step / p.wall_time if p.wall_time > 0 else None}
+
+    def _loop(self, eval_log, train_log, mirror: WandbMirror) -> None:
+        p, c = self.progress, self.config
+        session_start, session_step = time.perf_counter(), p.step
+        wall_at_start = p.wall_time
+        row_clock, row_step = time.perf_counter(), p.step
+        bar = tqdm(total=self.total_steps, initial=p.step, disable=None if c.trainer.progress else True,
+                   desc=f"{c.task}/{c.agent.name}/seed {c.seed}", unit="step", dynamic_ncols=True, leave=False)
+        while p.step < self.total_steps:
+            if p.step < c.trainer.seed_steps:
+                action = self.action_rng.uniform(-1.0, 1.0, self.spec.act_dim).astype(np.float32)
+            else:
+                action = self.agent.act(self.obs, deterministic=False)
+            next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.replay.add(self.obs, action, float(reward), next_obs, terminated, truncated)
+            self.agent.observe(next_obs)
+            p.step += 1
+            p.episode_return += float(reward)
+            p.episode_length += 1
+            if p.step >= c.trainer.seed_steps:
+                for name, value in self.agent.update(self.replay, p.step).items():
+                    self.metric_sums[name] += value
+                    self.metric_counts[name] += 1
+            if terminated or truncated:
+                now = time.perf_counter()
+                row = {"step": p.step, "episode": p.episode, "episode_return": p.episode_return,
+                       "episode_length": p.episode_length,
+                       "steps_per_second": (p.step - row_step) / max(now - row_clock, 1e-9)}
+                row.update({k: self.metric_sums[k] / self.metric_counts[k] for k in self.metric_sums})
+                row["target_entropy"] = self.agent.target_entropy(p.step)
+                row["alpha"] = self.agent.alpha.item()
+                train_log.append(row)
+                mirror.log("train", row)
+                self.metric_sums.clear()
+                self.metric_counts.clear()
+                row_clock, row_step = now, p.step
+                p.episode += 1
+                p.episode_return, p.episode_length = 0.0, 0
+                next_obs, _ = self.env.reset()
+                self.agent.observe(next_obs)
+            self.obs = next_obs
+            bar.update(1)
+            if p.step % self.eval_every == 0 or p.step == self.total_steps:
+                p.wall_time = wall_at_start + time.perf_counter() - session_start
+                self._evaluate_and_checkpoint(eval_log, mirror)
+                speed = (p.step - session_step) / max(time.perf_counter() - session_start, 1e-9)
+                bar.set_postfix(steps_per_s=f"{speed:.0f}", eval_return=f"{p.final_eval_return:.1f}")
+        bar.close()
+
+    def _evaluate_and_checkpoint(self, eval_log, mirror: WandbMirror) -> None:
+        p, c = self.progress, self.config
+        returns = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes,
+                           seed=1_000_003 * (c.seed + 1) + p.evaluations)
+        p.evaluations += 1
+        row = {"step": p.step, "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+               "episodes": len(returns), "wall_time": p.wall_time}
+        eval_log.append(row)
+        mirror.log("eval", row)
+        p.final_eval_return = row["return_mean"]
+        if row["return_mean"] > p.best_eval_return:
+            p.best_eval_return, p.best_eval_step = row["return_mean"], p.step
+        self.run_dir.save_checkpoint(self.checkpoint_state())
+        self.run_dir.update_summary(status="running", **self._results())
+
+
+def train_run(config: RunConfig, path: str | Path) -> dict:
+    """Train (or resume, or skip if done) the run at ``path``; returns its summary."""
+    run_dir = RunDirectory(path)
+    with run_lock(run_dir):
+        summary = run_dir.read_summary()
+        if summary and summary.get("status") == "done":
+            return summary
+        return Trainer(config, run_dir).run()

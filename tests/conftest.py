@@ -1,0 +1,21 @@
+"""Shared fixtures: a tiny configuration so end-to-end runs take seconds on a CPU."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+TINY = [
+    "agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16",
+    "agent.step_batch_size=16", "agent.seq_batch_size=16", "trainer.seed_steps=100",
+    "trainer.eval_every=100", "trainer.eval_episodes=2",
+]
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    return list(TINY)
