@@ -131,7 +131,7 @@ def test_interrupted_run_resumes_to_the_same_result_as_an_uninterrupted_one(tmp_
 
 def test_unknown_names_and_bad_overrides_give_one_line_and_exit_2(tmp_path, capsys):
     cases = [
-        (["run", "--suite", "atari", "--agent", "sac"], "valid suites: mbpo, classic"),
+        (["run", "--suite", "atari", "--agent", "sac"], "valid suites: mbpo, poplin, classic"),
         (["run", "--suite", "mbpo", "--agent", "dqn"], "valid agents: sac, sac-svg"),
         (["run", "--suite", "mbpo", "--agent", "sac", "--task", "pong"], "valid tasks: hopper"),
         (["run", "--suite", "mbpo", "--agent", "sac", "--preset", "huge"], "valid presets: authors-code, paper, quick"),
