@@ -78,7 +78,7 @@ def test_env_state_round_trip_continues_exactly():
 
 
 def test_unknown_names_list_the_valid_choices():
-    with pytest.raises(UnknownNameError, match="valid suites: mbpo, classic"):
+    with pytest.raises(UnknownNameError, match="valid suites: mbpo, poplin, classic"):
         get_task("nope", "hopper")
     with pytest.raises(UnknownNameError, match="valid tasks: hopper"):
         get_task("mbpo", "swimmer")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from harness.suites import classic, mbpo
+from harness.suites import classic, mbpo, poplin
 from harness.suites.base import EntropySchedule, TaskHyperparameters, TaskSpec
 
 SUITES: dict[str, dict[str, TaskSpec]] = {
     mbpo.SUITE: mbpo.TASKS,
+    poplin.SUITE: poplin.TASKS,
     classic.SUITE: classic.TASKS,
 }
 
