@@ -29,9 +29,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 class SVGAgent:
-    """Actor pi, critic ensemble Q (+ EMA target), temperature alpha and, unless the config
-    is model-free, a world model (f, r, d). With horizon 0 or ``learn_model=False`` this is
-    exactly SAC.
+    """Actor pi, critic ensemble Q (+ EMA target), temperature alpha and, when the config
+    expands values through a model (actor: SVG(H), critic: MVE), a world model (f, r, d).
+    With horizon 0, or neither expansion, this is exactly SAC.
 
     obs_dim, act_dim: sizes; actions live in [-1, 1]^act_dim. ``total_steps`` is T of eq. (14).
     """
@@ -56,14 +56,22 @@ class SVGAgent:
         self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=c.temperature_lr)
         self.normalizer = RunningNormalizer(obs_dim, c.obs_std_min, c.obs_std_max)
         self.model: WorldModel | None = None
-        if c.learn_model and self.horizon > 0:
-            self.model = WorldModel.gru(obs_dim, act_dim, c.model_hidden_dim, c.model_hidden_depth,
-                                        c.gru_hidden_dim, c.gru_layers, c.dynamics_decoder == "linear",
-                                        c.dynamics_detach_predicted_state).to(self.device)
+        if (c.actor_expansion or c.critic_expansion) and self.horizon > 0:
+            self.model = self._build_world_model(c).to(self.device)
             self.dynamics_optimizer = torch.optim.Adam(self.model.dynamics.parameters(), lr=c.model_lr)
             self.reward_optimizer = torch.optim.Adam(self.model.reward_head.parameters(), lr=c.model_lr)
             self.termination_optimizer = torch.optim.Adam(self.model.termination_logit.parameters(), lr=c.model_lr)
         self.updates_done = 0
+
+    def _build_world_model(self, c: AgentConfig) -> WorldModel:
+        if c.dynamics == "gru":
+            return WorldModel.gru(self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth,
+                                  c.gru_hidden_dim, c.gru_layers, c.dynamics_decoder == "linear",
+                                  c.dynamics_detach_predicted_state)
+        if c.dynamics == "mlp-ensemble":
+            return WorldModel.mlp_ensemble(self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth,
+                                           c.ensemble_size)
+        raise ValueError(f"unknown dynamics {c.dynamics!r}; valid: gru, mlp-ensemble")
 
     # ----------------------------------------------------------------- acting
 
@@ -87,8 +95,8 @@ class SVGAgent:
         return eq.target_entropy_schedule(step, self.total_steps, s.init, s.final, s.decay)
 
     def actor_horizon(self, step: int) -> int:
-        """H of eq. (9) at this env step: 0 (SAC) without a model or during the warm-up."""
-        if self.model is None or step < self.config.model_free_actor_warmup_steps:
+        """H of eq. (9) at this env step: 0 (SAC) without actor expansion or during the warm-up."""
+        if self.model is None or not self.config.actor_expansion or step < self.config.model_free_actor_warmup_steps:
             return 0
         return self.horizon
 
@@ -153,9 +161,16 @@ class SVGAgent:
             return eq.soft_bellman_target(reward, terminated, next_value, self.config.discount)
 
     def update_critic(self, obs, action, reward, next_obs, terminated) -> dict[str, float]:
-        """Critic ensemble by eq. (4)."""
-        target = self.critic_target_value(reward, next_obs, terminated)
-        critic_loss = eq.soft_bellman_residual(self.critic(obs, action), target)
+        """Critic ensemble by eq. (4): on SAC's target eq. (5), or on MVE's H-step targets."""
+        if self.config.critic_expansion and self.model is not None:
+            states, actions, targets, weights = eq.soft_value_expansion_targets(
+                reward, terminated, next_obs, self.horizon, self.actor.sample, self.model, self.critic_target,
+                self.alpha.detach(), self.config.discount)
+            q_values = torch.stack([self.critic(x, u) for x, u in zip([obs, *states], [action, *actions])])
+            critic_loss = eq.value_expansion_critic_loss(q_values, targets, weights)
+        else:
+            target = self.critic_target_value(reward, next_obs, terminated)
+            critic_loss = eq.soft_bellman_residual(self.critic(obs, action), target)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -176,18 +191,29 @@ class SVGAgent:
         return {"reward_loss": loss_r.item(), "termination_loss": loss_d.item()}
 
     def update_dynamics(self, replay: ReplayBuffer) -> dict[str, float]:
-        """Dynamics by eq. (10) on H-transition sequences that stay inside one episode."""
+        """Dynamics by eq. (10) on sequences that stay inside one episode (H transitions for
+        the GRU, one-step transitions per member for the MLP ensemble)."""
         assert self.model is not None
-        sequences = replay.sample_sequences(self.config.seq_batch_size, self.horizon, self.rng)
+        length, count = self.model.dynamics.training_batch(self.horizon, self.config.seq_batch_size)
+        sequences = replay.sample_sequences(count, length, self.rng)
         states = self.normalizer.normalize(self._tensor(sequences.states))
-        predicted = self.model.dynamics.unroll(states[:, 0], self._tensor(sequences.actions))
-        loss = eq.multi_step_dynamics_loss(predicted, states[:, 1:])
+        loss = self.model.dynamics.training_loss(states, self._tensor(sequences.actions))
         self.dynamics_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.dynamics_grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.dynamics.parameters(), self.config.dynamics_grad_clip)
         self.dynamics_optimizer.step()
         return {"dynamics_loss": loss.item()}
+
+    @torch.no_grad()
+    def model_error(self, states: np.ndarray, actions: np.ndarray) -> float:
+        """Multi-step prediction error (Fig. 7): mean over sequences, steps and state
+        dimensions of the squared error of the open-loop rollout, in normalised space.
+        states: (B, T+1, D) raw; actions: (B, T, A)."""
+        assert self.model is not None
+        normalized = self.normalizer.normalize(self._tensor(states))
+        predicted = self.model.dynamics.unroll(normalized[:, 0], self._tensor(actions))
+        return float(((predicted - normalized[:, 1:]) ** 2).mean())
 
     # ----------------------------------------------------------------- state
 

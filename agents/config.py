@@ -22,8 +22,15 @@ class AgentConfig:
     name: str = "sac-svg"
     # H = number of model transitions in the actor's value expansion (eq. 3, 9); None = task's.
     horizon: Optional[int] = None
-    # False for model-free SAC: no dynamics, reward or termination model is built or trained.
-    learn_model: bool = True
+    # Where the H-step model expansion is used (section 5.1.2): in the actor (SVG(H), eq. 9)
+    # and/or in the critic target (MVE, Feinberg et al. 2018). Neither: model-free SAC, and
+    # no dynamics, reward or termination model is built or trained.
+    actor_expansion: bool = True
+    critic_expansion: bool = False
+    # "gru" (section 4.2) or "mlp-ensemble" (the architecture of Fig. 3: ensemble_size MLPs
+    # trained on one-step transitions, one member sampled per rollout)
+    dynamics: str = "gru"
+    ensemble_size: int = 5
     discount: float = 0.99
     # actor and critic MLPs
     hidden_dim: int = 512

@@ -1,4 +1,5 @@
-"""Deterministic recurrent dynamics f_theta of section 4.2 (GRU over encoded (x, u))."""
+"""Dynamics models f_theta: the recurrent GRU model of section 4.2 and, for the ablation of
+Fig. 3, an ensemble of one-step MLPs. Both predict state changes in normalised space."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 from torch import nn
 
 from agents.networks import mlp, orthogonal_init
+from agents.objectives import multi_step_dynamics_loss
 
 
 class GRUDynamics(nn.Module):
@@ -50,3 +52,62 @@ class GRUDynamics(nn.Module):
             if self.detach_predicted_state:
                 state = state.detach()
         return torch.stack(predictions, dim=1)
+
+    def training_batch(self, horizon: int, batch_size: int) -> tuple[int, int]:
+        """(sequence length in transitions, number of sequences) to sample for one update."""
+        return horizon, batch_size
+
+    def training_loss(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """(10) on sequences states (B, T+1, D), actions (B, T, A)."""
+        return multi_step_dynamics_loss(self.unroll(states[:, 0], actions), states[:, 1:])
+
+
+class MLPEnsembleDynamics(nn.Module):
+    """E deterministic MLPs x_{t+1} = x_t + g_e(x_t, u_t), each trained on its own one-step
+    minibatch (the architecture the paper compares in Fig. 3). A rollout samples one member
+    per start state and keeps it for every step; the "hidden state" carries that index."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(mlp(obs_dim + act_dim, hidden_dim, obs_dim, hidden_depth) for _ in range(members))
+        self.apply(orthogonal_init)
+
+    def initial_hidden(self, state: torch.Tensor) -> torch.Tensor:
+        """A member index per rollout: (B,)."""
+        return torch.randint(0, len(self.members), (state.shape[0],), device=state.device)
+
+    def member_deltas(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Every member's predicted state change: (E, B, D)."""
+        inputs = torch.cat([state, action], dim=-1)
+        return torch.stack([member(inputs) for member in self.members])
+
+    def next_state(self, state: torch.Tensor, action: torch.Tensor,
+                   member: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        deltas = self.member_deltas(state, action)
+        return state + deltas[member, torch.arange(state.shape[0], device=state.device)], member
+
+    def unroll(self, first_state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Predicted x_{2:T+1} with one sampled member per sequence: (B, T, D)."""
+        state, member = first_state, self.initial_hidden(first_state)
+        predictions = []
+        for t in range(actions.shape[1]):
+            state, member = self.next_state(state, actions[:, t], member)
+            predictions.append(state)
+        return torch.stack(predictions, dim=1)
+
+    def training_batch(self, horizon: int, batch_size: int) -> tuple[int, int]:
+        """One-step transitions, a separate minibatch of ``batch_size`` for every member."""
+        return 1, batch_size * len(self.members)
+
+    def training_loss(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """(10) with T = 1 for each member on its own slice, summed over members.
+        states: (E*B, 2, D), actions: (E*B, 1, A)."""
+        members = len(self.members)
+        states = states.view(members, -1, *states.shape[1:])
+        actions = actions.view(members, -1, *actions.shape[1:])
+        losses = []
+        for e, member in enumerate(self.members):
+            x, u = states[e, :, 0], actions[e, :, 0]
+            predicted = (x + member(torch.cat([x, u], dim=-1))).unsqueeze(1)
+            losses.append(multi_step_dynamics_loss(predicted, states[e, :, 1:]))
+        return torch.stack(losses).sum()

@@ -142,6 +142,70 @@ def svg_actor_objective(value_expansion: torch.Tensor, average_terms: int | None
 
 
 # ---------------------------------------------------------------------------------------
+# MVE: model-based value expansion in the critic (Feinberg et al. 2018; paper section 5.1.2)
+# ---------------------------------------------------------------------------------------
+
+
+def soft_value_expansion_targets(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    next_state: torch.Tensor,
+    horizon: int,
+    sample_action: PolicySample,
+    model: RolloutModel | None,
+    target_q_function: QFunction,
+    alpha: torch.Tensor,
+    discount: float,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """(3) Soft Q_{0:H} targets for the real step and every imagined step, no gradient.
+
+    From a real transition (x_0, u_0, r_0, d_1, x_1) the model imagines x_1 .. x_{H+1} with
+    u_k ~ pi(x_k). With d_0 the real termination and d_k = d_theta(x_k, u_k) for k >= 1:
+
+        Qhat_k = r_k + gamma (1 - d_k) Vhat_{k+1},
+        Vhat_k = Qhat_k - alpha log pi(u_k|x_k)            (k = 1..H),
+        Vhat_{H+1} = min_i Qbar_i(x_{H+1}, u) - alpha log pi(u|x_{H+1}),  eq. (6), target critic.
+
+    Each entropy term enters once. With H = 0 this is SAC's target, eq. (5). The imagined
+    state x_k is reached with probability w_k = prod_{j<k} (1 - d_j), returned as weights.
+
+    reward, terminated: (B,); next_state: (B, D). Returns the imagined states x_1..x_H and
+    actions u_1..u_H (lists of H tensors), targets (H+1, B) for (x_0, u_0), (x_1, u_1), ..,
+    and weights (H+1, B).
+    """
+    with torch.no_grad():
+        states, actions, rewards, log_probs = [], [], [reward], []
+        not_terminated = [1.0 - terminated]
+        state = next_state
+        hidden = model.initial_hidden(state) if (model is not None and horizon > 0) else None
+        for _ in range(horizon):
+            action, log_prob = sample_action(state)
+            states.append(state)
+            actions.append(action)
+            log_probs.append(log_prob)
+            rewards.append(model.reward(state, action))
+            not_terminated.append(1.0 - model.termination_probability(state, action))
+            state, hidden = model.next_state(state, action, hidden)
+        action, log_prob = sample_action(state)
+        value = soft_value(target_q_function(state, action), log_prob, alpha)  # Vhat_{H+1}
+        targets = [torch.zeros_like(reward)] * (horizon + 1)
+        for k in range(horizon, -1, -1):
+            targets[k] = rewards[k] + discount * not_terminated[k] * value
+            if k > 0:
+                value = targets[k] - alpha * log_probs[k - 1]
+        weights = torch.cumprod(torch.stack([torch.ones_like(reward)] + not_terminated[:-1]), dim=0)
+        return states, actions, torch.stack(targets), weights
+
+
+def value_expansion_critic_loss(q_values: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(4) over the H+1 expansion steps: sum over heads of the survival-weighted squared
+    residual, averaged over steps and batch. q_values: (H+1, E, B); targets, weights: (H+1, B).
+    With H = 0 and weight 1 this is eq. (4) exactly."""
+    residual = (q_values - targets.detach().unsqueeze(1)) ** 2
+    return (weights.detach().unsqueeze(1) * residual).mean(dim=(0, 2)).sum()
+
+
+# ---------------------------------------------------------------------------------------
 # World-model losses (section 4.2)
 # ---------------------------------------------------------------------------------------
 

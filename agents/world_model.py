@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from agents.dynamics import GRUDynamics
+from agents.dynamics import GRUDynamics, MLPEnsembleDynamics
 from agents.networks import mlp, orthogonal_init
 
 
@@ -40,6 +40,13 @@ class WorldModel(nn.Module):
         dynamics = GRUDynamics(obs_dim, act_dim, hidden_dim, hidden_depth, gru_hidden_dim, gru_layers,
                                decoder_depth=0 if linear_decoder else None,
                                detach_predicted_state=detach_predicted_state)
+        return cls(dynamics, StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
+                   StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth))
+
+    @classmethod
+    def mlp_ensemble(cls, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
+                     members: int) -> "WorldModel":
+        dynamics = MLPEnsembleDynamics(obs_dim, act_dim, hidden_dim, hidden_depth, members)
         return cls(dynamics, StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
                    StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth))
 

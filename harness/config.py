@@ -161,6 +161,8 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
         trainer.eval_every = spec.eval_every
     if agent.dynamics_decoder not in ("mlp", "linear"):
         raise ConfigError(f"unknown agent.dynamics_decoder {agent.dynamics_decoder!r}; valid: mlp, linear")
+    if agent.dynamics not in ("gru", "mlp-ensemble"):
+        raise ConfigError(f"unknown agent.dynamics {agent.dynamics!r}; valid: gru, mlp-ensemble")
     if agent.horizon < 0:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:

@@ -20,7 +20,7 @@ from agents import SVGAgent
 from agents.replay import ReplayBuffer
 from harness.config import RunConfig, to_dict
 from harness.mirror import WandbMirror
-from harness.rundir import RunDirectory, git_commit, package_versions
+from harness.rundir import EVAL_COLUMNS, RunDirectory, git_commit, package_versions
 from harness.suites import TaskSpec, get_task
 from harness.suites.wrappers import get_env_state, set_env_state
 
@@ -58,18 +58,44 @@ class Progress:
     final_eval_return: float = math.nan
 
 
-def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int) -> list[float]:
-    """Returns of ``episodes`` episodes with the mean action tanh(mu(x)), the first reset seeded."""
+def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int,
+             record: ReplayBuffer | None = None) -> list[float]:
+    """Returns of ``episodes`` episodes with the mean action tanh(mu(x)), the first reset
+    seeded. ``record`` receives the transitions (held out: never trained on)."""
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed if episode == 0 else None)
         total, done = 0.0, False
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            action = agent.act(obs, deterministic=True)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            if record is not None:
+                record.add(obs, action, float(reward), next_obs, terminated, truncated)
+            obs = next_obs
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
     return returns
+
+
+MODEL_ERROR_COLUMNS = ["model_error_holdout", "model_error_replay"]
+MODEL_ERROR_SEQUENCES = 1024
+
+
+def model_errors(agent: SVGAgent, replay: ReplayBuffer, holdout: ReplayBuffer, rng: np.random.Generator) -> dict:
+    """Fig. 7 diagnostics: the model's H-step prediction error on the evaluation episodes'
+    transitions (held out) and on sequences sampled from the replay buffer (trained on)."""
+    errors: dict[str, float | None] = {}
+    for column, buffer in zip(MODEL_ERROR_COLUMNS, (holdout, replay)):
+        starts = buffer.valid_sequence_starts(agent.horizon)
+        if starts.size == 0:
+            errors[column] = None
+            continue
+        chosen = rng.choice(starts, size=min(MODEL_ERROR_SEQUENCES, starts.size), replace=False)
+        steps = (chosen[:, None] + np.arange(agent.horizon)[None, :]) % buffer.capacity
+        states = np.concatenate([buffer.obs[steps[:, :1]], buffer.next_obs[steps]], axis=1)
+        errors[column] = agent.model_error(states, buffer.action[steps])
+    return errors
 
 
 class Trainer:
@@ -142,7 +168,8 @@ class Trainer:
                              name=str(self.run_dir.path), run_id=summary.get("wandb_run_id"))
         if mirror.run_id:
             summary = self.run_dir.update_summary(wandb_run_id=mirror.run_id)
-        eval_log, train_log = self.run_dir.open_logs()
+        eval_columns = EVAL_COLUMNS + (MODEL_ERROR_COLUMNS if self.agent.model is not None else [])
+        eval_log, train_log = self.run_dir.open_logs(eval_columns)
         try:
             self._loop(eval_log, train_log, mirror)
         except BaseException as error:
@@ -220,11 +247,17 @@ class Trainer:
 
     def _evaluate_and_checkpoint(self, eval_log, mirror: WandbMirror) -> None:
         p, c = self.progress, self.config
-        returns = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes,
-                           seed=1_000_003 * (c.seed + 1) + p.evaluations)
+        eval_seed = 1_000_003 * (c.seed + 1) + p.evaluations
+        holdout = None
+        if self.agent.model is not None:
+            holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim,
+                                   c.trainer.eval_episodes * (self.eval_env.spec.max_episode_steps or 1000))
+        returns = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout)
         p.evaluations += 1
         row = {"step": p.step, "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
                "episodes": len(returns), "wall_time": p.wall_time}
+        if holdout is not None:
+            row.update(model_errors(self.agent, self.replay, holdout, np.random.default_rng(eval_seed)))
         eval_log.append(row)
         mirror.log("eval", row)
         p.final_eval_return = row["return_mean"]

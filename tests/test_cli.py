@@ -74,7 +74,9 @@ def test_run_writes_a_contract_shaped_run_directory_and_rerun_does_no_training(t
             "checkpoint", "config.yaml", "eval.csv", "summary.json", "train.csv"]
         evals = read_csv(folder / "eval.csv")
         assert [int(r["step"]) for r in evals] == [100, 200, 300]
-        assert list(evals[0]) == ["step", "return_mean", "return_std", "episodes", "wall_time"]
+        assert list(evals[0]) == ["step", "return_mean", "return_std", "episodes", "wall_time",
+                                  "model_error_holdout", "model_error_replay"]
+        assert all(float(r["model_error_holdout"]) > 0 and float(r["model_error_replay"]) > 0 for r in evals)
         assert all(int(r["episodes"]) == 2 for r in evals)
         train = read_csv(folder / "train.csv")
         for column in ("step", "episode_return", "alpha", "target_entropy", "entropy", "dynamics_loss",
@@ -104,6 +106,7 @@ def test_sac_trains_no_model(tmp_path):
     assert not any(r["dynamics_loss"] or r["reward_loss"] for r in train)
     assert any(r["critic_loss"] for r in train)
     assert "horizon: 0" in (folder / "config.yaml").read_text()
+    assert "model_error_holdout" not in read_csv(folder / "eval.csv")[0]
 
 
 @pytest.mark.slow

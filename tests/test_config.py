@@ -33,7 +33,7 @@ def test_authors_code_preset_uses_the_codes_defaults_and_schedules():
 
 def test_sac_is_horizon_zero_without_a_model_whatever_the_task():
     a = build_run_config("mbpo", "ant", "sac", 0).agent
-    assert a.horizon == 0 and not a.learn_model
+    assert a.horizon == 0 and not a.actor_expansion and not a.critic_expansion
     assert (a.target_entropy.init, a.target_entropy.final) == (2, -4)  # same schedule as SAC-SVG
 
 
