@@ -222,3 +222,14 @@ def test_wandb_offline_mirror_writes_beside_the_run(tmp_path):
     folder = run_folder(tmp_path, "sac")
     assert list((folder / "wandb").glob("offline-run-*")), "no offline wandb run beside the files"
     assert json.loads((folder / "summary.json").read_text())["wandb_run_id"]
+
+
+@pytest.mark.slow
+def test_submitit_launcher_runs_every_seed_as_an_array_task(tmp_path):
+    code, stdout, stderr = tiny_run(tmp_path, "sac", 200, ("launcher.cluster=local",), "--seeds", "2",
+                                    "--launcher", "submitit")
+    assert code == 0, stderr
+    for seed in (0, 1):  # launcher settings do not label the run folder
+        summary = json.loads((run_folder(tmp_path, "sac", seed) / "summary.json").read_text())
+        assert summary["status"] == "done" and summary["steps_done"] == 200
+    assert list((tmp_path / ".submitit").glob("*_result.pkl"))

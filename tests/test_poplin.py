@@ -113,3 +113,22 @@ def test_pets_cheetah_observation_reward_and_reset_noise():
     np.testing.assert_allclose(obs[4:10], q[3:9])
     np.testing.assert_allclose(obs[10:], base.data.qvel)
     assert reward == pytest.approx(obs[0] - 0.1 * 6 * 0.25)
+
+
+@pytest.mark.parametrize("name", ["swimmer", "pets-cheetah"])
+def test_env_state_round_trip_keeps_the_wrappers_memory(name):
+    from harness.suites.wrappers import get_env_state, set_env_state
+
+    spec = get_task("poplin", name)
+    env, copy = spec.make_env(), spec.make_env()
+    env.reset(seed=0)
+    copy.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(9):
+        env.step(rng.uniform(-1, 1, spec.act_dim).astype(np.float32))
+    set_env_state(copy, get_env_state(env))
+    for _ in range(4):
+        action = rng.uniform(-1, 1, spec.act_dim).astype(np.float32)
+        (obs_a, reward_a, *_), (obs_b, reward_b, *_) = env.step(action), copy.step(action)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert reward_a == reward_b
