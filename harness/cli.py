@@ -1,4 +1,4 @@
-"""The ``harness`` command: list, run, status.
+"""The ``harness`` command: list, run, status, report.
 
 Errors are one line on stderr: exit 2 for bad usage (unknown names, bad overrides, a run
 folder holding another config), exit 1 when a run fails.
@@ -128,6 +128,25 @@ def status_command(run_dir: str) -> None:
     for row in rows:
         table.add_row(*[row[c] for c in columns])
     console().print(table)
+
+
+@cli.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write (self-contained, opens offline).")
+@click.option("--reps", type=click.IntRange(min=10), default=None,
+              help="Bootstrap replications of the intervals (default: rliable's, 50000).")
+def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None) -> None:
+    """One HTML report comparing the runs under RUN_DIRS with the published numbers."""
+    from reports.aggregate import DEFAULT_REPS  # noqa: PLC0415
+    from reports.html import write_report  # noqa: PLC0415
+    from reports.load import find_run_folders  # noqa: PLC0415
+
+    paths = [Path(p) for p in run_dirs]
+    if not find_run_folders(paths):
+        raise ConfigError(f"no runs (summary.json files) under {', '.join(run_dirs)}")
+    content = write_report(paths, Path(output), reps=reps or DEFAULT_REPS)
+    click.echo(f"wrote {output}: {content['counts']['runs']} runs, {len(content['warnings'])} warnings")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ or an atomic replace, so a crash leaves the last good state on disk.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -116,6 +117,21 @@ def git_commit() -> str | None:
     dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, timeout=5, check=False).stdout.strip()
     return result.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def is_locked(path: Path) -> bool:
+    """Whether a process holds the run folder's lock, i.e. is training in it right now.
+    A summary saying "running" in a folder nobody holds was interrupted."""
+    lock = Path(path) / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 class RunDirectory:

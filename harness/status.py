@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 from pathlib import Path
 
-from harness.rundir import RunDirectory
-
-
-def _is_locked(path: Path) -> bool:
-    lock = path / ".lock"
-    if not lock.exists():
-        return False
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+from harness.rundir import RunDirectory, is_locked
 
 
 def collect_status(root: Path) -> list[dict[str, str]]:
@@ -32,7 +18,7 @@ def collect_status(root: Path) -> list[dict[str, str]]:
         run_dir = RunDirectory(summary_path.parent)
         summary = run_dir.read_summary() or {}
         status = summary.get("status", "unreadable")
-        if status == "running" and not _is_locked(run_dir.path):
+        if status == "running" and not is_locked(run_dir.path):
             status = "interrupted"
         fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
         parts = run_dir.path.resolve().parts[-4:]

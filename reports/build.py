@@ -1,0 +1,167 @@
+"""From run directories to the report's content: load, aggregate, draw, tabulate.
+
+``build_report`` returns the plain dict the HTML template renders; a panel that cannot be
+drawn (one seed, one agent, no model-error columns...) becomes a note, never an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from baselines.published import load_reference_curves
+from reports import aggregate, figures, tables
+from reports.load import Run, final_scores, load_runs, resample_curves, tidy_evals
+
+ABLATION_AGENTS = ("sac", "sac-svg", "mve", "sac-svg-mve")  # paper Fig. 4: expansion in actor x critic
+MODEL_ERROR_METRICS = ("model_error_holdout", "model_error_replay")
+PAIR_SEPARATORS = (" vs ", " | ", " ~ ", " <> ")
+
+
+def _warnings(runs: list[Run]) -> list[str]:
+    return [f"{run.path}: {problem}" for run in runs for problem in run.problems]
+
+
+def _learning_curves(runs: list[Run], curves: pd.DataFrame, colors: dict, reps: int) -> tuple[list, dict]:
+    """One figure per (suite, task); also returns the bands, keyed (suite, task, agent)."""
+    reference = load_reference_curves()
+    horizons = {(r.suite, r.task, r.agent): r.horizon for r in runs}
+    out, bands = [], {}
+    for (suite, task), task_curves in curves.groupby(["suite", "task"], sort=True):
+        task_bands = {}
+        for agent, agent_curves in task_curves.groupby("agent", sort=True):
+            task_bands[agent] = bands[(suite, task, agent)] = aggregate.curve_band(agent_curves, reps)
+        agents = [(a, horizons.get((suite, task, a))) for a in task_bands]
+        published = tables.published_lines(suite, task, agents)
+        ref = reference[(reference["suite"] == suite) & (reference["task"] == task)].copy()
+        ref["label"] = ref["method"] + " authors' run, seed " + ref["seed"].astype(str) + " (published)"
+        out.append({"title": f"{suite} / {task}",
+                    "uri": figures.learning_curves(f"{suite} / {task}", task_bands, colors, published, ref),
+                    "note": "; ".join(sorted(set(ref["source"]))) if len(ref) else ""})
+    return out, bands
+
+
+def _aggregate_section(suite: str, finals: pd.DataFrame, curves: pd.DataFrame, colors: dict,
+                       reps: int) -> dict[str, Any]:
+    """The rliable panels of one suite, or notes saying why a panel is skipped."""
+    score_set = aggregate.build_score_set(finals, suite)
+    section: dict[str, Any] = {"suite": suite, "tasks": score_set.tasks, "score_label": score_set.score_label,
+                               "references": [(t, f"{v:.2f}", d) for t, (v, d) in sorted(score_set.references.items())],
+                               "notes": list(score_set.notes), "figures": []}
+    if not score_set.scores:
+        section["notes"].append(f"no agent has {aggregate.MIN_RUNS}+ complete runs on a common task: "
+                                "interval panels skipped (run more seeds)")
+        return section
+    if not score_set.normalised:
+        section["notes"].append("no published reference for these tasks: scores are raw returns, and the "
+                                "optimality gap (a distance to a reference score) is not computed")
+    names, points, intervals = aggregate.aggregate_metrics(score_set, reps)
+    section["figures"].append({"title": "aggregate metrics across tasks (95% stratified bootstrap intervals)",
+                               "uri": figures.aggregate_intervals(names, points, intervals, colors,
+                                                                  score_set.score_label)})
+    profile_reps = min(reps, aggregate.PROFILE_REPS)
+    taus, profiles, cis = aggregate.performance_profiles(score_set, profile_reps)
+    section["figures"].append({"title": "performance profiles (score distributions)",
+                               "uri": figures.performance_profiles(taus, profiles, cis, colors, score_set.score_label)})
+    if len(score_set.scores) >= 2:
+        names_text = "".join(score_set.scores)
+        separator = next(s for s in PAIR_SEPARATORS if s not in names_text)
+        probs, prob_cis = aggregate.probability_of_improvement(score_set, separator, profile_reps)
+        section["figures"].append({"title": "probability of improvement P(X > Y)",
+                                   "uri": figures.probability_of_improvement(probs, prob_cis, separator)})
+    else:
+        section["notes"].append("one agent only: probability of improvement skipped")
+    efficiency = aggregate.sample_efficiency(curves, score_set, reps=reps)
+    if efficiency is None:
+        section["notes"].append("fewer than two evaluation steps shared by every run: sample-efficiency curve skipped")
+    else:
+        steps, eff_points, eff_cis = efficiency
+        section["figures"].append({"title": "IQM sample-efficiency curve",
+                                   "uri": figures.sample_efficiency(steps, eff_points, eff_cis, colors,
+                                                                    f"IQM of {score_set.score_label}")})
+    return section
+
+
+def _ablation(bands: dict, colors: dict) -> tuple[list, str]:
+    """Paper Fig. 4 (value expansion in the actor, the critic, both, neither) per task."""
+    present = {(s, t, a.split("+", 1)[0]) for s, t, a in bands}
+    tasks = sorted({(s, t) for s, t, _ in present if (s, t, "mve") in present and (s, t, "sac-svg-mve") in present})
+    if not tasks:
+        return [], "needs mve and sac-svg-mve runs on the same task: skipped"
+    out = []
+    for suite, task in tasks:
+        chosen = {a: b for (s, t, a), b in sorted(bands.items())
+                  if (s, t) == (suite, task) and a.split("+", 1)[0] in ABLATION_AGENTS}
+        out.append({"title": f"{suite} / {task}",
+                    "uri": figures.learning_curves(f"{suite} / {task}: expansion in actor / critic", chosen, colors)})
+    return out, ""
+
+
+def _model_errors(evals: pd.DataFrame, colors: dict) -> tuple[list, str]:
+    """Paper Fig. 7 per task, where eval.csv recorded model-error columns."""
+    rows = evals[evals["metric"].isin(MODEL_ERROR_METRICS)]
+    if rows.empty:
+        return [], "no run recorded model_error_holdout / model_error_replay in eval.csv: skipped"
+    return [{"title": f"{suite} / {task}", "uri": figures.model_errors(f"{suite} / {task}: model error", group, colors)}
+            for (suite, task), group in rows.groupby(["suite", "task"], sort=True)], ""
+
+
+def _entropy_schedules(runs: list[Run]) -> tuple[str | None, list[dict[str, str]]]:
+    """Paper Fig. 6: the distinct target-entropy schedules the runs used, and a table of them."""
+    seen: dict[tuple, dict] = {}
+    for run in runs:
+        schedule, total = run.target_entropy(), run.total_steps
+        if schedule is None or not total:
+            continue
+        init, final, decay = schedule
+        entry = seen.setdefault((init, final, decay, total), {"init": init, "final": final, "decay": decay,
+                                                              "total_steps": total, "runs": []})
+        name = f"{run.suite}/{run.task} {run.agent}"
+        if name not in entry["runs"]:
+            entry["runs"].append(name)
+    if not seen:
+        return None, []
+    for entry in seen.values():
+        entry["label"] = ", ".join(entry["runs"][:3]) + (f" +{len(entry['runs']) - 3} more" if len(entry["runs"]) > 3 else "")
+    rows = [{"runs": ", ".join(e["runs"]), "init": f"{e['init']:g}", "final": f"{e['final']:g}",
+             "decay": "constant" if e["decay"] is None else f"{e['decay']:g}", "steps": f"{e['total_steps']:,}"}
+            for e in seen.values()]
+    return figures.entropy_schedules(list(seen.values())), rows
+
+
+def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[str, Any]:
+    """Everything the template shows, from the run folders under ``paths``.
+
+    ``reps``: bootstrap replications of interval estimates (rliable's default); profiles and
+    probability of improvement use at most ``aggregate.PROFILE_REPS``.
+    """
+    runs = load_runs(paths)
+    evals = tidy_evals(runs)
+    curves = resample_curves(evals, "return_mean")
+    finals = final_scores(runs)
+    colors = figures.agent_colors(sorted({r.agent for r in runs}))
+    learning, bands = _learning_curves(runs, curves, colors, reps)
+    ablation, ablation_note = _ablation(bands, colors)
+    model_error, model_error_note = _model_errors(evals, colors)
+    entropy_uri, entropy_rows = _entropy_schedules(runs)
+    suites = sorted(finals["suite"].unique())
+    return {
+        "inputs": [str(p) for p in paths],
+        "counts": {"runs": len(runs), "done": sum(r.complete for r in runs),
+                   "tasks": len({(r.suite, r.task) for r in runs}), "agents": len({r.agent for r in runs})},
+        "warnings": _warnings(runs),
+        "comparison": tables.comparison_tables(finals),
+        "std_ddof": tables.STD_DDOF,
+        "learning_curves": learning,
+        "aggregates": [_aggregate_section(s, finals, curves, colors, reps) for s in suites],
+        "per_task_intervals": tables.interval_rows(aggregate.per_task_intervals(finals, reps)),
+        "reps": reps, "profile_reps": min(reps, aggregate.PROFILE_REPS), "seed": aggregate.BOOTSTRAP_SEED,
+        "ablation": ablation, "ablation_note": ablation_note,
+        "model_error": model_error, "model_error_note": model_error_note,
+        "entropy_uri": entropy_uri, "entropy_rows": entropy_rows,
+        "runs": tables.run_rows(runs), "versions": tables.version_rows(runs),
+        "configs": [{"name": f"{r.suite}/{r.task}/{r.agent}/seed_{r.seed}", "path": str(r.path), "text": r.config_text}
+                    for r in runs],
+    }

@@ -1,0 +1,37 @@
+"""Rendering the report to one self-contained HTML file (jinja2, autoescaping every value).
+
+Figures are embedded as base64 PNG data URIs and the CSS is inline: the file opens offline
+with nothing beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from reports.aggregate import DEFAULT_REPS
+from reports.build import build_report
+
+TEMPLATE = "report.html.j2"
+
+
+def environment() -> jinja2.Environment:
+    """The template environment: autoescape on for every template (names come from disk)."""
+    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(content: dict[str, Any]) -> str:
+    """The HTML text of a report built by ``reports.build.build_report``."""
+    return environment().get_template(TEMPLATE).render(**content)
+
+
+def write_report(paths: list[Path], output: Path, reps: int = DEFAULT_REPS) -> dict[str, Any]:
+    """Build the report of the runs under ``paths`` and write it to ``output``; returns the content."""
+    content = build_report(paths, reps=reps)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(content), encoding="utf-8")
+    return content

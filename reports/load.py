@@ -1,0 +1,253 @@
+"""Reading run directories (ARCHITECTURE.md, "Run directory contract") into tidy frames.
+
+A run folder is ``<out>/<suite>/<task>/<agent>[+label]/seed_<n>/`` holding config.yaml,
+eval.csv, train.csv and summary.json. Any set of run folders or parent folders is searched
+for them; every run found is kept and described, whatever its state: a running, interrupted,
+failed or unreadable run is listed with a warning, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from harness.rundir import is_locked  # the same "is it still running?" rule as `harness status`
+
+TIDY_COLUMNS = ["suite", "task", "agent", "seed", "step", "metric", "value"]
+EVAL_METRICS = ["return_mean", "return_std", "model_error_holdout", "model_error_replay"]
+
+
+@dataclass
+class Run:
+    """One run folder: who it is, how far it got, and what it recorded."""
+
+    path: Path
+    suite: str
+    task: str
+    agent: str  # the folder name, with its ``+label`` of overrides
+    seed: int
+    status: str  # done | running | interrupted | failed | unreadable
+    horizon: int | None = None
+    preset: str | None = None
+    steps_done: int | None = None
+    total_steps: int | None = None
+    final_eval_return: float | None = None
+    best_eval_return: float | None = None
+    wall_time: float | None = None  # seconds
+    steps_per_second: float | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    error: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    config_text: str = ""
+    evals: pd.DataFrame = field(default_factory=pd.DataFrame)  # eval.csv as read, sorted by step
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def base_agent(self) -> str:
+        """The agent's registry name, without the ``+label`` of overrides."""
+        return self.agent.split("+", 1)[0]
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def last_eval_step(self) -> int | None:
+        return None if self.evals.empty else int(self.evals["step"].iloc[-1])
+
+    @property
+    def final_return(self) -> float | None:
+        """return_mean of the last evaluation recorded in eval.csv (None before the first)."""
+        return None if self.evals.empty else float(self.evals["return_mean"].iloc[-1])
+
+    def target_entropy(self) -> tuple[float, float, float | None] | None:
+        """(init, final, decay) of eq. (14) from config.yaml; decay None means constant."""
+        schedule = (self.config.get("agent") or {}).get("target_entropy")
+        if not isinstance(schedule, dict) or "init" not in schedule:
+            return None
+        decay = schedule.get("decay")
+        return float(schedule["init"]), float(schedule.get("final", schedule["init"])), (
+            None if decay is None else float(decay))
+
+
+def find_run_folders(paths: list[Path]) -> list[Path]:
+    """Run folders given or below ``paths``: folders with summary.json, or ``seed_*`` with config.yaml."""
+    found: set[Path] = set()
+    for root in paths:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for marker in ("summary.json", "config.yaml", "eval.csv"):
+            for file in [root / marker, *root.rglob(marker)]:
+                if file.is_file() and (marker == "summary.json" or file.parent.name.startswith("seed_")):
+                    found.add(file.parent.resolve())
+    return sorted(found)
+
+
+def _read_json(path: Path) -> tuple[dict[str, Any], str | None]:
+    if not path.exists():
+        return {}, "no summary.json (the run may not have started)"
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
+        return {}, f"summary.json unreadable ({type(error).__name__})"
+    return (data, None) if isinstance(data, dict) else ({}, "summary.json is not an object")
+
+
+def _read_evals(path: Path) -> tuple[pd.DataFrame, str | None]:
+    if not path.exists():
+        return pd.DataFrame(columns=["step", "return_mean"]), "no eval.csv"
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=["step", "return_mean"]), "eval.csv is empty"
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        return pd.DataFrame(columns=["step", "return_mean"]), f"eval.csv unreadable ({type(error).__name__})"
+    if "step" not in frame or "return_mean" not in frame:
+        return pd.DataFrame(columns=["step", "return_mean"]), "eval.csv lacks step or return_mean"
+    frame = frame.apply(pd.to_numeric, errors="coerce").dropna(subset=["step", "return_mean"])
+    frame = frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+    return frame, None if len(frame) else "no evaluation yet"
+
+
+def _identity(path: Path, summary: dict[str, Any]) -> tuple[str, str, str, int]:
+    """(suite, task, agent folder, seed). The agent is every folder between task and seed_<n>,
+    so a label holding '/' (nested folders) stays whole; suite and task come from summary.json
+    when it has them, else from the path."""
+    parts = path.parts
+    seed_text = path.name.removeprefix("seed_")
+    seed = int(summary["seed"]) if isinstance(summary.get("seed"), int) else (
+        int(seed_text) if seed_text.lstrip("-").isdigit() else -1)
+    suite, task = summary.get("suite"), summary.get("task")
+    if isinstance(suite, str) and isinstance(task, str):
+        for i in range(len(parts) - 3, 0, -1):
+            if parts[i - 1] == suite and parts[i] == task:
+                return suite, task, "/".join(parts[i + 1:-1]), seed
+    tail = (("?",) * 4 + parts)[-4:]
+    return (suite if isinstance(suite, str) else tail[0], task if isinstance(task, str) else tail[1],
+            tail[2], seed)
+
+
+def _optional(value: Any, kind: type) -> Any:
+    try:
+        return None if value is None else kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_run(path: Path) -> Run:
+    """Read one run folder; whatever is missing or broken becomes a problem note, not an error."""
+    summary, summary_problem = _read_json(path / "summary.json")
+    suite, task, agent, seed = _identity(path, summary)
+    status = summary.get("status", "unreadable") if not summary_problem else "unreadable"
+    if status == "running" and not is_locked(path):
+        status = "interrupted"
+    config_text = (path / "config.yaml").read_text() if (path / "config.yaml").exists() else ""
+    try:
+        config = yaml.safe_load(config_text) or {}
+    except yaml.YAMLError:
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    evals, eval_problem = _read_evals(path / "eval.csv")
+    agent_config = config.get("agent") if isinstance(config.get("agent"), dict) else {}
+    run = Run(
+        path=path, suite=str(suite), task=str(task), agent=str(agent), seed=seed, status=str(status),
+        horizon=_optional(summary.get("horizon", agent_config.get("horizon")), int),
+        preset=_optional(summary.get("preset", config.get("preset")), str),
+        steps_done=_optional(summary.get("steps_done"), int),
+        total_steps=_optional(summary.get("total_steps", (config.get("trainer") or {}).get("total_steps")), int),
+        final_eval_return=_optional(summary.get("final_eval_return"), float),
+        best_eval_return=_optional(summary.get("best_eval_return"), float),
+        wall_time=_optional(summary.get("wall_time"), float),
+        steps_per_second=_optional(summary.get("steps_per_second"), float),
+        versions={str(k): str(v) for k, v in (summary.get("versions") or {}).items()},
+        git_commit=_optional(summary.get("git_commit"), str), error=_optional(summary.get("error"), str),
+        config=config, config_text=config_text, evals=evals,
+    )
+    if summary_problem:
+        run.problems.append(summary_problem)
+    if not config_text:
+        run.problems.append("no config.yaml")
+    if eval_problem:
+        run.problems.append(eval_problem)
+    if status != "done":
+        run.problems.append({"running": "still running: its numbers are not final",
+                             "interrupted": "interrupted (rerun its command to resume): numbers not final",
+                             "failed": f"failed: {run.error or 'no error recorded'}"}.get(
+                                 status, f"status {status!r}: numbers not final"))
+    return run
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Every run under ``paths``, sorted by (suite, task, agent, seed)."""
+    runs = [load_run(path) for path in find_run_folders([Path(p) for p in paths])]
+    return sorted(runs, key=lambda r: (r.suite, r.task, r.agent, r.seed, str(r.path)))
+
+
+def tidy_evals(runs: list[Run]) -> pd.DataFrame:
+    """All eval.csv rows as one long frame: suite, task, agent, seed, step, metric, value.
+
+    ``metric`` is an eval.csv column (return_mean, return_std, model_error_holdout, ...);
+    ``step`` is env steps; cells left empty in the CSV are dropped.
+    """
+    pieces = []
+    for run in runs:
+        metrics = [m for m in run.evals.columns if m not in ("step", "episodes", "wall_time")]
+        if run.evals.empty or not metrics:
+            continue
+        long = run.evals.melt(id_vars="step", value_vars=metrics, var_name="metric").dropna(subset=["value"])
+        long.insert(0, "seed", run.seed)
+        long.insert(0, "agent", run.agent)
+        long.insert(0, "task", run.task)
+        long.insert(0, "suite", run.suite)
+        pieces.append(long)
+    if not pieces:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    frame = pd.concat(pieces, ignore_index=True)[TIDY_COLUMNS]
+    return frame.astype({"step": int, "seed": int, "value": float})
+
+
+def step_grid(steps: pd.Series | np.ndarray) -> np.ndarray:
+    """The common grid of a task: every step at which some run evaluated, sorted. (n_steps,)"""
+    return np.unique(np.asarray(steps, dtype=np.int64))
+
+
+def resample_curves(frame: pd.DataFrame, metric: str = "return_mean") -> pd.DataFrame:
+    """One ``metric`` per run on its task's common step grid (linear interpolation).
+
+    ``frame`` is ``tidy_evals`` output. Each (suite, task) gets the union of its runs' eval
+    steps as grid; a run is interpolated only within the steps it covered (no extrapolation:
+    outside, the row is absent). Returns tidy rows with the same columns.
+    """
+    rows = frame[frame["metric"] == metric]
+    pieces = []
+    for (_suite, _task), task_rows in rows.groupby(["suite", "task"], sort=True):
+        grid = step_grid(task_rows["step"])
+        for (_agent, _seed), run_rows in task_rows.groupby(["agent", "seed"], sort=True):
+            run_rows = run_rows.sort_values("step")
+            inside = grid[(grid >= run_rows["step"].min()) & (grid <= run_rows["step"].max())]
+            values = np.interp(inside, run_rows["step"].to_numpy(), run_rows["value"].to_numpy())
+            piece = pd.DataFrame({"step": inside, "value": values, "metric": metric})
+            for column in ("suite", "task", "agent", "seed"):
+                piece[column] = run_rows[column].iloc[0]
+            pieces.append(piece)
+    if not pieces:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    return pd.concat(pieces, ignore_index=True)[TIDY_COLUMNS].astype({"step": int, "seed": int})
+
+
+def final_scores(runs: list[Run]) -> pd.DataFrame:
+    """One row per run with an evaluation: suite, task, agent, horizon, seed, step (of the last
+    evaluation), final_return (its return_mean), complete (status is done)."""
+    rows = [{"suite": r.suite, "task": r.task, "agent": r.agent, "horizon": r.horizon, "seed": r.seed,
+             "step": r.last_eval_step, "final_return": r.final_return, "complete": r.complete}
+            for r in runs if r.final_return is not None]
+    columns = ["suite", "task", "agent", "horizon", "seed", "step", "final_return", "complete"]
+    return pd.DataFrame(rows, columns=columns).astype({"complete": bool, "final_return": float})

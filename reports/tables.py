@@ -1,0 +1,166 @@
+"""The report's tables as plain data for the template: the Table-2-style comparison with the
+published rows, per-task interval estimates and run metadata.
+
+Numbers are formatted here, names are left as they are: the template escapes them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from baselines.published import load_published, published_agent
+from reports.load import Run
+
+STD_DDOF = 1  # sample standard deviation over seeds
+
+
+@dataclass
+class Cell:
+    """One task's number in a row: ``text`` ("mean ± std"), ``detail`` (seeds, steps)."""
+
+    mean: float | None = None
+    text: str = ""
+    detail: str = ""
+    incomplete: bool = False
+    best: bool = False
+
+
+@dataclass
+class Row:
+    label: str
+    published: bool
+    source: str = ""
+    cells: list[Cell] = field(default_factory=list)
+
+
+@dataclass
+class ComparisonTable:
+    """Table 2 style: one per suite, a column per task, our rows then the published rows."""
+
+    suite: str
+    tasks: list[str]
+    rows: list[Row]
+
+
+def mean_std_text(values: np.ndarray) -> tuple[float, str]:
+    """(mean, "mean ± std") of returns over seeds; the std is '–' for one seed."""
+    mean = float(np.mean(values))
+    std = float(np.std(values, ddof=STD_DDOF)) if len(values) > STD_DDOF else math.nan
+    return mean, f"{mean:.2f} ± {'–' if math.isnan(std) else f'{std:.2f}'}"
+
+
+def _steps_text(steps: pd.Series) -> str:
+    low, high = int(steps.min()), int(steps.max())
+    return f"{low:,} steps" if low == high else f"{low:,}–{high:,} steps"
+
+
+def _agent_label(agent: str, horizon: int | None) -> str:
+    return agent if horizon is None else f"{agent} (H={horizon})"
+
+
+def comparison_tables(finals: pd.DataFrame) -> list[ComparisonTable]:
+    """Per suite: mean ± std of the final evaluation return per (agent, horizon) and task,
+    beside the published rows of that suite and those tasks; the best mean of each column
+    (ours or published) is marked.
+
+    ``finals`` is ``reports.load.final_scores`` output: the final evaluation of a run is the
+    last row of its eval.csv, at the step shown. A cell counts its complete runs (status
+    done) and says how many unfinished ones it left out; a cell with no complete run shows
+    its unfinished runs' last evaluations, marked ``incomplete``.
+    """
+    tables = []
+    for suite, suite_rows in finals.groupby("suite", sort=True):
+        tasks = sorted(suite_rows["task"].unique())
+        rows = []
+        keys = suite_rows[["agent", "horizon"]].drop_duplicates().sort_values(["agent", "horizon"], na_position="first")
+        for agent, horizon in keys.itertuples(index=False):
+            horizon = None if pd.isna(horizon) else int(horizon)
+            mine = suite_rows[(suite_rows["agent"] == agent) & (
+                suite_rows["horizon"].isna() if horizon is None else suite_rows["horizon"] == horizon)]
+            cells = []
+            for task in tasks:
+                runs = mine[mine["task"] == task]
+                if runs.empty:
+                    cells.append(Cell())
+                    continue
+                done = runs[runs["complete"]]
+                counted = done if len(done) else runs
+                mean, text = mean_std_text(counted["final_return"].to_numpy(float))
+                detail = f"n={len(counted)} · {_steps_text(counted['step'])}"
+                if len(done) and len(done) < len(runs):
+                    detail += f" · {len(runs) - len(done)} unfinished not counted"
+                cells.append(Cell(mean, text, detail, incomplete=not len(done)))
+            rows.append(Row(_agent_label(agent, horizon), published=False, cells=cells))
+        published = load_published(suite)
+        published = published[published["task"].isin(tasks)]
+        for (method, metric, source), group in published.groupby(["method", "metric", "source"], sort=False):
+            cells = []
+            for task in tasks:
+                match = group[group["task"] == task]
+                if match.empty:
+                    cells.append(Cell())
+                    continue
+                row = match.iloc[0]
+                n = "" if pd.isna(row["n"]) else f"n={int(row['n'])} · "
+                cells.append(Cell(float(row["mean"]), f"{row['mean']:.2f} ± {row['std']:.2f}",
+                                  f"{n}{int(row['steps']):,} steps"))
+            rows.append(Row(f"{method}, {metric}", published=True, source=source, cells=cells))
+        for j in range(len(tasks)):
+            means = [r.cells[j].mean for r in rows if r.cells[j].mean is not None]
+            for r in rows:
+                r.cells[j].best = bool(means) and r.cells[j].mean == max(means)
+        tables.append(ComparisonTable(str(suite), tasks, rows))
+    return tables
+
+
+def published_lines(suite: str, task: str, agents: list[tuple[str, int | None]]) -> pd.DataFrame:
+    """Published final numbers to draw on a task's learning curves: the rows whose method is
+    one of our (agent, horizon) pairs, and the best published row. Columns label, mean, steps."""
+    rows = load_published(suite)
+    rows = rows[(rows["task"] == task) & (rows["metric"] != "best eval")]
+    if rows.empty:
+        return pd.DataFrame(columns=["label", "mean", "steps"])
+    ours = {(a.split("+", 1)[0], h) for a, h in agents}
+    keep = rows["method"].map(lambda m: published_agent(m) in ours).astype(bool)
+    chosen = pd.concat([rows[keep], rows.loc[[rows["mean"].idxmax()]]]).drop_duplicates()
+    return pd.DataFrame({"label": chosen["method"], "mean": chosen["mean"], "steps": chosen["steps"]})
+
+
+def interval_rows(intervals: pd.DataFrame) -> list[dict[str, str]]:
+    """Per-task interval estimates (``reports.aggregate.per_task_intervals``) as text rows."""
+    out = []
+    for (suite, task, agent, n), group in intervals.groupby(["suite", "task", "agent", "n"], sort=True):
+        row = {"suite": suite, "task": task, "agent": agent, "n": str(n)}
+        for metric in group.itertuples(index=False):
+            row[metric.metric] = f"{metric.point:.2f} [{metric.low:.2f}, {metric.high:.2f}]"
+        out.append(row)
+    return out
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def run_rows(runs: list[Run]) -> list[dict[str, str]]:
+    """One row of metadata per run (all runs, whatever their state)."""
+    return [{
+        "suite": r.suite, "task": r.task, "agent": r.agent, "seed": str(r.seed), "status": r.status,
+        "steps": f"{_number(r.steps_done, 0) or '?'} / {_number(r.total_steps, 0) or '?'}",
+        "last eval step": _number(r.last_eval_step, 0), "final return": _number(r.final_return, 2),
+        "best return": _number(r.best_eval_return, 2), "wall time (s)": _number(r.wall_time),
+        "steps/s": _number(r.steps_per_second), "preset": r.preset or "",
+        "horizon": "" if r.horizon is None else str(r.horizon), "git commit": r.git_commit or "",
+    } for r in runs]
+
+
+def version_rows(runs: list[Run]) -> list[dict[str, str]]:
+    """Each package with the versions the runs recorded (several means mixed environments)."""
+    versions: dict[str, set[str]] = {}
+    for run in runs:
+        for package, version in run.versions.items():
+            versions.setdefault(package, set()).add(version)
+    return [{"package": p, "versions": ", ".join(sorted(v))} for p, v in sorted(versions.items())]

@@ -1,0 +1,76 @@
+"""A small hand-written tree of run directories with known numbers, for the report tests.
+
+Final returns (return_mean of the last evaluation, step 300):
+- classic/inverted-pendulum: sac 10, 20, 30 (mean 20, std 10); sac-svg 40, 50, 90 (mean 60,
+  std sqrt(700) = 26.46) plus seed 3 still running (5 at step 100); mve seed 0 failed (1 at
+  step 100); sac-svg-mve 45; the run named ``<script>alert(1)</script>`` 7.
+- classic/inverted-double-pendulum: sac 100, 300 (mean 200, std 141.42); sac-svg 200, 200.
+- poplin/hopper: sac-svg (H=2) 3000, 3100 (mean 3050, std 70.71), above every published row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+SCRIPT_NAME = "<script>alert(1)</script>"
+EVAL_STEPS = (100, 200, 300)
+
+
+def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns: list[float],
+              status: str = "done", horizon: int = 0, model_errors: bool = False,
+              entropy: tuple[float, float, float | None] = (-1.0, -1.0, None), total_steps: int = 300) -> Path:
+    """One run folder as the trainer writes it; ``returns`` are the evaluations at 100, 200, ..."""
+    path = root / suite / task / agent / f"seed_{seed}"
+    path.mkdir(parents=True)
+    init, final, decay = entropy
+    decay_text = "null" if decay is None else decay
+    (path / "config.yaml").write_text(
+        f"suite: {suite}\ntask: {task}\nseed: {seed}\npreset: quick\nagent:\n  name: {agent.split('+')[0]}\n"
+        f"  horizon: {horizon}\n  target_entropy:\n    init: {init}\n    final: {final}\n    decay: {decay_text}\n"
+        f"trainer:\n  total_steps: {total_steps}\n  eval_every: 100\n")
+    columns = ["step", "return_mean", "return_std", "episodes", "wall_time"]
+    if model_errors:
+        columns += ["model_error_holdout", "model_error_replay"]
+    with open(path / "eval.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for i, value in enumerate(returns):
+            row = [EVAL_STEPS[i], value, 1.0, 5, 0.5 * (i + 1)]
+            if model_errors:
+                row += [0.5 / (i + 1), 0.1 / (i + 1)]
+            writer.writerow(row)
+    (path / "train.csv").write_text("step,episode,episode_return\n10,0,1.0\n")
+    steps = EVAL_STEPS[len(returns) - 1] if returns else 0
+    summary = {
+        "status": status, "steps_done": steps, "total_steps": total_steps,
+        "final_eval_return": returns[-1] if returns else None, "best_eval_return": max(returns, default=None),
+        "wall_time": 1.5, "steps_per_second": 200.0, "versions": {"torch": "2.13.0+cpu", "python": "3.11.7"},
+        "git_commit": "abc123", "error": "loss diverged" if status == "failed" else None, "suite": suite,
+        "task": task, "agent": agent.split("+")[0], "seed": seed, "preset": "quick", "horizon": horizon,
+    }
+    (path / "summary.json").write_text(json.dumps(summary))
+    return path
+
+
+def write_fixture(root: Path) -> Path:
+    """The whole tree described in the module docstring; returns ``root``."""
+    pendulum = ("classic", "inverted-pendulum")
+    for seed, final in enumerate((10, 20, 30)):
+        write_run(root, *pendulum, "sac", seed, [0, final / 2, final])
+    for seed, final in enumerate((40, 50, 90)):
+        write_run(root, *pendulum, "sac-svg", seed, [0, final / 2, final], horizon=2, model_errors=True,
+                  entropy=(1.0, -4.0, 0.5))
+    write_run(root, *pendulum, "sac-svg", 3, [5], status="running", horizon=2)
+    write_run(root, *pendulum, "mve", 0, [1], status="failed", horizon=2)
+    write_run(root, *pendulum, "sac-svg-mve", 0, [0, 20, 45], horizon=2)
+    write_run(root, *pendulum, SCRIPT_NAME, 0, [0, 3, 7])
+    double = ("classic", "inverted-double-pendulum")
+    for seed, final in enumerate((100, 300)):
+        write_run(root, *double, "sac", seed, [0, final / 2, final])
+    for seed in (0, 1):
+        write_run(root, *double, "sac-svg", seed, [0, 100, 200], horizon=2)
+    for seed, final in enumerate((3000, 3100)):
+        write_run(root, "poplin", "hopper", "sac-svg", seed, [0, 1500, final], horizon=2)
+    return root

@@ -1,0 +1,226 @@
+"""reports/: loading run directories, rliable aggregation and the HTML report, on a
+hand-written fixture whose numbers are known (tests/reports_fixture.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rliable import metrics
+
+from reports import aggregate
+from reports.build import build_report
+from reports.html import render, write_report
+from reports.load import final_scores, load_runs, resample_curves, tidy_evals
+from tests.reports_fixture import SCRIPT_NAME, write_fixture, write_run
+
+REPS = 200  # bootstrap replications in tests (the report's default is rliable's 50,000)
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory) -> Path:
+    return write_fixture(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def report(fixture_root, tmp_path_factory) -> tuple[dict, str]:
+    output = tmp_path_factory.mktemp("report") / "report.html"
+    content = write_report([fixture_root], output, reps=REPS)
+    return content, output.read_text()
+
+
+def table_cells(content: dict, suite: str) -> dict[str, dict[str, object]]:
+    table = next(t for t in content["comparison"] if t.suite == suite)
+    return {row.label: dict(zip(table.tasks, row.cells)) for row in table.rows}
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_every_run_is_found_and_described_whatever_its_state(fixture_root):
+    runs = load_runs([fixture_root])
+    assert len(runs) == 16
+    by_key = {(r.task, r.agent, r.seed): r for r in runs}
+    assert by_key[("inverted-pendulum", "sac-svg", 3)].status == "interrupted"  # running, lock not held
+    failed = by_key[("inverted-pendulum", "mve", 0)]
+    assert failed.status == "failed" and any("loss diverged" in p for p in failed.problems)
+    assert by_key[("inverted-pendulum", SCRIPT_NAME, 0)].final_return == 7.0  # name spans two folders
+    svg = by_key[("inverted-pendulum", "sac-svg", 0)]
+    assert (svg.horizon, svg.total_steps, svg.target_entropy()) == (2, 300, (1.0, -4.0, 0.5))
+    # a run folder given directly is found too, and a folder without runs gives none
+    assert [r.seed for r in load_runs([svg.path])] == [0]
+    assert load_runs([fixture_root / "poplin" / "nothing"]) == []
+
+
+def test_tidy_frame_and_final_scores(fixture_root):
+    runs = load_runs([fixture_root])
+    evals = tidy_evals(runs)
+    assert list(evals.columns) == ["suite", "task", "agent", "seed", "step", "metric", "value"]
+    assert set(evals["metric"]) == {"return_mean", "return_std", "model_error_holdout", "model_error_replay"}
+    finals = final_scores(runs)
+    sac = finals[(finals["task"] == "inverted-pendulum") & (finals["agent"] == "sac")]
+    assert sac["final_return"].tolist() == [10.0, 20.0, 30.0] and sac["step"].tolist() == [300] * 3
+
+
+def test_curves_are_resampled_onto_the_tasks_common_grid_without_extrapolation(tmp_path):
+    write_run(tmp_path, "classic", "inverted-pendulum", "sac", 0, [10, 20, 30])  # steps 100, 200, 300
+    run = write_run(tmp_path, "classic", "inverted-pendulum", "sac", 1, [0, 0])
+    (run / "eval.csv").write_text("step,return_mean,return_std,episodes,wall_time\n150,0,0,5,1\n250,100,0,5,2\n")
+    curves = resample_curves(tidy_evals(load_runs([tmp_path])))
+    seed0 = curves[curves["seed"] == 0].set_index("step")["value"]
+    seed1 = curves[curves["seed"] == 1].set_index("step")["value"]
+    assert seed0.index.tolist() == [100, 150, 200, 250, 300]
+    assert seed0.tolist() == [10, 15, 20, 25, 30]
+    assert seed1.to_dict() == {150: 0.0, 200: 50.0, 250: 100.0}
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def test_curve_band_survives_a_run_cut_short():
+    rows = [{"seed": seed, "step": step, "value": float(seed + step)}
+            for seed in range(3) for step in (100, 200, 300) if not (seed == 2 and step > 100)]
+    band = aggregate.curve_band(pd.DataFrame(rows), reps=100)
+    assert band["n"].tolist() == [3, 2, 2]
+    assert band["mean"].tolist() == [101.0, 200.5, 300.5]
+    assert band[["low", "high"]].notna().all().all()  # the two full runs carry the band
+    assert (band["low"] <= band["mean"]).all() and (band["mean"] <= band["high"]).all()
+
+
+def test_bootstrap_is_reproducible_and_leaves_numpys_global_state_alone():
+    scores = {"a": np.arange(12, dtype=float).reshape(4, 3)}
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    first = aggregate.interval_estimates(scores, metrics.aggregate_iqm, reps=300)
+    second = aggregate.interval_estimates(scores, metrics.aggregate_iqm, reps=300)
+    np.testing.assert_array_equal(first[1]["a"], second[1]["a"])
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+
+
+@pytest.mark.parametrize("runs", [1, 2, 3, 5, 8])
+def test_fast_iqm_is_rliables_iqm(runs):
+    scores = np.random.default_rng(runs).normal(size=(runs, 3, 4))
+    expected = [metrics.aggregate_iqm(scores[..., j]) for j in range(4)]
+    np.testing.assert_allclose(aggregate.iqm_per_step(scores), expected)
+    np.testing.assert_allclose(aggregate.interquartile_mean(scores[..., 0].ravel()),
+                               metrics.aggregate_iqm(scores[..., 0]))
+    np.testing.assert_allclose(aggregate.interquartile_mean(scores[..., 0], axis=0),
+                               [metrics.aggregate_iqm(scores[:, [t], 0]) for t in range(3)])
+
+
+def test_scores_are_normalised_by_the_published_reference_where_there_is_one(fixture_root):
+    finals = final_scores(load_runs([fixture_root]))
+    poplin = aggregate.build_score_set(finals, "poplin")
+    assert poplin.normalised and poplin.tasks == ["hopper"]
+    assert poplin.references["hopper"][0] == 2851.90  # best published SAC-SVG(H) on hopper: H=2
+    np.testing.assert_allclose(poplin.scores["sac-svg"][:, 0], [3000 / 2851.90, 3100 / 2851.90])
+    classic = aggregate.build_score_set(finals, "classic")
+    assert not classic.normalised and classic.tasks == ["inverted-double-pendulum", "inverted-pendulum"]
+    assert sorted(classic.scores) == ["sac", "sac-svg"]  # one-seed agents are left out, with a note
+    np.testing.assert_array_equal(classic.scores["sac"], [[100, 10], [300, 20]])  # lowest two seeds
+    assert any("mve" in note for note in classic.notes)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def test_table_numbers_match_a_hand_computation(report):
+    content, html = report
+    classic = table_cells(content, "classic")
+    assert classic["sac (H=0)"]["inverted-pendulum"].text == "20.00 ± 10.00"
+    assert classic["sac (H=0)"]["inverted-double-pendulum"].text == "200.00 ± 141.42"
+    svg = classic["sac-svg (H=2)"]["inverted-pendulum"]
+    assert svg.text == f"60.00 ± {math.sqrt(700):.2f}" and svg.best
+    assert "n=3 · 300 steps · 1 unfinished not counted" == svg.detail
+    failed = classic["mve (H=2)"]["inverted-pendulum"]
+    assert failed.text == "1.00 ± –" and failed.incomplete and failed.detail == "n=1 · 100 steps"
+    assert not classic["sac (H=0)"]["inverted-pendulum"].best
+    poplin = table_cells(content, "poplin")
+    ours = poplin["sac-svg (H=2)"]["hopper"]
+    assert ours.text == "3050.00 ± 70.71" and ours.best
+    published = poplin["SAC-SVG(2), final eval"]["hopper"]
+    assert published.text == "2851.90 ± 361.07" and not published.best and "200,000 steps" in published.detail
+    assert "POPLIN-P, final eval" in poplin and "POPLIN-A, final eval" in poplin
+    for text in ("20.00 ± 10.00", "3050.00 ± 70.71", "2851.90 ± 361.07", "Amos et al. 2021, Table 2"):
+        assert text in html
+
+
+def test_report_sections_panels_and_warnings(report):
+    content, html = report
+    intervals = {(r["task"], r["agent"]): r for r in content["per_task_intervals"]}
+    assert intervals[("inverted-pendulum", "sac")]["Mean"].startswith("20.00 [")
+    assert intervals[("inverted-pendulum", "sac")]["IQM"].startswith("20.00 [")
+    classic, poplin = content["aggregates"]
+    assert len(classic["figures"]) == 4  # intervals, profiles, probability of improvement, sample efficiency
+    assert any("one agent only" in note for note in poplin["notes"])
+    assert poplin["references"][0][:2] == ("hopper", "2851.90")
+    assert len(content["ablation"]) == 1 and len(content["model_error"]) == 1
+    assert content["entropy_rows"] and content["entropy_uri"].startswith("data:image/png;base64,")
+    assert any("failed: loss diverged" in w for w in content["warnings"])
+    assert any("interrupted" in w for w in content["warnings"])
+    # self-contained: no external resource, every image inline
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)
+    assert "<link" not in html and "<script" not in html
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) >= 8 and all(src.startswith("data:image/png;base64,") for src in images)
+
+
+def test_run_names_are_escaped_never_markup(report):
+    _, html = report
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert SCRIPT_NAME not in html and "<script" not in html
+
+
+def test_a_single_run_degrades_to_notes_instead_of_failing(tmp_path):
+    write_run(tmp_path, "mbpo", "humanoid", "sac-svg", 0, [100, 200, 300], horizon=2)
+    content = build_report([tmp_path], reps=REPS)
+    (section,) = content["aggregates"]
+    assert section["figures"] == [] and section["notes"]
+    assert content["per_task_intervals"] == []
+    assert len(content["learning_curves"]) == 1 and "trained-humanoid" in content["learning_curves"][0]["note"]
+    assert "<html" in render(content)
+
+
+def test_runs_without_any_evaluation_are_listed_not_dropped(tmp_path):
+    write_run(tmp_path, "classic", "inverted-pendulum", "sac", 0, [], status="running")
+    content = build_report([tmp_path], reps=REPS)
+    assert content["counts"]["runs"] == 1 and content["comparison"] == []
+    assert any("no evaluation yet" in w for w in content["warnings"])
+    assert content["runs"][0]["status"] == "interrupted"
+    assert "no evaluation yet" in render(content)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def harness(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+
+
+def test_harness_report_end_to_end(fixture_root, tmp_path):
+    output = tmp_path / "out" / "file.html"
+    done = harness("report", str(fixture_root / "classic"), str(fixture_root / "poplin"), "-o", str(output),
+                   "--reps", str(REPS))
+    assert done.returncode == 0, done.stderr
+    assert output.exists() and "20.00 ± 10.00" in output.read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = harness("report", str(empty), "-o", str(tmp_path / "x.html"))
+    assert failed.returncode == 2
+    assert failed.stderr.strip().count("\n") == 0 and "no runs" in failed.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_published_frame_is_not_mutated_by_reports():
+    from baselines.published import load_published
+
+    assert isinstance(load_published(), pd.DataFrame) and len(load_published("classic")) == 0
