@@ -70,14 +70,17 @@ def execute_job(job: Job) -> JobResult:
         raise
     except Exception as error:  # noqa: BLE001 - reported to the user as one line
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        (job.path / "error.log").write_text(traceback.format_exc()) if job.path.exists() else None
+        if job.path.exists():  # the full traceback beside the run, the one line for the user
+            (job.path / "error.log").write_text(traceback.format_exc())
         return JobResult(job.path, "failed", message, run_dir.read_summary() or {})
 
 
 def launch(jobs: list[Job], launcher: LauncherConfig) -> list[JobResult]:
-    pending = [job for job in jobs if (RunDirectory(job.path).read_summary() or {}).get("status") != "done"]
-    results = [JobResult(job.path, "skipped", "already done", RunDirectory(job.path).read_summary() or {})
-               for job in jobs if job not in pending]
+    """Run every job not already done; finished runs are reported as skipped, untouched."""
+    summaries = [RunDirectory(job.path).read_summary() or {} for job in jobs]
+    pending = [job for job, summary in zip(jobs, summaries) if summary.get("status") != "done"]
+    results = [JobResult(job.path, "skipped", "already done", summary)
+               for job, summary in zip(jobs, summaries) if summary.get("status") == "done"]
     if not pending:
         return results
     if launcher.name == "submitit":

@@ -155,10 +155,14 @@ class Trainer:
     def run(self) -> dict:
         """Train to ``total_steps`` (resuming from the checkpoint if there is one)."""
         resumed = self.run_dir.has_checkpoint()
-        if resumed:
-            self.restore(self.run_dir.load_checkpoint())
-        else:
-            self.start_fresh()
+        try:
+            if resumed:
+                self.restore(self.run_dir.load_checkpoint())
+            else:
+                self.start_fresh()
+        except Exception as error:  # a corrupt or mismatched checkpoint: keep it, say so
+            self._mark_failed(error)
+            raise
         summary = self.run_dir.read_summary() or {}
         summary.update(self._identity(), status="running", error=None, total_steps=self.total_steps,
                        versions=package_versions(), git_commit=git_commit(), resumed=resumed)
@@ -173,8 +177,7 @@ class Trainer:
         try:
             self._loop(eval_log, train_log, mirror)
         except BaseException as error:
-            self.run_dir.update_summary(status="failed", error=f"{type(error).__name__}: {error}",
-                                        steps_done=self.progress.step)
+            self._mark_failed(error, steps_done=self.progress.step)
             mirror.finish({"status": "failed"})
             raise
         finally:
@@ -183,6 +186,10 @@ class Trainer:
         summary = self.run_dir.update_summary(**self._results(), status="done")
         mirror.finish(summary)
         return summary
+
+    def _mark_failed(self, error: BaseException, **fields) -> None:
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        self.run_dir.update_summary(**self._identity(), status="failed", error=message, **fields)
 
     def _identity(self) -> dict:
         c = self.config

@@ -168,6 +168,7 @@ def test_a_folder_holding_another_config_is_refused_and_kept(tmp_path):
 @pytest.mark.slow
 def test_corrupt_checkpoint_is_one_line_exit_1_and_loses_nothing(tmp_path):
     folder = crash_at(tmp_path, "sac", 300, 250)
+    (folder / "summary.json").write_text(json.dumps({"status": "running"}))  # as if killed by a signal
     eval_before = (folder / "eval.csv").read_text()
     (folder / "checkpoint" / "state.pt").write_bytes(b"not a checkpoint")
     code, _, stderr = tiny_run(tmp_path, "sac", 300)
