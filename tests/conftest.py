@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "disabled")
+# Tiny networks gain nothing from threads, and OpenMP threads spinning against busy cores
+# slow a small update down by orders of magnitude.
+torch.set_num_threads(1)
 
 TINY = [
     "agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16",
