@@ -3,6 +3,7 @@ capture/restore of a MuJoCo env's full state for exact resumption."""
 
 from __future__ import annotations
 
+import logging
 import pickle
 from typing import Any
 
@@ -10,6 +11,17 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import torch
+
+
+def _mujoco_warning(message: str) -> None:
+    """MuJoCo's warnings go to Python logging instead of stderr and a MUJOCO_LOG.TXT file
+    in the working directory; model-compiler deprecation notices (the humanoid XML's
+    'settotalmass') are dropped."""
+    if "deprecated" not in message:
+        logging.getLogger("mujoco").warning(message.strip())
+
+
+mujoco.set_mju_user_warning(_mujoco_warning)
 
 
 class TerminalAliveBonus(gym.Wrapper):
