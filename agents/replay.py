@@ -107,7 +107,10 @@ class ReplayBuffer:
             if valid.size == 0:
                 raise ValueError(f"no stored sequence of {length} transitions within one episode yet")
             chosen = np.concatenate([chosen, rng.choice(valid, size=batch_size - chosen.size)])
-        starts = chosen[:batch_size]
+        return self.sequences_at(chosen[:batch_size], length)
+
+    def sequences_at(self, starts: np.ndarray, length: int) -> SequenceBatch:
+        """The ``length``-transition sequences beginning at the slots ``starts`` (B,)."""
         steps = (starts[:, None] + np.arange(length)[None, :]) % self.capacity  # (B, H)
         states = np.concatenate([self.obs[steps[:, :1]], self.next_obs[steps]], axis=1)
         return SequenceBatch(states=states, actions=self.action[steps])

@@ -92,9 +92,8 @@ def model_errors(agent: SVGAgent, replay: ReplayBuffer, holdout: ReplayBuffer, r
             errors[column] = None
             continue
         chosen = rng.choice(starts, size=min(MODEL_ERROR_SEQUENCES, starts.size), replace=False)
-        steps = (chosen[:, None] + np.arange(agent.horizon)[None, :]) % buffer.capacity
-        states = np.concatenate([buffer.obs[steps[:, :1]], buffer.next_obs[steps]], axis=1)
-        errors[column] = agent.model_error(states, buffer.action[steps])
+        sequences = buffer.sequences_at(chosen, agent.horizon)
+        errors[column] = agent.model_error(sequences.states, sequences.actions)
     return errors
 
 
