@@ -14,7 +14,7 @@ from agents import objectives as eq
 from agents.config import AgentConfig
 from agents.networks import CriticEnsemble, TanhGaussianActor, polyak_update
 from agents.normalizer import RunningNormalizer
-from agents.replay import ReplayBuffer
+from agents.replay import NoSequenceError, ReplayBuffer
 from agents.world_model import WorldModel
 
 
@@ -36,7 +36,8 @@ class SVGAgent:
     obs_dim, act_dim: sizes; actions live in [-1, 1]^act_dim. ``total_steps`` is T of eq. (14).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, total_steps: int, seed: int) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, total_steps: int,
+                 seed: int | np.random.SeedSequence) -> None:
         if config.horizon is None:
             raise ValueError("agent.horizon must be resolved before building the agent")
         self.config = config
@@ -195,7 +196,10 @@ class SVGAgent:
         the GRU, one-step transitions per member for the MLP ensemble)."""
         assert self.model is not None
         length, count = self.model.dynamics.training_batch(self.horizon, self.config.seq_batch_size)
-        sequences = replay.sample_sequences(count, length, self.rng)
+        try:
+            sequences = replay.sample_sequences(count, length, self.rng)
+        except NoSequenceError:  # too few steps stored yet (seed_steps < H, or tiny episodes)
+            return {}
         states = self.normalizer.normalize(self._tensor(sequences.states))
         loss = self.model.dynamics.training_loss(states, self._tensor(sequences.actions))
         self.dynamics_optimizer.zero_grad(set_to_none=True)

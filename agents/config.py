@@ -52,7 +52,8 @@ class AgentConfig:
     model_lr: float = 1e-3
     # "mlp" (paper) or "linear" (authors' code: one linear layer)
     dynamics_decoder: str = "mlp"
-    # Authors' code feeds the predicted state to the next GRU step detached; paper: not.
+    # Authors' code feeds the predicted state to the next GRU step detached; the paper does not
+    # say, and eq. (10) differentiates the whole unroll, so by default we do not detach.
     dynamics_detach_predicted_state: bool = False
     # Paper silent; the authors' code clips the dynamics gradient norm at 1.0. 0 disables.
     dynamics_grad_clip: float = 1.0

@@ -18,6 +18,7 @@ class RunningNormalizer:
         self.mean = np.zeros(dim, dtype=np.float64)
         self.sum_squared_deviation = np.zeros(dim, dtype=np.float64)
         self.std_min, self.std_max = std_min, std_max
+        self._tensors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (device, dtype) -> mean, std
 
     def update(self, batch: np.ndarray) -> None:
         """batch: (N, dim) or (dim,) of raw observations."""
@@ -30,6 +31,7 @@ class RunningNormalizer:
         self.mean = self.mean + delta * n / total
         self.sum_squared_deviation = self.sum_squared_deviation + batch_m2 + delta**2 * self.count * n / total
         self.count = total
+        self._tensors.clear()
 
     @property
     def std(self) -> np.ndarray:
@@ -40,8 +42,11 @@ class RunningNormalizer:
         """(x - mean) / std, on obs's device and dtype; identity before any sample."""
         if self.count == 0:
             return obs
-        mean = torch.as_tensor(self.mean, dtype=obs.dtype, device=obs.device)
-        std = torch.as_tensor(self.std, dtype=obs.dtype, device=obs.device)
+        key = (obs.device, obs.dtype)
+        if key not in self._tensors:  # copied to the device once per update, not per call
+            self._tensors[key] = (torch.as_tensor(self.mean, dtype=obs.dtype, device=obs.device),
+                                  torch.as_tensor(self.std, dtype=obs.dtype, device=obs.device))
+        mean, std = self._tensors[key]
         return (obs - mean) / std
 
     def state_dict(self) -> dict:
@@ -52,3 +57,4 @@ class RunningNormalizer:
         self.count = int(state["count"])
         self.mean = state["mean"].numpy().astype(np.float64)
         self.sum_squared_deviation = state["sum_squared_deviation"].numpy().astype(np.float64)
+        self._tensors.clear()

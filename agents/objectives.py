@@ -159,8 +159,8 @@ def soft_value_expansion_targets(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """(3) Soft Q_{0:H} targets for the real step and every imagined step, no gradient.
 
-    From a real transition (x_0, u_0, r_0, d_1, x_1) the model imagines x_1 .. x_{H+1} with
-    u_k ~ pi(x_k). With d_0 the real termination and d_k = d_theta(x_k, u_k) for k >= 1:
+    From a real transition (x_0, u_0, r_0, d_1, x_1) the model rolls out from the real x_1,
+    imagining x_2 .. x_{H+1} with u_k ~ pi(x_k). With d_0 the real termination and d_k = d_theta(x_k, u_k) for k >= 1:
 
         Qhat_k = r_k + gamma (1 - d_k) Vhat_{k+1},
         Vhat_k = Qhat_k - alpha log pi(u_k|x_k)            (k = 1..H),
@@ -169,8 +169,8 @@ def soft_value_expansion_targets(
     Each entropy term enters once. With H = 0 this is SAC's target, eq. (5). The imagined
     state x_k is reached with probability w_k = prod_{j<k} (1 - d_j), returned as weights.
 
-    reward, terminated: (B,); next_state: (B, D). Returns the imagined states x_1..x_H and
-    actions u_1..u_H (lists of H tensors), targets (H+1, B) for (x_0, u_0), (x_1, u_1), ..,
+    reward, terminated: (B,); next_state: (B, D). Returns the rollout's states x_1..x_H (x_1
+    real, the rest imagined) and actions u_1..u_H (lists of H tensors), targets (H+1, B) for (x_0, u_0), (x_1, u_1), ..,
     and weights (H+1, B).
     """
     with torch.no_grad():

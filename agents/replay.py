@@ -28,11 +28,15 @@ class SequenceBatch:
     actions: np.ndarray
 
 
+class NoSequenceError(ValueError):
+    """No stored sequence of the asked length lies inside one episode yet."""
+
+
 class ReplayBuffer:
     """Stores raw transitions in a ring of ``capacity`` slots.
 
-    ``episode_end`` marks the last transition of an episode (terminated or truncated, or
-    cut by a resume); no sampled sequence continues past such a transition, and none
+    ``episode_end`` marks the last transition of an episode (terminated or truncated); no
+    sampled sequence continues past such a transition, and none
     runs across the write position once the ring has wrapped.
     """
 
@@ -58,11 +62,6 @@ class ReplayBuffer:
         self.episode_end[i] = bool(terminated or truncated)
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
-
-    def mark_episode_end(self) -> None:
-        """Close the episode of the newest transition (used when a run resumes mid-episode)."""
-        if self.size:
-            self.episode_end[(self.position - 1) % self.capacity] = True
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
         """Uniform single-step transitions."""
@@ -105,7 +104,7 @@ class ReplayBuffer:
         if chosen.size < batch_size:
             valid = self.valid_sequence_starts(length)
             if valid.size == 0:
-                raise ValueError(f"no stored sequence of {length} transitions within one episode yet")
+                raise NoSequenceError(f"no stored sequence of {length} transitions within one episode yet")
             chosen = np.concatenate([chosen, rng.choice(valid, size=batch_size - chosen.size)])
         return self.sequences_at(chosen[:batch_size], length)
 

@@ -112,9 +112,11 @@ class Trainer:
         options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
         self.env = self.spec.make_env(**options)
         self.eval_env = self.spec.make_env(**options)
-        self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, config.seed)
+        # independent streams for the agent's replay sampling and the seed steps' actions
+        agent_seed, action_seed = np.random.SeedSequence(config.seed).spawn(2)
+        self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, agent_seed)
         self.replay = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, config.agent.replay_capacity)
-        self.action_rng = np.random.default_rng(config.seed)
+        self.action_rng = np.random.default_rng(action_seed)
         self.progress = Progress()
         self.obs: np.ndarray | None = None
         self.metric_sums: dict[str, float] = defaultdict(float)
@@ -133,6 +135,7 @@ class Trainer:
             "env": get_env_state(self.env), "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
             "progress": vars(self.progress).copy(), "action_rng": self.action_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "metric_sums": dict(self.metric_sums), "metric_counts": dict(self.metric_counts),
         }
 
@@ -145,6 +148,8 @@ class Trainer:
         self.progress = Progress(**state["progress"])
         self.action_rng.bit_generator.state = state["action_rng"]
         torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.metric_sums = defaultdict(float, state["metric_sums"])
         self.metric_counts = defaultdict(int, state["metric_counts"])
         self.run_dir.truncate_logs(self.progress.step)

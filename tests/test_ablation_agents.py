@@ -146,3 +146,17 @@ def test_model_error_is_zero_for_a_perfect_prediction_and_positive_otherwise():
         for p in agent.model.dynamics.decoder.parameters():
             p.zero_()  # now it predicts no change: exact on a constant trajectory
     assert agent.model_error(constant, actions) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_dynamics_updates_wait_until_a_sequence_within_one_episode_is_stored():
+    config = build_run_config("classic", "inverted-double-pendulum", "sac-svg", 0, preset="quick",
+                              overrides=["agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16",
+                                         "agent.step_batch_size=8", "agent.seq_batch_size=8"])
+    agent = SVGAgent(9, 1, config.agent, 1000, 0)
+    replay = ReplayBuffer(9, 1, 100)
+    for _ in range(5):  # one-step episodes: no 2-transition sequence exists
+        obs = np.ones(9)
+        replay.add(obs, np.zeros(1), 0.0, obs, True, False)
+        agent.observe(obs)
+    metrics = agent.update(replay, 5)
+    assert "critic_loss" in metrics and "dynamics_loss" not in metrics
