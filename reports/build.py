@@ -13,7 +13,8 @@ import pandas as pd
 
 from baselines.published import load_reference_curves
 from reports import aggregate, figures, tables
-from reports.load import Run, final_scores, load_runs, resample_curves, tidy_evals
+from harness.suites import get_task
+from reports.load import Run, final_scores, load_runs, resample_curves, scores_at_step, tidy_evals
 
 ABLATION_AGENTS = ("sac", "sac-svg", "mve", "sac-svg-mve")  # paper Fig. 4: expansion in actor x critic
 MODEL_ERROR_METRICS = ("model_error_holdout", "model_error_replay")
@@ -131,6 +132,20 @@ def _entropy_schedules(runs: list[Run]) -> tuple[str | None, list[dict[str, str]
     return figures.entropy_schedules(list(seen.values())), rows
 
 
+def comparison_budgets(runs: list[Run]) -> dict[tuple[str, str], int]:
+    """The shorter budgets at which a task's published comparisons are also made (MBPO's
+    figure stops at 125k-400k steps): (suite, task) -> step, for the tasks of these runs."""
+    budgets = {}
+    for suite, task in {(r.suite, r.task) for r in runs}:
+        try:
+            steps = get_task(suite, task).comparison_steps
+        except LookupError:  # a run of a task this version does not know: no budget
+            continue
+        if steps:
+            budgets[(suite, task)] = steps[0]
+    return budgets
+
+
 def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[str, Any]:
     """Everything the template shows, from the run folders under ``paths``.
 
@@ -141,6 +156,8 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[
     evals = tidy_evals(runs)
     curves = resample_curves(evals, "return_mean")
     finals = final_scores(runs)
+    budgets = comparison_budgets(runs)
+    at_budget = scores_at_step(runs, budgets)
     colors = figures.agent_colors(sorted({r.agent for r in runs}))
     learning, bands = _learning_curves(runs, curves, colors, reps)
     ablation, ablation_note = _ablation(bands, colors)
@@ -152,7 +169,11 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[
         "counts": {"runs": len(runs), "done": sum(r.complete for r in runs),
                    "tasks": len({(r.suite, r.task) for r in runs}), "agents": len({r.agent for r in runs})},
         "warnings": _warnings(runs),
-        "comparison": tables.comparison_tables(finals),
+        "comparison": tables.comparison_tables(finals) + tables.comparison_tables(
+            at_budget, with_published=False,
+            caption="at MBPO's own figure budgets (TASKS.md): each run's latest evaluation at or before "
+                    + ", ".join(f"{task} {step:,}" for (_, task), step in sorted(budgets.items()))
+                    + " steps; ‡ marks runs that have not reached it"),
         "std_ddof": tables.STD_DDOF,
         "learning_curves": learning,
         "aggregates": [_aggregate_section(s, finals, curves, colors, reps) for s in suites],

@@ -251,3 +251,22 @@ def final_scores(runs: list[Run]) -> pd.DataFrame:
             for r in runs if r.final_return is not None]
     columns = ["suite", "task", "agent", "horizon", "seed", "step", "final_return", "complete"]
     return pd.DataFrame(rows, columns=columns).astype({"complete": bool, "final_return": float})
+
+
+def scores_at_step(runs: list[Run], budget: dict[tuple[str, str], int]) -> pd.DataFrame:
+    """Like ``final_scores``, but each run's return at a fixed step budget per (suite, task):
+    its latest evaluation at or before the budget. ``complete`` is whether the run got that
+    far (an evaluation at or beyond the budget); tasks without a budget are left out."""
+    rows = []
+    for r in runs:
+        step = budget.get((r.suite, r.task))
+        if step is None or r.evals.empty:
+            continue
+        before = r.evals[r.evals["step"] <= step]
+        if before.empty:
+            continue
+        rows.append({"suite": r.suite, "task": r.task, "agent": r.agent, "horizon": r.horizon, "seed": r.seed,
+                     "step": int(before["step"].iloc[-1]), "final_return": float(before["return_mean"].iloc[-1]),
+                     "complete": int(r.evals["step"].iloc[-1]) >= step})
+    columns = ["suite", "task", "agent", "horizon", "seed", "step", "final_return", "complete"]
+    return pd.DataFrame(rows, columns=columns).astype({"complete": bool, "final_return": float})

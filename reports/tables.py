@@ -44,6 +44,7 @@ class ComparisonTable:
     suite: str
     tasks: list[str]
     rows: list[Row]
+    caption: str = ""
 
 
 def mean_std_text(values: np.ndarray) -> tuple[float, str]:
@@ -62,7 +63,7 @@ def _agent_label(agent: str, horizon: int | None) -> str:
     return agent if horizon is None else f"{agent} (H={horizon})"
 
 
-def comparison_tables(finals: pd.DataFrame) -> list[ComparisonTable]:
+def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption: str = "") -> list[ComparisonTable]:
     """Per suite: mean ± std of the final evaluation return per (agent, horizon) and task,
     beside the published rows of that suite and those tasks; the best mean of each column
     (ours or published) is marked.
@@ -70,7 +71,8 @@ def comparison_tables(finals: pd.DataFrame) -> list[ComparisonTable]:
     ``finals`` is ``reports.load.final_scores`` output: the final evaluation of a run is the
     last row of its eval.csv, at the step shown. A cell counts its complete runs (status
     done) and says how many unfinished ones it left out; a cell with no complete run shows
-    its unfinished runs' last evaluations, marked ``incomplete``.
+    its unfinished runs' last evaluations, marked ``incomplete``. ``with_published`` False
+    leaves the published rows out (for scores at other budgets than theirs).
     """
     tables = []
     for suite, suite_rows in finals.groupby("suite", sort=True):
@@ -96,7 +98,7 @@ def comparison_tables(finals: pd.DataFrame) -> list[ComparisonTable]:
                 cells.append(Cell(mean, text, detail, incomplete=not len(done)))
             rows.append(Row(_agent_label(agent, horizon), published=False, cells=cells))
         published = load_published(suite)
-        published = published[published["task"].isin(tasks)]
+        published = published[published["task"].isin(tasks)] if with_published else published.iloc[0:0]
         for (method, metric, source), group in published.groupby(["method", "metric", "source"], sort=False):
             cells = []
             for task in tasks:
@@ -113,7 +115,7 @@ def comparison_tables(finals: pd.DataFrame) -> list[ComparisonTable]:
             means = [r.cells[j].mean for r in rows if r.cells[j].mean is not None]
             for r in rows:
                 r.cells[j].best = bool(means) and r.cells[j].mean == max(means)
-        tables.append(ComparisonTable(str(suite), tasks, rows))
+        tables.append(ComparisonTable(str(suite), tasks, rows, caption))
     return tables
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from rliable import metrics
 
-from reports import aggregate
+from reports import aggregate, tables
 from reports.build import build_report
 from reports.html import render, write_report
 from reports.load import final_scores, load_runs, resample_curves, tidy_evals
@@ -224,3 +224,23 @@ def test_published_frame_is_not_mutated_by_reports():
     from baselines.published import load_published
 
     assert isinstance(load_published(), pd.DataFrame) and len(load_published("classic")) == 0
+
+
+def test_scores_at_mbpo_figure_budget_take_the_latest_evaluation_at_or_before_it():
+    from reports.build import comparison_budgets
+    from reports.load import Run, scores_at_step
+
+    def run(seed: int, steps: list[int], returns: list[float]) -> Run:
+        return Run(path=Path(f"/x/{seed}"), suite="mbpo", task="hopper", agent="sac-svg", seed=seed, status="done",
+                   evals=pd.DataFrame({"step": steps, "return_mean": returns}))
+
+    runs = [run(0, [100_000, 125_000, 150_000], [1.0, 2.0, 3.0]), run(1, [100_000, 120_000], [5.0, 7.0])]
+    budgets = comparison_budgets(runs)
+    assert budgets == {("mbpo", "hopper"): 125_000}
+    scores = scores_at_step(runs, budgets)
+    assert scores["final_return"].tolist() == [2.0, 7.0]
+    assert scores["step"].tolist() == [125_000, 120_000]
+    assert scores["complete"].tolist() == [True, False]  # seed 1 stopped before 125k
+    table = tables.comparison_tables(scores, with_published=False, caption="at 125k")[0]
+    assert table.caption == "at 125k" and not any(row.published for row in table.rows)
+    assert table.rows[0].cells[0].text == "2.00 ± –"
