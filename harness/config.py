@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from agents.config import AgentConfig
 from baselines import AGENTS
@@ -231,7 +231,3 @@ def scientific_differences(stored: dict[str, Any], current: dict[str, Any], pref
         elif a != b:
             differences.append(f"{path}: {a!r} -> {b!r}")
     return differences
-
-
-def as_dictconfig(config: RunConfig) -> DictConfig:
-    return OmegaConf.structured(config)
