@@ -15,8 +15,9 @@ import os
 import platform
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -119,10 +120,32 @@ def git_commit() -> str | None:
     return result.stdout.strip() + ("-dirty" if dirty else "")
 
 
+LOCK_NAME = ".lock"
+
+
+class RunBusyError(RuntimeError):
+    """Another process is training in this run directory."""
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold the run folder's lock for as long as this process trains in it."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    with open(Path(path) / LOCK_NAME, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise RunBusyError(f"{path} is being trained by another process") from error
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def is_locked(path: Path) -> bool:
     """Whether a process holds the run folder's lock, i.e. is training in it right now.
     A summary saying "running" in a folder nobody holds was interrupted."""
-    lock = Path(path) / ".lock"
+    lock = Path(path) / LOCK_NAME
     if not lock.exists():
         return False
     with open(lock, "a") as handle:

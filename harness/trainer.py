@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import math
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -20,27 +17,9 @@ from agents import SVGAgent
 from agents.replay import ReplayBuffer
 from harness.config import RunConfig, to_dict
 from harness.mirror import WandbMirror
-from harness.rundir import EVAL_COLUMNS, RunDirectory, git_commit, package_versions
+from harness.rundir import EVAL_COLUMNS, RunDirectory, git_commit, package_versions, run_lock
 from harness.suites import TaskSpec, get_task
 from harness.suites.wrappers import get_env_state, set_env_state
-
-
-class RunBusyError(RuntimeError):
-    """Another process is training in this run directory."""
-
-
-@contextmanager
-def run_lock(run_dir: RunDirectory) -> Iterator[None]:
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.path / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise RunBusyError(f"{run_dir.path} is being trained by another process") from error
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -281,7 +260,7 @@ class Trainer:
 def train_run(config: RunConfig, path: str | Path) -> dict:
     """Train (or resume, or skip if done) the run at ``path``; returns its summary."""
     run_dir = RunDirectory(path)
-    with run_lock(run_dir):
+    with run_lock(run_dir.path):
         summary = run_dir.read_summary()
         if summary and summary.get("status") == "done":
             return summary

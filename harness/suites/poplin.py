@@ -30,6 +30,9 @@ class StateObservation:
     def reset(self, data: Any) -> None:
         pass
 
+    def advance(self, data: Any, dt: float) -> None:
+        """Called once after every env step, before the observation is read."""
+
     def __call__(self, data: Any, dt: float) -> np.ndarray:
         return np.concatenate([data.qpos[self.skip:], data.qvel]).astype(np.float64)
 
@@ -40,61 +43,59 @@ class StateObservation:
         pass
 
 
-class SwimmerObservation(StateObservation):
+class FiniteDifferenceObservation(StateObservation):
+    """A state observation that also tracks the velocity of one position over the last
+    step, (x_{t+1} - x_t) / dt, which is 0 right after a reset."""
+
+    def __init__(self, skip: int) -> None:
+        super().__init__(skip)
+        self.previous_position = 0.0
+        self.velocity = 0.0
+
+    def position(self, data: Any) -> float:
+        raise NotImplementedError
+
+    def reset(self, data: Any) -> None:
+        self.previous_position, self.velocity = self.position(data), 0.0
+
+    def advance(self, data: Any, dt: float) -> None:
+        position = self.position(data)
+        self.velocity = (position - self.previous_position) / dt
+        self.previous_position = position
+
+    def state(self) -> dict[str, float]:
+        return {"previous_position": self.previous_position, "velocity": self.velocity}
+
+    def load_state(self, state: dict[str, float]) -> None:
+        self.previous_position, self.velocity = state["previous_position"], state["velocity"]
+
+
+class SwimmerObservation(FiniteDifferenceObservation):
     """qpos[2:] + qvel + the head tip's x velocity over the last step (0 after a reset).
     The tip is at 1.5 along the torso: x = qpos[0] + 1.5 cos(qpos[2])."""
 
     def __init__(self) -> None:
         super().__init__(skip=2)
-        self.previous_tip_x = 0.0
-        self.tip_velocity = 0.0
 
-    @staticmethod
-    def tip_x(data: Any) -> float:
+    def position(self, data: Any) -> float:
         return float(data.qpos[0] + 1.5 * np.cos(data.qpos[2]))
 
-    def reset(self, data: Any) -> None:
-        self.previous_tip_x, self.tip_velocity = self.tip_x(data), 0.0
-
-    def advance(self, data: Any, dt: float) -> None:
-        tip = self.tip_x(data)
-        self.tip_velocity = (tip - self.previous_tip_x) / dt
-        self.previous_tip_x = tip
-
     def __call__(self, data: Any, dt: float) -> np.ndarray:
-        return np.concatenate([super().__call__(data, dt), [self.tip_velocity]])
-
-    def state(self) -> dict[str, float]:
-        return {"previous_tip_x": self.previous_tip_x, "tip_velocity": self.tip_velocity}
-
-    def load_state(self, state: dict[str, float]) -> None:
-        self.previous_tip_x, self.tip_velocity = state["previous_tip_x"], state["tip_velocity"]
+        return np.concatenate([super().__call__(data, dt), [self.velocity]])
 
 
-class PetsCheetahObservation(StateObservation):
+class PetsCheetahObservation(FiniteDifferenceObservation):
     """[(x_{t+1} - x_t)/dt, z, sin(angle), cos(angle), 6 joint angles, 9 qvel] (19)."""
 
     def __init__(self) -> None:
         super().__init__(skip=1)
-        self.previous_x = 0.0
-        self.velocity = 0.0
 
-    def reset(self, data: Any) -> None:
-        self.previous_x, self.velocity = float(data.qpos[0]), 0.0
-
-    def advance(self, data: Any, dt: float) -> None:
-        self.velocity = (float(data.qpos[0]) - self.previous_x) / dt
-        self.previous_x = float(data.qpos[0])
+    def position(self, data: Any) -> float:
+        return float(data.qpos[0])
 
     def __call__(self, data: Any, dt: float) -> np.ndarray:
         q = data.qpos
         return np.concatenate([[self.velocity, q[1], np.sin(q[2]), np.cos(q[2])], q[3:9], data.qvel]).astype(np.float64)
-
-    def state(self) -> dict[str, float]:
-        return {"previous_x": self.previous_x, "velocity": self.velocity}
-
-    def load_state(self, state: dict[str, float]) -> None:
-        self.previous_x, self.velocity = state["previous_x"], state["velocity"]
 
 
 class MBBLTask(gym.Wrapper):
@@ -127,8 +128,7 @@ class MBBLTask(gym.Wrapper):
         if terminated:
             raise RuntimeError("a POPLIN task terminated early; its env must not terminate")
         base = self.env.unwrapped
-        if hasattr(self.observation, "advance"):
-            self.observation.advance(base.data, base.dt)
+        self.observation.advance(base.data, base.dt)
         obs = self.observation(base.data, base.dt)
         reward = float(self.reward_function(self.last_obs[None], np.asarray(action, np.float64)[None], obs[None])[0])
         self.last_obs = obs
