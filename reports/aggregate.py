@@ -76,11 +76,11 @@ def normalisation_references(suite: str) -> dict[str, tuple[float, str]]:
 
 @dataclass
 class ScoreSet:
-    """Final scores of one suite, ready for rliable: per agent a (runs, tasks) matrix."""
+    """Final scores of one suite, ready for rliable: per experiment a (runs, tasks) matrix."""
 
     suite: str
     tasks: list[str]
-    scores: dict[str, np.ndarray]  # agent -> (runs, tasks), normalised when ``normalised``
+    scores: dict[str, np.ndarray]  # experiment -> (runs, tasks), normalised when ``normalised``
     normalised: bool
     references: dict[str, tuple[float, str]]
     notes: list[str] = field(default_factory=list)
@@ -91,47 +91,49 @@ class ScoreSet:
 
 
 def build_score_set(finals: pd.DataFrame, suite: str) -> ScoreSet:
-    """Complete runs' final returns of ``suite`` as (runs, tasks) matrices per agent.
+    """Complete runs' final returns of ``suite`` as (runs, tasks) matrices per experiment.
 
-    ``finals`` is ``reports.load.final_scores`` output. Only complete runs count. An agent
-    with fewer than ``MIN_RUNS`` runs on every task is left out; the tasks are those where
-    every remaining agent has ``MIN_RUNS`` runs or more; an agent with unequal run counts
-    across them keeps its lowest seeds on each.
+    ``finals`` is ``reports.load.final_scores`` output. Only complete runs count, pooled by
+    experiment (``reports.experiments``). An experiment with fewer than ``MIN_RUNS`` runs on
+    every task is left out; the tasks are those where every remaining experiment has
+    ``MIN_RUNS`` runs or more; an experiment with unequal run counts across them keeps its
+    lowest seeds on each.
     """
     rows = finals[(finals["suite"] == suite) & finals["complete"]]
     notes = []
     if len(rows) < len(finals[finals["suite"] == suite]):
         notes.append("only complete runs (status done) enter the aggregate panels")
-    counts = rows.groupby(["agent", "task"]).size().unstack(fill_value=0)
+    counts = rows.groupby(["experiment", "task"]).size().unstack(fill_value=0)
     few = [a for a in counts.index if (counts.loc[a] < MIN_RUNS).all()]
-    for agent in few:
-        notes.append(f"{agent}: fewer than {MIN_RUNS} complete runs on every task; left out of these panels")
+    for experiment in few:
+        notes.append(f"{experiment}: fewer than {MIN_RUNS} complete runs on every task; left out of these panels")
     counts = counts.drop(index=few)
     tasks = sorted(t for t in counts.columns if (counts[t] >= MIN_RUNS).all()) if len(counts) else []
     dropped = sorted(set(rows["task"]) - set(tasks))
     if dropped and tasks:
-        notes.append(f"tasks without {MIN_RUNS}+ complete runs of every agent, left out: {', '.join(dropped)}")
+        notes.append(f"tasks without {MIN_RUNS}+ complete runs of every experiment, left out: {', '.join(dropped)}")
     references = normalisation_references(suite)
     normalised = bool(tasks) and all(t in references for t in tasks)
     scores = {}
-    for agent in counts.index if tasks else []:
-        n = int(counts.loc[agent, tasks].min())
-        if counts.loc[agent, tasks].max() > n:
-            notes.append(f"{agent}: unequal seed counts across tasks; the lowest {n} seeds per task are used")
+    for experiment in counts.index if tasks else []:
+        n = int(counts.loc[experiment, tasks].min())
+        if counts.loc[experiment, tasks].max() > n:
+            notes.append(f"{experiment}: unequal seed counts across tasks; the lowest {n} seeds per task are used")
         columns = []
         for task in tasks:
-            values = rows[(rows["agent"] == agent) & (rows["task"] == task)].sort_values("seed")["final_return"]
+            cell = rows[(rows["experiment"] == experiment) & (rows["task"] == task)]
+            values = cell.sort_values("seed")["final_return"]
             column = values.to_numpy(dtype=float)[:n]
             columns.append(column / references[task][0] if normalised else column)
-        scores[agent] = np.stack(columns, axis=1)
+        scores[experiment] = np.stack(columns, axis=1)
     used = {t: references[t] for t in tasks} if normalised else {}
     return ScoreSet(suite, tasks, scores, normalised, used, notes)
 
 
 def aggregate_metrics(score_set: ScoreSet, reps: int = DEFAULT_REPS) -> tuple[list[str], dict, dict]:
     """IQM, mean, median (and optimality gap, on normalised scores) across tasks, with 95%
-    stratified-bootstrap intervals. Returns (metric names, points {agent: (m,)}, intervals
-    {agent: (2, m)})."""
+    stratified-bootstrap intervals. Returns (metric names, points {experiment: (m,)}, intervals
+    {experiment: (2, m)})."""
     names = AGGREGATE_METRICS if score_set.normalised else AGGREGATE_METRICS[:3]
 
     def func(x: np.ndarray) -> np.ndarray:
@@ -145,13 +147,13 @@ def aggregate_metrics(score_set: ScoreSet, reps: int = DEFAULT_REPS) -> tuple[li
 
 
 def per_task_intervals(finals: pd.DataFrame, reps: int = DEFAULT_REPS) -> pd.DataFrame:
-    """Per (suite, task, agent) with >= MIN_RUNS complete runs: IQM and mean of the final
-    return over seeds, with 95% bootstrap intervals. Columns: suite, task, agent, n, metric,
+    """Per (suite, task, experiment) with >= MIN_RUNS complete runs: IQM and mean of the final
+    return over seeds, with 95% bootstrap intervals. Columns: suite, task, experiment, n, metric,
     point, low, high (returns)."""
     rows = finals[finals["complete"]]
     out = []
-    for (suite, agent), agent_rows in rows.groupby(["suite", "agent"], sort=True):
-        by_task = {t: g.sort_values("seed")["final_return"].to_numpy(float) for t, g in agent_rows.groupby("task")}
+    for (suite, experiment), experiment_rows in rows.groupby(["suite", "experiment"], sort=True):
+        by_task = {t: g.sort_values("seed")["final_return"].to_numpy(float) for t, g in experiment_rows.groupby("task")}
         for n in sorted({len(v) for v in by_task.values() if len(v) >= MIN_RUNS}):
             tasks = sorted(t for t, v in by_task.items() if len(v) == n)
             matrix = np.stack([by_task[t] for t in tasks], axis=1)  # (n, tasks)
@@ -159,14 +161,14 @@ def per_task_intervals(finals: pd.DataFrame, reps: int = DEFAULT_REPS) -> pd.Dat
             def func(x: np.ndarray) -> np.ndarray:
                 return np.concatenate([interquartile_mean(x, axis=0), x.mean(axis=0)])
 
-            points, intervals = interval_estimates({agent: matrix}, func, reps)
-            point, (low, high) = points[agent], intervals[agent]
+            points, intervals = interval_estimates({experiment: matrix}, func, reps)
+            point, (low, high) = points[experiment], intervals[experiment]
             for i, task in enumerate(tasks):
                 for k, metric in enumerate(("IQM", "Mean")):
                     j = k * len(tasks) + i
-                    out.append({"suite": suite, "task": task, "agent": agent, "n": n, "metric": metric,
+                    out.append({"suite": suite, "task": task, "experiment": experiment, "n": n, "metric": metric,
                                 "point": point[j], "low": low[j], "high": high[j]})
-    return pd.DataFrame(out, columns=["suite", "task", "agent", "n", "metric", "point", "low", "high"])
+    return pd.DataFrame(out, columns=["suite", "task", "experiment", "n", "metric", "point", "low", "high"])
 
 
 def performance_profiles(score_set: ScoreSet, reps: int = PROFILE_REPS) -> tuple[np.ndarray, dict, dict]:
@@ -216,32 +218,32 @@ def sample_efficiency(curves: pd.DataFrame, score_set: ScoreSet, max_points: int
     """IQM of (normalised) returns across runs and tasks along training, with 95% intervals.
 
     ``curves`` is ``reports.load.resample_curves`` output. The steps are those at which every
-    run of every agent of ``score_set`` has a value (at most ``max_points`` of them, evenly
-    thinned). Returns (steps (k,), points {agent: (k,)}, intervals {agent: (2, k)}), or None
+    run of every experiment of ``score_set`` has a value (at most ``max_points`` of them, evenly
+    thinned). Returns (steps (k,), points {experiment: (k,)}, intervals {experiment: (2, k)}), or None
     when fewer than two such steps exist.
     """
     rows = curves[(curves["suite"] == score_set.suite) & curves["task"].isin(score_set.tasks)
-                  & curves["agent"].isin(list(score_set.scores))]
+                  & curves["experiment"].isin(list(score_set.scores))]
     runs_per_cell = {(a, t): len(score_set.scores[a]) for a in score_set.scores for t in score_set.tasks}
     tables = {}
     common: set[int] | None = None
-    for (agent, task), cell in rows.groupby(["agent", "task"]):
-        seeds = sorted(cell["seed"].unique())[:runs_per_cell[(agent, task)]]
+    for (experiment, task), cell in rows.groupby(["experiment", "task"]):
+        seeds = sorted(cell["seed"].unique())[:runs_per_cell[(experiment, task)]]
         table = cell[cell["seed"].isin(seeds)].pivot_table(index="step", columns="seed", values="value")
         table = table.dropna()
-        tables[(agent, task)] = table
+        tables[(experiment, task)] = table
         common = set(table.index) if common is None else common & set(table.index)
     if common is None or len(tables) < len(runs_per_cell) or len(common) < 2:
         return None
     steps = np.array(sorted(common))
     steps = steps[np.unique(np.linspace(0, len(steps) - 1, min(max_points, len(steps))).round().astype(int))]
     scores = {}
-    for agent in score_set.scores:
+    for experiment in score_set.scores:
         per_task = []
         for task in score_set.tasks:
-            values = tables[(agent, task)].loc[steps].to_numpy().T  # (runs, steps)
+            values = tables[(experiment, task)].loc[steps].to_numpy().T  # (runs, steps)
             per_task.append(values / score_set.references[task][0] if score_set.normalised else values)
-        scores[agent] = np.stack(per_task, axis=1)  # (runs, tasks, steps)
+        scores[experiment] = np.stack(per_task, axis=1)  # (runs, tasks, steps)
     points, intervals = interval_estimates(scores, iqm_per_step, reps)
     return steps, points, intervals
 

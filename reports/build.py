@@ -14,27 +14,35 @@ import pandas as pd
 from baselines.published import load_reference_curves
 from reports import aggregate, figures, tables
 from harness.suites import get_task
-from reports.load import Run, final_scores, load_runs, resample_curves, scores_at_step, tidy_evals
+from reports.load import Run, final_scores, load_experiments, resample_curves, scores_at_step, tidy_evals
+from reports.search import study_numbers, study_sections
+from reports.model_generalisation import model_generalisation_section
 
 ABLATION_AGENTS = ("sac", "sac-svg", "mve", "sac-svg-mve")  # paper Fig. 4: expansion in actor x critic
 MODEL_ERROR_METRICS = ("model_error_holdout", "model_error_replay")
 PAIR_SEPARATORS = (" vs ", " | ", " ~ ", " <> ")
 
 
-def _warnings(runs: list[Run]) -> list[str]:
-    return [f"{run.path}: {problem}" for run in runs for problem in run.problems]
+def _warnings(runs: list[Run], grouping: list[str]) -> list[str]:
+    """Why some runs of one agent are not pooled as seeds, then each run's own problems."""
+    return grouping + [f"{run.path}: {problem}" for run in runs for problem in run.problems]
+
+
+def _experiment_agents(runs: list[Run]) -> dict[tuple[str, str, str], tuple[str, int | None]]:
+    """(suite, task, experiment) -> (the agent's registry name, horizon)."""
+    return {(r.suite, r.task, r.experiment): (r.base_agent, r.horizon) for r in runs}
 
 
 def _learning_curves(runs: list[Run], curves: pd.DataFrame, colors: dict, reps: int) -> tuple[list, dict]:
-    """One figure per (suite, task); also returns the bands, keyed (suite, task, agent)."""
+    """One figure per (suite, task); also returns the bands, keyed (suite, task, experiment)."""
     reference = load_reference_curves()
-    horizons = {(r.suite, r.task, r.agent): r.horizon for r in runs}
+    agents_of = _experiment_agents(runs)
     out, bands = [], {}
     for (suite, task), task_curves in curves.groupby(["suite", "task"], sort=True):
         task_bands = {}
-        for agent, agent_curves in task_curves.groupby("agent", sort=True):
-            task_bands[agent] = bands[(suite, task, agent)] = aggregate.curve_band(agent_curves, reps)
-        agents = [(a, horizons.get((suite, task, a))) for a in task_bands]
+        for experiment, experiment_curves in task_curves.groupby("experiment", sort=True):
+            task_bands[experiment] = bands[(suite, task, experiment)] = aggregate.curve_band(experiment_curves, reps)
+        agents = sorted({agents_of[(suite, task, e)] for e in task_bands}, key=str)
         published = tables.published_lines(suite, task, agents)
         ref = reference[(reference["suite"] == suite) & (reference["task"] == task)].copy()
         ref["label"] = ref["method"] + " authors' run, seed " + ref["seed"].astype(str) + " (published)"
@@ -85,16 +93,18 @@ def _aggregate_section(suite: str, finals: pd.DataFrame, curves: pd.DataFrame, c
     return section
 
 
-def _ablation(bands: dict, colors: dict) -> tuple[list, str]:
-    """Paper Fig. 4 (value expansion in the actor, the critic, both, neither) per task."""
-    present = {(s, t, a.split("+", 1)[0]) for s, t, a in bands}
+def _ablation(runs: list[Run], bands: dict, colors: dict) -> tuple[list, str]:
+    """Paper Fig. 4 (value expansion in the actor, the critic, both, neither) per task: the
+    bands of every experiment of those agents."""
+    agent_of = {key: agent for key, (agent, _) in _experiment_agents(runs).items()}
+    present = {(s, t, agent_of[(s, t, e)]) for s, t, e in bands}
     tasks = sorted({(s, t) for s, t, _ in present if (s, t, "mve") in present and (s, t, "sac-svg-mve") in present})
     if not tasks:
         return [], "needs mve and sac-svg-mve runs on the same task: skipped"
     out = []
     for suite, task in tasks:
-        chosen = {a: b for (s, t, a), b in sorted(bands.items())
-                  if (s, t) == (suite, task) and a.split("+", 1)[0] in ABLATION_AGENTS}
+        chosen = {e: b for (s, t, e), b in sorted(bands.items())
+                  if (s, t) == (suite, task) and agent_of[(s, t, e)] in ABLATION_AGENTS}
         out.append({"title": f"{suite} / {task}",
                     "uri": figures.learning_curves(f"{suite} / {task}: expansion in actor / critic", chosen, colors)})
     return out, ""
@@ -119,7 +129,7 @@ def _entropy_schedules(runs: list[Run]) -> tuple[str | None, list[dict[str, str]
         init, final, decay = schedule
         entry = seen.setdefault((init, final, decay, total), {"init": init, "final": final, "decay": decay,
                                                               "total_steps": total, "runs": []})
-        name = f"{run.suite}/{run.task} {run.agent}"
+        name = f"{run.suite}/{run.task} {run.experiment}"
         if name not in entry["runs"]:
             entry["runs"].append(name)
     if not seen:
@@ -152,23 +162,32 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[
     ``reps``: bootstrap replications of interval estimates (rliable's default); profiles and
     probability of improvement use at most ``aggregate.PROFILE_REPS``.
     """
-    runs = load_runs(paths)
+    runs, grouping_warnings = load_experiments(paths)
     evals = tidy_evals(runs)
     curves = resample_curves(evals, "return_mean")
     finals = final_scores(runs)
     budgets = comparison_budgets(runs)
     at_budget = scores_at_step(runs, budgets)
-    colors = figures.agent_colors(sorted({r.agent for r in runs}))
+    colors = figures.agent_colors(sorted({r.experiment for r in runs}))
     learning, bands = _learning_curves(runs, curves, colors, reps)
-    ablation, ablation_note = _ablation(bands, colors)
+    ablation, ablation_note = _ablation(runs, bands, colors)
     model_error, model_error_note = _model_errors(evals, colors)
     entropy_uri, entropy_rows = _entropy_schedules(runs)
     suites = sorted(finals["suite"].unique())
+    counts = {"runs": len(runs), "done": sum(r.complete for r in runs),
+              "tasks": len({(r.suite, r.task) for r in runs}), "agents": len({r.agent for r in runs}),
+              "experiments": len({(r.suite, r.task, r.experiment) for r in runs})}
+    warnings = _warnings(runs, grouping_warnings)
+    studies = study_sections(paths, runs)
     return {
         "inputs": [str(p) for p in paths],
-        "counts": {"runs": len(runs), "done": sum(r.complete for r in runs),
-                   "tasks": len({(r.suite, r.task) for r in runs}), "agents": len({r.agent for r in runs})},
-        "warnings": _warnings(runs),
+        "counts": counts,
+        "warnings": warnings,
+        "numbers": {"inputs": [str(p) for p in paths], "counts": counts, "std_ddof": tables.STD_DDOF,
+                    "warnings": warnings, "groups": tables.group_records(finals),
+                    "groups_at_comparison_budget": tables.group_records(at_budget),
+                    "studies": [study_numbers(study) for study in studies]},
+        "studies": studies,
         "comparison": tables.comparison_tables(finals) + tables.comparison_tables(
             at_budget, with_published=False,
             caption="at MBPO's own figure budgets (TASKS.md): each run's latest evaluation at or before "
@@ -181,6 +200,7 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[
         "reps": reps, "profile_reps": min(reps, aggregate.PROFILE_REPS), "seed": aggregate.BOOTSTRAP_SEED,
         "ablation": ablation, "ablation_note": ablation_note,
         "model_error": model_error, "model_error_note": model_error_note,
+        "model_generalisation": model_generalisation_section(paths),
         "entropy_uri": entropy_uri, "entropy_rows": entropy_rows,
         "runs": tables.run_rows(runs), "versions": tables.version_rows(runs),
         "configs": [{"name": f"{r.suite}/{r.task}/{r.agent}/seed_{r.seed}", "path": str(r.path), "text": r.config_text}

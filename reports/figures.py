@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from rliable import plot_utils  # noqa: E402
@@ -30,8 +31,10 @@ def plain(name: str) -> str:
 
 
 def agent_colors(agents: list[str]) -> dict[str, tuple]:
-    """One stable colour per agent name, the same in every figure."""
-    palette = plt.get_cmap("tab10").colors
+    """One stable colour per agent (experiment) name, the same in every figure; distinct for
+    up to 20 names (tab20's strong colours first, then its light ones)."""
+    tab20 = plt.get_cmap("tab20").colors
+    palette = plt.get_cmap("tab10").colors if len(agents) <= 10 else tab20[0::2] + tab20[1::2]
     return {agent: palette[i % len(palette)] for i, agent in enumerate(sorted(agents))}
 
 
@@ -51,9 +54,9 @@ def _steps_axis(ax: plt.Axes) -> None:
 
 def learning_curves(title: str, bands: dict[str, pd.DataFrame], colors: dict[str, tuple],
                     published: pd.DataFrame | None = None, reference: pd.DataFrame | None = None) -> str:
-    """Mean evaluation return per agent with its 95% band, published finals as lines.
+    """Mean evaluation return per experiment with its 95% band, published finals as lines.
 
-    ``bands``: agent -> ``reports.aggregate.curve_band`` frame (step, mean, low, high).
+    ``bands``: experiment label -> ``reports.aggregate.curve_band`` frame (step, mean, low, high).
     ``published``: rows with label, mean (returns) drawn as dashed horizontal lines.
     ``reference``: a published curve (step, return, label) drawn beside ours, cut to the
     steps our runs reached.
@@ -135,15 +138,16 @@ def sample_efficiency(steps: np.ndarray, points: dict, intervals: dict, colors: 
 def model_errors(title: str, curves: pd.DataFrame, colors: dict) -> str:
     """Model error along training (paper Fig. 7): mean over seeds per agent and metric.
 
-    ``curves``: tidy rows (agent, seed, step, metric in model_error_holdout /
-    model_error_replay, value: squared error in normalised state space).
+    ``curves``: tidy rows (experiment, seed, step, metric in model_error_holdout /
+    model_error_replay, value: squared error in normalised state space); ``colors`` is keyed
+    by experiment.
     """
     figure, ax = plt.subplots(figsize=(7.5, 4))
     styles = {"model_error_holdout": "-", "model_error_replay": "--"}
-    for (agent, metric), rows in curves.groupby(["agent", "metric"], sort=True):
+    for (experiment, metric), rows in curves.groupby(["experiment", "metric"], sort=True):
         mean = rows.groupby("step")["value"].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=colors[agent], linestyle=styles.get(metric, ":"),
-                label=plain(f"{agent}: {metric.removeprefix('model_error_')}"))
+        ax.plot(mean.index, mean.to_numpy(), color=colors[experiment], linestyle=styles.get(metric, ":"),
+                label=plain(f"{experiment}: {metric.removeprefix('model_error_')}"))
     if (curves["value"] > 0).all():
         ax.set_yscale("log")
     ax.set_title(plain(title))
@@ -168,4 +172,73 @@ def entropy_schedules(schedules: list[dict]) -> str:
     ax.set_ylabel("target entropy")
     _steps_axis(ax)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return to_data_uri(figure)
+
+
+STATE_COLORS = {"COMPLETE": "tab:blue", "PRUNED": "tab:orange", "FAIL": "tab:red"}  # Optuna's trial states
+
+
+def _by_state(ax: plt.Axes, trials: pd.DataFrame, x: str, counts: bool = True) -> None:
+    """Scatter objective against column ``x``, coloured by state (legend with ``counts`` of
+    trials); trials without an objective are crosses along the bottom edge."""
+    for state, rows in trials.groupby("state", sort=True):
+        color = STATE_COLORS.get(state, "tab:gray")
+        scored, unscored = rows[rows["objective"].notna()], rows[rows["objective"].isna()]
+        if len(scored):
+            ax.scatter(scored[x], scored["objective"], color=color, s=28, zorder=3,
+                       label=plain(state + (f" ({len(scored)})" if counts else "")))
+        if len(unscored):
+            ax.scatter(unscored[x], np.full(len(unscored), 0.03), transform=ax.get_xaxis_transform(), marker="x",
+                       color=color, s=36, zorder=3,
+                       label=plain(f"{state}, no objective" + (f" ({len(unscored)})" if counts else "")))
+
+
+def search_history(trials: pd.DataFrame, maximise: bool = True) -> str:
+    """Objective per trial number, coloured by state, with the best objective so far.
+
+    ``trials``: columns number, state, objective (NaN where the trial has none)."""
+    figure, ax = plt.subplots(figsize=(7.5, 3.8))
+    _by_state(ax, trials, "number")
+    complete = trials[(trials["state"] == "COMPLETE") & trials["objective"].notna()].sort_values("number")
+    if len(complete):
+        best = complete["objective"].cummax() if maximise else complete["objective"].cummin()
+        ax.step(complete["number"], best, where="post", color="black", linewidth=1, label="best so far")
+    ax.set_xlabel("trial number")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("objective")
+    ax.set_title("objective per trial")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return to_data_uri(figure)
+
+
+def search_parameters(trials: pd.DataFrame, parameters: tuple[str, ...], best_number: int | None,
+                      log2: tuple[str, ...] = ("beta",)) -> str:
+    """Objective against each searched parameter, coloured by state; the best trial circled.
+
+    ``trials``: columns number, state, objective and each of ``parameters``; those in
+    ``log2`` are drawn on a log2 axis (their non-positive or missing values left out)."""
+    figure, axes = plt.subplots(1, len(parameters), figsize=(3.6 * len(parameters), 3.4), sharey=True)
+    for ax, parameter in zip(np.atleast_1d(axes), parameters):
+        shown = trials[trials[parameter].notna() & ((trials[parameter] > 0) if parameter in log2 else True)]
+        _by_state(ax, shown, parameter, counts=False)
+        best = shown[shown["number"] == best_number]
+        if len(best):
+            ax.scatter(best[parameter], best["objective"], s=160, facecolors="none", edgecolors="black",
+                       linewidths=1.5, zorder=4, label=f"best (trial {best_number})")
+        if parameter in log2 and len(shown):
+            ax.set_xscale("log", base=2)
+        left_out = len(trials) - len(shown)
+        ax.set_xlabel(plain(parameter + (" (log2 axis)" if parameter in log2 else ""))
+                      + (f"; {left_out} without a value" if left_out else ""))
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("objective")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    for ax in np.atleast_1d(axes)[1:]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    np.atleast_1d(axes)[-1].legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                                   frameon=False)
     return to_data_uri(figure)

@@ -1,4 +1,5 @@
-"""Rendering the report to one self-contained HTML file (jinja2, autoescaping every value).
+"""Rendering the report to one self-contained HTML file (jinja2, autoescaping every value),
+and its numbers to JSON for scripts and regression checks.
 
 Figures are embedded as base64 PNG data URIs and the CSS is inline: the file opens offline
 with nothing beside it.
@@ -6,6 +7,7 @@ with nothing beside it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,11 @@ def write_report(paths: list[Path], output: Path, reps: int = DEFAULT_REPS) -> d
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(content), encoding="utf-8")
     return content
+
+
+def write_numbers(content: dict[str, Any], output: Path) -> None:
+    """Write the report's numbers (``content["numbers"]``: counts, warnings, one record per
+    table group, the search panels without figures) to ``output`` as JSON."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(content["numbers"], indent=2, allow_nan=False) + "\n", encoding="utf-8")

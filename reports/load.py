@@ -4,6 +4,9 @@ A run folder is ``<out>/<suite>/<task>/<agent>[+label]/seed_<n>/`` holding confi
 eval.csv, train.csv and summary.json. Any set of run folders or parent folders is searched
 for them; every run found is kept and described, whatever its state: a running, interrupted,
 failed or unreadable run is listed with a warning, never silently dropped.
+
+Runs are pooled as seeds by ``experiment`` (``reports.experiments``), never by agent name
+alone: frames carry both the ``agent`` folder name and the ``experiment`` label.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import pandas as pd
 import yaml
 
 from harness.rundir import is_locked  # the same "is it still running?" rule as `harness status`
+from reports.experiments import assign_experiments
 
-TIDY_COLUMNS = ["suite", "task", "agent", "seed", "step", "metric", "value"]
+TIDY_COLUMNS = ["suite", "task", "agent", "experiment", "seed", "step", "metric", "value"]
+SCORE_COLUMNS = ["suite", "task", "agent", "experiment", "horizon", "preset", "total_steps", "seed", "step",
+                 "final_return", "complete", "folder"]
 EVAL_METRICS = ["return_mean", "return_std", "model_error_holdout", "model_error_replay"]
 
 
@@ -48,6 +54,10 @@ class Run:
     config_text: str = ""
     evals: pd.DataFrame = field(default_factory=pd.DataFrame)  # eval.csv as read, sorted by step
     problems: list[str] = field(default_factory=list)
+    experiment: str = ""  # the label of the runs it is pooled with (reports.experiments); default: agent
+
+    def __post_init__(self) -> None:
+        self.experiment = self.experiment or self.agent
 
     @property
     def base_agent(self) -> str:
@@ -185,14 +195,21 @@ def load_run(path: Path) -> Run:
     return run
 
 
-def load_runs(paths: list[Path]) -> list[Run]:
-    """Every run under ``paths``, sorted by (suite, task, agent, seed)."""
+def load_experiments(paths: list[Path]) -> tuple[list[Run], list[str]]:
+    """Every run under ``paths``, sorted by (suite, task, agent, seed), each labelled with its
+    experiment; and the warnings explaining runs of one agent that are not pooled as seeds."""
     runs = [load_run(path) for path in find_run_folders([Path(p) for p in paths])]
-    return sorted(runs, key=lambda r: (r.suite, r.task, r.agent, r.seed, str(r.path)))
+    runs = sorted(runs, key=lambda r: (r.suite, r.task, r.agent, r.seed, str(r.path)))
+    return runs, assign_experiments(runs)
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Every run under ``paths`` (``load_experiments`` without the warnings)."""
+    return load_experiments(paths)[0]
 
 
 def tidy_evals(runs: list[Run]) -> pd.DataFrame:
-    """All eval.csv rows as one long frame: suite, task, agent, seed, step, metric, value.
+    """All eval.csv rows as one long frame: suite, task, agent, experiment, seed, step, metric, value.
 
     ``metric`` is an eval.csv column (return_mean, return_std, model_error_holdout, ...);
     ``step`` is env steps; cells left empty in the CSV are dropped.
@@ -204,6 +221,7 @@ def tidy_evals(runs: list[Run]) -> pd.DataFrame:
             continue
         long = run.evals.melt(id_vars="step", value_vars=metrics, var_name="metric").dropna(subset=["value"])
         long.insert(0, "seed", run.seed)
+        long.insert(0, "experiment", run.experiment)
         long.insert(0, "agent", run.agent)
         long.insert(0, "task", run.task)
         long.insert(0, "suite", run.suite)
@@ -230,12 +248,12 @@ def resample_curves(frame: pd.DataFrame, metric: str = "return_mean") -> pd.Data
     pieces = []
     for (_suite, _task), task_rows in rows.groupby(["suite", "task"], sort=True):
         grid = step_grid(task_rows["step"])
-        for (_agent, _seed), run_rows in task_rows.groupby(["agent", "seed"], sort=True):
+        for (_experiment, _seed), run_rows in task_rows.groupby(["experiment", "seed"], sort=True):
             run_rows = run_rows.sort_values("step")
             inside = grid[(grid >= run_rows["step"].min()) & (grid <= run_rows["step"].max())]
             values = np.interp(inside, run_rows["step"].to_numpy(), run_rows["value"].to_numpy())
             piece = pd.DataFrame({"step": inside, "value": values, "metric": metric})
-            for column in ("suite", "task", "agent", "seed"):
+            for column in ("suite", "task", "agent", "experiment", "seed"):
                 piece[column] = run_rows[column].iloc[0]
             pieces.append(piece)
     if not pieces:
@@ -243,14 +261,22 @@ def resample_curves(frame: pd.DataFrame, metric: str = "return_mean") -> pd.Data
     return pd.concat(pieces, ignore_index=True)[TIDY_COLUMNS].astype({"step": int, "seed": int})
 
 
+def _score_row(run: Run, step: int, value: float, complete: bool) -> dict[str, Any]:
+    return {"suite": run.suite, "task": run.task, "agent": run.agent, "experiment": run.experiment,
+            "horizon": run.horizon, "preset": run.preset, "total_steps": run.total_steps, "seed": run.seed,
+            "step": step, "final_return": value, "complete": complete, "folder": str(run.path)}
+
+
+def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS).astype({"complete": bool, "final_return": float})
+
+
 def final_scores(runs: list[Run]) -> pd.DataFrame:
-    """One row per run with an evaluation: suite, task, agent, horizon, seed, step (of the last
-    evaluation), final_return (its return_mean), complete (status is done)."""
-    rows = [{"suite": r.suite, "task": r.task, "agent": r.agent, "horizon": r.horizon, "seed": r.seed,
-             "step": r.last_eval_step, "final_return": r.final_return, "complete": r.complete}
-            for r in runs if r.final_return is not None]
-    columns = ["suite", "task", "agent", "horizon", "seed", "step", "final_return", "complete"]
-    return pd.DataFrame(rows, columns=columns).astype({"complete": bool, "final_return": float})
+    """One row per run with an evaluation: suite, task, agent, experiment, horizon, preset,
+    total_steps (its budget), seed, step (of the last evaluation), final_return (its
+    return_mean), complete (status is done), folder (the run folder)."""
+    return _score_frame([_score_row(r, r.last_eval_step, r.final_return, r.complete)
+                         for r in runs if r.final_return is not None])
 
 
 def scores_at_step(runs: list[Run], budget: dict[tuple[str, str], int]) -> pd.DataFrame:
@@ -265,8 +291,6 @@ def scores_at_step(runs: list[Run], budget: dict[tuple[str, str], int]) -> pd.Da
         before = r.evals[r.evals["step"] <= step]
         if before.empty:
             continue
-        rows.append({"suite": r.suite, "task": r.task, "agent": r.agent, "horizon": r.horizon, "seed": r.seed,
-                     "step": int(before["step"].iloc[-1]), "final_return": float(before["return_mean"].iloc[-1]),
-                     "complete": int(r.evals["step"].iloc[-1]) >= step})
-    columns = ["suite", "task", "agent", "horizon", "seed", "step", "final_return", "complete"]
-    return pd.DataFrame(rows, columns=columns).astype({"complete": bool, "final_return": float})
+        rows.append(_score_row(r, int(before["step"].iloc[-1]), float(before["return_mean"].iloc[-1]),
+                               int(r.evals["step"].iloc[-1]) >= step))
+    return _score_frame(rows)

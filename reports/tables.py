@@ -47,11 +47,23 @@ class ComparisonTable:
     caption: str = ""
 
 
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and sample std (ddof ``STD_DDOF``) of returns over seeds; the std is NaN for one seed."""
+    mean = float(np.mean(values))
+    return mean, float(np.std(values, ddof=STD_DDOF)) if len(values) > STD_DDOF else math.nan
+
+
 def mean_std_text(values: np.ndarray) -> tuple[float, str]:
     """(mean, "mean ± std") of returns over seeds; the std is '–' for one seed."""
-    mean = float(np.mean(values))
-    std = float(np.std(values, ddof=STD_DDOF)) if len(values) > STD_DDOF else math.nan
+    mean, std = mean_std(values)
     return mean, f"{mean:.2f} ± {'–' if math.isnan(std) else f'{std:.2f}'}"
+
+
+def counted_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The runs of one experiment on one task that its cell averages, and how many unfinished
+    runs that leaves out: its complete runs, or all of them when none is complete."""
+    done = runs[runs["complete"]]
+    return (done, len(runs) - len(done)) if len(done) else (runs, 0)
 
 
 def _steps_text(steps: pd.Series) -> str:
@@ -64,9 +76,11 @@ def _agent_label(agent: str, horizon: int | None) -> str:
 
 
 def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption: str = "") -> list[ComparisonTable]:
-    """Per suite: mean ± std of the final evaluation return per (agent, horizon) and task,
-    beside the published rows of that suite and those tasks; the best mean of each column
-    (ours or published) is marked.
+    """Per suite: mean ± std of the final evaluation return per (experiment, horizon) and
+    task, beside the published rows of that suite and those tasks; the best mean of each
+    column (ours or published) is marked. Runs are pooled by ``experiment``
+    (``reports.experiments``): runs of other budgets or settings, or repeated seeds, are rows
+    of their own.
 
     ``finals`` is ``reports.load.final_scores`` output: the final evaluation of a run is the
     last row of its eval.csv, at the step shown. A cell counts its complete runs (status
@@ -78,10 +92,11 @@ def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption
     for suite, suite_rows in finals.groupby("suite", sort=True):
         tasks = sorted(suite_rows["task"].unique())
         rows = []
-        keys = suite_rows[["agent", "horizon"]].drop_duplicates().sort_values(["agent", "horizon"], na_position="first")
-        for agent, horizon in keys.itertuples(index=False):
+        keys = suite_rows[["experiment", "horizon"]].drop_duplicates().sort_values(
+            ["experiment", "horizon"], na_position="first")
+        for experiment, horizon in keys.itertuples(index=False):
             horizon = None if pd.isna(horizon) else int(horizon)
-            mine = suite_rows[(suite_rows["agent"] == agent) & (
+            mine = suite_rows[(suite_rows["experiment"] == experiment) & (
                 suite_rows["horizon"].isna() if horizon is None else suite_rows["horizon"] == horizon)]
             cells = []
             for task in tasks:
@@ -89,14 +104,13 @@ def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption
                 if runs.empty:
                     cells.append(Cell())
                     continue
-                done = runs[runs["complete"]]
-                counted = done if len(done) else runs
+                counted, left_out = counted_runs(runs)
                 mean, text = mean_std_text(counted["final_return"].to_numpy(float))
                 detail = f"n={len(counted)} · {_steps_text(counted['step'])}"
-                if len(done) and len(done) < len(runs):
-                    detail += f" · {len(runs) - len(done)} unfinished not counted"
-                cells.append(Cell(mean, text, detail, incomplete=not len(done)))
-            rows.append(Row(_agent_label(agent, horizon), published=False, cells=cells))
+                if left_out:
+                    detail += f" · {left_out} unfinished not counted"
+                cells.append(Cell(mean, text, detail, incomplete=not counted["complete"].all()))
+            rows.append(Row(_agent_label(experiment, horizon), published=False, cells=cells))
         published = load_published(suite)
         published = published[published["task"].isin(tasks)] if with_published else published.iloc[0:0]
         for (method, metric, source), group in published.groupby(["method", "metric", "source"], sort=False):
@@ -119,6 +133,39 @@ def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption
     return tables
 
 
+def _plain(value: object) -> object:
+    """A pandas/NumPy scalar as a JSON value (NaN and missing values as None)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def group_records(finals: pd.DataFrame) -> list[dict[str, object]]:
+    """The comparison tables' numbers as plain records, one per (suite, task, experiment):
+    what ``harness report --json`` writes. ``finals`` is ``reports.load.final_scores`` (or
+    ``scores_at_step``) output; ``n``, ``mean``, ``std``, ``seeds``, ``folders`` and
+    ``final_returns`` describe the runs the table cell counts (``counted_runs``)."""
+    records = []
+    for (suite, task, experiment), runs in finals.groupby(["suite", "task", "experiment"], sort=True):
+        counted, left_out = counted_runs(runs.sort_values(["seed", "folder"]))
+        first = counted.iloc[0]
+        horizon = None if pd.isna(first["horizon"]) else int(first["horizon"])
+        mean, std = mean_std(counted["final_return"].to_numpy(float))
+        records.append({
+            "suite": suite, "task": task, "agent": first["agent"], "label": experiment,
+            "row": _agent_label(experiment, horizon), "horizon": horizon, "preset": _plain(first["preset"]),
+            "budget": None if pd.isna(first["total_steps"]) else int(first["total_steps"]),
+            "n": len(counted), "mean": _plain(mean), "std": _plain(std),
+            "seeds": [int(s) for s in counted["seed"]], "folders": list(counted["folder"]),
+            "final_returns": [float(v) for v in counted["final_return"]],
+            "steps": [int(v) for v in counted["step"]],
+            "complete": int(runs["complete"].sum()), "incomplete": int((~runs["complete"]).sum()),
+            "counted": "complete runs" if counted["complete"].all() else "unfinished runs (none complete)",
+            "unfinished_not_counted": left_out,
+        })
+    return records
+
+
 def published_lines(suite: str, task: str, agents: list[tuple[str, int | None]]) -> pd.DataFrame:
     """Published final numbers to draw on a task's learning curves: the rows whose method is
     one of our (agent, horizon) pairs, and the best published row. Columns label, mean, steps."""
@@ -135,8 +182,8 @@ def published_lines(suite: str, task: str, agents: list[tuple[str, int | None]])
 def interval_rows(intervals: pd.DataFrame) -> list[dict[str, str]]:
     """Per-task interval estimates (``reports.aggregate.per_task_intervals``) as text rows."""
     out = []
-    for (suite, task, agent, n), group in intervals.groupby(["suite", "task", "agent", "n"], sort=True):
-        row = {"suite": suite, "task": task, "agent": agent, "n": str(n)}
+    for (suite, task, experiment, n), group in intervals.groupby(["suite", "task", "experiment", "n"], sort=True):
+        row = {"suite": suite, "task": task, "agent": experiment, "n": str(n)}
         for metric in group.itertuples(index=False):
             row[metric.metric] = f"{metric.point:.2f} [{metric.low:.2f}, {metric.high:.2f}]"
         out.append(row)
@@ -150,7 +197,8 @@ def _number(value: float | None, digits: int = 1) -> str:
 def run_rows(runs: list[Run]) -> list[dict[str, str]]:
     """One row of metadata per run (all runs, whatever their state)."""
     return [{
-        "suite": r.suite, "task": r.task, "agent": r.agent, "seed": str(r.seed), "status": r.status,
+        "suite": r.suite, "task": r.task, "agent": r.agent, "experiment": r.experiment, "seed": str(r.seed),
+        "status": r.status,
         "steps": f"{_number(r.steps_done, 0) or '?'} / {_number(r.total_steps, 0) or '?'}",
         "last eval step": _number(r.last_eval_step, 0), "final return": _number(r.final_return, 2),
         "best return": _number(r.best_eval_return, 2), "wall time (s)": _number(r.wall_time),

@@ -6,6 +6,8 @@ Final returns (return_mean of the last evaluation, step 300):
   step 100); sac-svg-mve 45; the run named ``<script>alert(1)</script>`` 7.
 - classic/inverted-double-pendulum: sac 100, 300 (mean 200, std 141.42); sac-svg 200, 200.
 - poplin/hopper: sac-svg (H=2) 3000, 3100 (mean 3050, std 70.71), above every published row.
+
+``write_study`` writes a target-entropy study folder by hand (studies/contract.py), see there.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import csv
 import json
 from pathlib import Path
 
+from studies.contract import TRIAL_COLUMNS
+
 SCRIPT_NAME = "<script>alert(1)</script>"
 EVAL_STEPS = (100, 200, 300)
 
 
 def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns: list[float],
               status: str = "done", horizon: int = 0, model_errors: bool = False,
-              entropy: tuple[float, float, float | None] = (-1.0, -1.0, None), total_steps: int = 300) -> Path:
-    """One run folder as the trainer writes it; ``returns`` are the evaluations at 100, 200, ..."""
+              entropy: tuple[float, float, float | None] = (-1.0, -1.0, None), total_steps: int = 300,
+              extra_config: str = "") -> Path:
+    """One run folder as the trainer writes it; ``returns`` are the evaluations at 100, 200, ...
+    ``extra_config``: further top-level YAML of config.yaml (e.g. operational keys)."""
     path = root / suite / task / agent / f"seed_{seed}"
     path.mkdir(parents=True)
     init, final, decay = entropy
@@ -29,7 +35,7 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
     (path / "config.yaml").write_text(
         f"suite: {suite}\ntask: {task}\nseed: {seed}\npreset: quick\nagent:\n  name: {agent.split('+')[0]}\n"
         f"  horizon: {horizon}\n  target_entropy:\n    init: {init}\n    final: {final}\n    decay: {decay_text}\n"
-        f"trainer:\n  total_steps: {total_steps}\n  eval_every: 100\n")
+        f"trainer:\n  total_steps: {total_steps}\n  eval_every: 100\n{extra_config}")
     columns = ["step", "return_mean", "return_std", "episodes", "wall_time"]
     if model_errors:
         columns += ["model_error_holdout", "model_error_replay"]
@@ -62,7 +68,8 @@ def write_fixture(root: Path) -> Path:
     for seed, final in enumerate((40, 50, 90)):
         write_run(root, *pendulum, "sac-svg", seed, [0, final / 2, final], horizon=2, model_errors=True,
                   entropy=(1.0, -4.0, 0.5))
-    write_run(root, *pendulum, "sac-svg", 3, [5], status="running", horizon=2)
+    write_run(root, *pendulum, "sac-svg", 3, [5], status="running", horizon=2, model_errors=True,
+              entropy=(1.0, -4.0, 0.5))  # a fourth seed of the same experiment
     write_run(root, *pendulum, "mve", 0, [1], status="failed", horizon=2)
     write_run(root, *pendulum, "sac-svg-mve", 0, [0, 20, 45], horizon=2)
     write_run(root, *pendulum, SCRIPT_NAME, 0, [0, 3, 7])
@@ -74,3 +81,46 @@ def write_fixture(root: Path) -> Path:
     for seed, final in enumerate((3000, 3100)):
         write_run(root, "poplin", "hopper", "sac-svg", seed, [0, 1500, final], horizon=2)
     return root
+
+
+STUDY_NAME = "entropy-classic-inverted-pendulum-sac-svg"
+PAPER_SCHEDULE = [-1.0, -1.0, None]  # Table 4, inverted-pendulum: constant -1
+# (number, state, (H_init, H_final, beta), final returns of seeds 0 and 1 (None: no run), objective, outcome)
+STUDY_TRIALS = [
+    (0, "COMPLETE", (1.0, -1.0, 0.5), (30, 50), 40.0, "complete"),
+    (1, "COMPLETE", (2.0, -4.0, 0.125), (70, 80), 75.0, "complete"),  # the best
+    (2, "PRUNED", (0.0, -2.0, 1.0), (10, None), None, "pruned"),
+    (3, "FAIL", (1.0, -2.0, 0.25), (1, None), None, "run failed"),
+    (4, "COMPLETE", (0.0, -1.0, 0.0625), (55, 65), 60.0, "complete"),
+]
+
+
+def write_study(root: Path) -> Path:
+    """A target-entropy study folder as ``harness search entropy`` writes it (study.json,
+    trials.csv, one slot folder of runs per trial), numbers in ``STUDY_TRIALS``; returns it.
+    A pruned trial's run stopped after two evaluations (running, lock gone: interrupted); a
+    failed trial's run failed after one."""
+    study = root / STUDY_NAME
+    study.mkdir(parents=True)
+    settings = {"study": STUDY_NAME, "suite": "classic", "task": "inverted-pendulum", "agent": "sac-svg",
+                "preset": "quick", "steps": 300, "seeds": 2, "trials": len(STUDY_TRIALS), "sampler": "random",
+                "pruner": "median", "study_seed": 0, "overrides": [], "storage": "study.journal",
+                "paper_schedule": PAPER_SCHEDULE}
+    (study / "study.json").write_text(json.dumps(settings, indent=2))
+    with open(study / "trials.csv", "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(TRIAL_COLUMNS)
+        for number, state, (init, final, beta), finals, objective, outcome in STUDY_TRIALS:
+            slot = f"trials/slot_{number:03d}"
+            writer.writerow([number, number, state, init, final, beta, "" if objective is None else objective,
+                             outcome, slot])
+            agent = f"sac-svg+init={init:g},final={final:g},decay={beta:g}"
+            for seed, final_return in enumerate(finals):
+                if final_return is None:
+                    continue
+                returns, status = {"COMPLETE": ([0, final_return / 2, final_return], "done"),
+                                   "PRUNED": ([0, final_return], "running"),
+                                   "FAIL": ([final_return], "failed")}[state]
+                write_run(study / slot, "classic", "inverted-pendulum", agent, seed, returns, status=status,
+                          horizon=2, entropy=(init, final, beta))
+    return study

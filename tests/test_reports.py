@@ -62,7 +62,7 @@ def test_every_run_is_found_and_described_whatever_its_state(fixture_root):
 def test_tidy_frame_and_final_scores(fixture_root):
     runs = load_runs([fixture_root])
     evals = tidy_evals(runs)
-    assert list(evals.columns) == ["suite", "task", "agent", "seed", "step", "metric", "value"]
+    assert list(evals.columns) == ["suite", "task", "agent", "experiment", "seed", "step", "metric", "value"]
     assert set(evals["metric"]) == {"return_mean", "return_std", "model_error_holdout", "model_error_replay"}
     finals = final_scores(runs)
     sac = finals[(finals["task"] == "inverted-pendulum") & (finals["agent"] == "sac")]

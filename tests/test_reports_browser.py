@@ -6,13 +6,15 @@ their paths, so its manager never downloads anything.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reports.html import write_report
-from tests.reports_fixture import write_fixture
+from tests.reports_fixture import write_fixture, write_run, write_study
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -25,37 +27,75 @@ pytestmark = pytest.mark.skipif(
     reason="chromium / chromedriver not installed (apt-get install chromium chromium-driver; .ci/run does)")
 
 
-def test_report_renders_in_headless_chromium_with_no_console_error_and_visible_figures(tmp_path):
+@contextlib.contextmanager
+def chromium(profile: Path) -> Iterator[object]:
+    """A headless Chromium driven by selenium, quit on exit."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (the dev extra has it)")
     from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 
-    output = tmp_path / "report.html"
-    write_report([write_fixture(tmp_path / "runs")], output, reps=100)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
+    for flag in FLAGS + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def visible_figures(driver) -> list[dict]:
+    """Every image and svg of the page with its box, decoded size and load state."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('img, svg')).map(e => {
+            const box = e.getBoundingClientRect();
+            return {tag: e.tagName, width: box.width, height: box.height,
+                    natural: e.tagName === 'IMG' ? e.naturalWidth * e.naturalHeight : 1,
+                    complete: e.tagName === 'IMG' ? e.complete : true};
+        });""")
+
+
+def assert_page_is_sound(driver, min_figures: int) -> None:
+    """The page loaded, every figure decoded and shows, and the console logged no error."""
+    assert driver.execute_script("return document.readyState") == "complete"
+    assert driver.title == "svgbench report"
+    figures = visible_figures(driver)
+    assert len(figures) >= min_figures
+    for figure in figures:
+        assert figure["complete"] and figure["natural"] > 0, figure
+        assert figure["width"] > 0 and figure["height"] > 0, figure
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+
+
+def test_report_renders_in_headless_chromium_with_no_console_error_and_visible_figures(tmp_path):
+    output = tmp_path / "report.html"
+    write_report([write_fixture(tmp_path / "runs")], output, reps=100)
+    with chromium(tmp_path / "profile") as driver:
         driver.get(output.as_uri())
-        assert driver.execute_script("return document.readyState") == "complete"
-        assert driver.title == "svgbench report"
-        figures = driver.execute_script("""
-            return Array.from(document.querySelectorAll('img, svg')).map(e => {
-                const box = e.getBoundingClientRect();
-                return {tag: e.tagName, width: box.width, height: box.height,
-                        natural: e.tagName === 'IMG' ? e.naturalWidth * e.naturalHeight : 1,
-                        complete: e.tagName === 'IMG' ? e.complete : true};
-            });""")
-        assert len(figures) >= 8
-        for figure in figures:
-            assert figure["complete"] and figure["natural"] > 0, figure
-            assert figure["width"] > 0 and figure["height"] > 0, figure
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
-        assert errors == []
+        assert_page_is_sound(driver, min_figures=8)
         table = driver.find_element("css selector", "table.comparison")
         assert "20.00 ± 10.00" in table.text
         assert "<script>alert(1)</script>" in driver.find_element("tag name", "body").text  # shown as text
-    finally:
-        driver.quit()
+
+
+def test_split_rows_warnings_and_the_search_panel_show_in_chromium(tmp_path):
+    runs = tmp_path / "runs"
+    for steps in (3000, 5000):
+        write_run(runs / f"budget_{steps}", "classic", "inverted-pendulum", "sac", 0, [0, 5, 10], total_steps=steps)
+    write_study(runs / "search")
+    output = tmp_path / "report.html"
+    write_report([runs], output, reps=50)
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(output.as_uri())
+        assert_page_is_sound(driver, min_figures=4)
+        assert "runs of different budgets (3,000, 5,000 steps)" in driver.find_element("id", "warnings").text
+        table = driver.find_element("css selector", "table.comparison").text
+        assert "sac · 3,000 steps (H=0)" in table and "sac · 5,000 steps (H=0)" in table
+        search = driver.find_element("id", "search")
+        assert search.is_displayed()
+        assert driver.find_element("css selector", "table.schedules").text.splitlines()[1:] == [
+            "best trial 1 2 -4 0.125 75 sac-svg+init=2,final=-4,decay=0.125", "Table 4 (paper) -1 -1 constant"]
+        best = driver.find_element("css selector", "table.trials tr.best-trial")
+        assert best.is_displayed() and best.text.startswith("1 ★")
