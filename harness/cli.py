@@ -78,14 +78,20 @@ def list_command(as_json: bool) -> None:
 @click.option("--launcher", default="local", show_default=True, help="local | submitit.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Runs at once.")
 @click.option("--wandb", "wandb_mode", default="offline", show_default=True, type=click.Choice(WANDB_MODES))
+@click.option("--config", "config_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.")
 @click.argument("overrides", nargs=-1)
-def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, wandb_mode, overrides) -> None:
+def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, wandb_mode, config_files,
+                overrides) -> None:
     """Train AGENT on every (task, seed) of SUITE; rerunning resumes or skips.
 
     OVERRIDES are Hydra key=value settings, e.g. agent.horizon=3 trainer.eval_episodes=5.
     """
     from baselines import get_agent  # noqa: PLC0415
+    from harness.config import flatten_config_file  # noqa: PLC0415
     from harness.launch import launch, plan_jobs  # noqa: PLC0415
+
+    overrides = [o for path in config_files for o in flatten_config_file(path)] + list(overrides)
 
     suite_tasks = get_suite(suite)
     get_agent(agent)
@@ -136,17 +142,209 @@ def status_command(run_dir: str) -> None:
               help="The HTML file to write (self-contained, opens offline).")
 @click.option("--reps", type=click.IntRange(min=10), default=None,
               help="Bootstrap replications of the intervals (default: rliable's, 50000).")
-def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None) -> None:
-    """One HTML report comparing the runs under RUN_DIRS with the published numbers."""
+@click.option("--json", "json_output", default=None, type=click.Path(dir_okay=False),
+              help="Also write the tables' numbers (one record per experiment and task), warnings and "
+                   "search results to this JSON file.")
+def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None, json_output: str | None) -> None:
+    """One HTML report comparing the runs under RUN_DIRS with the published numbers.
+
+    RUN_DIRS may be run folders, folders holding them, or study folders (a search panel each).
+    Runs are averaged as seeds only when their configs differ in the seed alone.
+    """
     from reports.aggregate import DEFAULT_REPS  # noqa: PLC0415
-    from reports.html import write_report  # noqa: PLC0415
+    from reports.html import write_numbers, write_report  # noqa: PLC0415
     from reports.load import find_run_folders  # noqa: PLC0415
+    from studies.contract import find_study_folders  # noqa: PLC0415
 
     paths = [Path(p) for p in run_dirs]
-    if not find_run_folders(paths):
-        raise ConfigError(f"no runs (summary.json files) under {', '.join(run_dirs)}")
+    if not find_run_folders(paths) and not find_study_folders(paths):
+        raise ConfigError(f"no runs (summary.json files) or studies (study.json) under {', '.join(run_dirs)}")
     content = write_report(paths, Path(output), reps=reps or DEFAULT_REPS)
-    click.echo(f"wrote {output}: {content['counts']['runs']} runs, {len(content['warnings'])} warnings")
+    written = output
+    if json_output:
+        write_numbers(content, Path(json_output))
+        written += f" and {json_output}"
+    click.echo(f"wrote {written}: {content['counts']['runs']} runs, {len(content['warnings'])} warnings")
+
+
+@cli.group("search")
+def search_group() -> None:
+    """Hyper-parameter searches with Optuna (the paper's target-entropy search, app. A.2)."""
+
+
+def _study_options(command):
+    """--study, --storage and --out, shared by the search commands that read a study."""
+    command = click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
+                           help="Folder holding the study folders.")(command)
+    command = click.option("--storage", default=None,
+                           help="Journal file path or Optuna storage URL (default: OUT/STUDY/study.journal).")(command)
+    return click.option("--study", "study_name", required=True, help="The study's name.")(command)
+
+
+@search_group.command("entropy")
+@click.option("--suite", required=True, help=f"One of: {', '.join(SUITES)}.")
+@click.option("--task", required=True, help="A task of the suite.")
+@click.option("--agent", default="sac-svg", show_default=True, help=f"One of: {', '.join(AGENTS)}.")
+@click.option("--preset", default="paper", show_default=True, help="paper | quick | authors-code.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Env steps per run (default: preset/task).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Seeds 0..K-1 per trial; the objective is their mean final evaluation return.")
+@click.option("--trials", required=True, type=click.IntRange(min=1), help="Trials in the study, in total.")
+@click.option("--study", "study_name", default=None, help="Study name (default: entropy-SUITE-TASK-AGENT).")
+@click.option("--storage", default=None,
+              help="Journal file path, or an Optuna storage URL (sqlite:///..., postgresql://...) that "
+                   "workers on several machines share (default: OUT/STUDY/study.journal).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes here.")
+@click.option("--sampler", default="random", show_default=True, type=click.Choice(["random", "tpe"]),
+              help="random: the paper's search, schedules drawn from --study-seed; tpe: Optuna's TPE.")
+@click.option("--pruner", default="none", show_default=True, type=click.Choice(["none", "median"]),
+              help="median: stop a trial whose evaluation return is below the median of earlier trials'.")
+@click.option("--study-seed", default=0, show_default=True, type=int, help="Seed of the schedules drawn.")
+@click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of study folders; a trial's runs go to OUT/STUDY/trials/slot_<k>/.")
+@click.option("--wandb", "wandb_mode", default="disabled", show_default=True, type=click.Choice(WANDB_MODES))
+@click.argument("overrides", nargs=-1)
+def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, study_name, storage, workers, sampler,
+                           pruner, study_seed, out, wandb_mode, overrides) -> None:
+    """The target-entropy random search of appendix A.2: TRIALS schedules (H_init, H_final,
+    beta) of eq. (14), each trained on K seeds. Rerun the same command to resume; run it in
+    several shells or machines on one storage to share the work: the study ends with exactly
+    TRIALS finished trials."""
+    from studies.entropy_search import SearchSettings, run_search  # noqa: PLC0415
+    from studies.search_tables import print_trials, run_failures  # noqa: PLC0415
+
+    settings = SearchSettings(suite=suite, task=task, trials=trials, agent=agent, preset=preset, steps=steps,
+                              seeds=seeds, study=study_name, storage=storage, workers=workers, sampler=sampler,
+                              pruner=pruner, study_seed=study_seed, out=out, wandb=wandb_mode,
+                              overrides=list(overrides))
+    try:
+        study = run_search(settings, say=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"harness: search {settings.study_name} interrupted; rerun the same command to resume", err=True)
+        raise SystemExit(130) from None
+    print_trials(console(), study, settings.study_dir)
+    failures = run_failures(study)
+    for line in failures:
+        click.echo(f"harness: {line}", err=True)
+    if failures:
+        raise HarnessFailure()
+
+
+@search_group.command("show")
+@_study_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def search_show_command(study_name: str, storage: str | None, out: str, as_json: bool) -> None:
+    """The trials of a study (number, state, schedule, objective, run folder) and its best trial."""
+    from studies.search_tables import load_named_study, print_trials, trials_json  # noqa: PLC0415
+
+    study, study_dir = load_named_study(study_name, storage, out)
+    if as_json:
+        click.echo(json.dumps(trials_json(study, study_dir), indent=2))
+    else:
+        print_trials(console(), study, study_dir)
+
+
+@search_group.command("best")
+@_study_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="YAML file to write; `harness run --config FILE` runs with it.")
+def search_best_command(study_name: str, storage: str | None, out: str, output: str) -> None:
+    """Write the best trial's schedule (and the study's overrides) as a config file."""
+    from studies.search_tables import best_config_yaml, load_named_study  # noqa: PLC0415
+
+    study, _ = load_named_study(study_name, storage, out)
+    text, command = best_config_yaml(study, output)
+    Path(output).write_text(text)
+    click.echo(f"wrote {output}; run the best schedule with:\n  {command}")
+
+
+@cli.group("study")
+def study_group() -> None:
+    """Multi-stage studies of the paper: the Table 2 protocol, the Fig. 3 model study."""
+
+
+@study_group.command("table2")
+@click.option("--suite", default="poplin", show_default=True, help=f"One of: {', '.join(SUITES)}.")
+@click.option("--task", required=True, help="A task of the suite.")
+@click.option("--horizons", default="0,1,2,3,4,5,10", show_default=True,
+              help="Comma-separated H values; H=0 is SAC, H>0 SAC-SVG(H).")
+@click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Entropy-search trials per horizon (appendix A.2).")
+@click.option("--search-seeds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Seeds per search trial (seeds 0..K-1).")
+@click.option("--seeds", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Final seeds of the best schedule (seeds K..K+N-1, never a search seed).")
+@click.option("--preset", default="paper", show_default=True, help="paper | quick | authors-code.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Env steps per run (default: preset/task).")
+@click.option("--launcher", default="local", show_default=True, help="Launcher of the final runs: local | submitit.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Final runs at once.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Search worker processes.")
+@click.option("--storage", default=None, help="Optuna storage URL shared by every horizon's study (default: a "
+                                              "journal file in each study folder).")
+@click.option("--sampler", default="random", show_default=True, type=click.Choice(["random", "tpe"]))
+@click.option("--pruner", default="none", show_default=True, type=click.Choice(["none", "median"]))
+@click.option("--study-seed", default=0, show_default=True, type=int, help="Seed of the schedules drawn.")
+@click.option("--out", default="runs/table2", show_default=True, type=click.Path(file_okay=False),
+              help="Output root; the study goes to OUT/SUITE-TASK/.")
+@click.option("--wandb", "wandb_mode", default="disabled", show_default=True, type=click.Choice(WANDB_MODES))
+@click.option("--reps", type=click.IntRange(min=10), default=None, help="Bootstrap replications of the report.")
+@click.argument("overrides", nargs=-1)
+def study_table2_command(suite, task, horizons, trials, search_seeds, seeds, preset, steps, launcher, jobs, workers,
+                         storage, sampler, pruner, study_seed, out, wandb_mode, reps, overrides) -> None:
+    """Paper Table 2 for one task: per horizon, the entropy search, then its best schedule on
+    fresh seeds, then one report beside the published rows. Rerun to resume any stage."""
+    from reports.aggregate import DEFAULT_REPS  # noqa: PLC0415
+    from reports.html import write_numbers, write_report  # noqa: PLC0415
+    from studies.table2 import Table2Settings, parse_horizons, run_table2  # noqa: PLC0415
+
+    if launcher not in launchers():
+        raise ConfigError(f"unknown launcher {launcher!r}; valid launchers: {', '.join(launchers())}")
+    settings = Table2Settings(suite=suite, task=task, horizons=parse_horizons(horizons), trials=trials,
+                              search_seeds=search_seeds, seeds=seeds, preset=preset, steps=steps, launcher=launcher,
+                              jobs=jobs, workers=workers, out=out, storage=storage, sampler=sampler, pruner=pruner,
+                              study_seed=study_seed, wandb=wandb_mode, overrides=list(overrides))
+    try:
+        done = run_table2(settings, say=click.echo)
+    except KeyboardInterrupt:
+        click.echo("harness: table2 interrupted; rerun the same command to resume", err=True)
+        raise SystemExit(130) from None
+    html, numbers = settings.root / "table2.html", settings.root / "table2.json"
+    content = write_report([done["final"]], html, reps=reps or DEFAULT_REPS)
+    write_numbers(content, numbers)
+    click.echo(f"wrote {html} and {numbers}: {content['counts']['runs']} final runs, horizons "
+               f"{', '.join(map(str, done['horizons']))}; search panels: harness report {done['search']}")
+    for line in done["failures"]:
+        click.echo(f"harness: {line}", err=True)
+    if done["failures"]:
+        raise HarnessFailure()
+
+
+@study_group.command("model-generalisation")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--horizon", type=int, default=None, help="H: transitions per training sequence and error rollout.")
+@click.option("--stages", type=int, default=None, help="Times episodes are added and the models retrained.")
+@click.option("--updates", type=int, default=None, help="Gradient steps of each model per stage.")
+@click.option("--batch-size", type=int, default=None, help="Sequences (GRU) or transitions per member per update.")
+@click.option("--hidden-dim", type=int, default=None, help="GRU encoder and decoder MLP width (paper: 512).")
+@click.option("--gru-hidden-dim", type=int, default=None, help="GRU state width (paper: 512).")
+@click.option("--ensemble-hidden-dim", type=int, default=None,
+              help="MLP width of the ensemble (default: the width matching the GRU's parameter count).")
+@click.option("--test-fraction", type=float, default=None, help="Share of episodes in the fixed test split.")
+@click.option("--holdout-every", type=int, default=None, help="Every k-th added episode goes to holdout.")
+@click.option("--from-scratch", is_flag=True, default=None, help="Rebuild the models at every stage.")
+@click.option("--seed", type=int, default=None, help="Seed of the splits, the initialisation and the batches.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: RUN_DIR/model_generalisation).")
+def model_generalisation_command(run_dir: str, out: str | None, **given) -> None:
+    """The paper's Fig. 3 study: multi-step error of the GRU model vs a 5-MLP ensemble of similar size,
+    trained on RUN_DIR's replay episodes added stage by stage. Defaults: the settings
+    printed at the end (studies/model_generalisation.py)."""
+    from studies.model_generalisation import GeneralisationSettings, run_study, summary_text  # noqa: PLC0415
+
+    names = {"updates": "updates_per_stage"}
+    settings = GeneralisationSettings(**{names.get(k, k): v for k, v in given.items() if v is not None})
+    click.echo(summary_text(run_study(run_dir, settings, out)))
 
 
 def main(argv: list[str] | None = None) -> int:

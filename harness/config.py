@@ -15,10 +15,12 @@ from typing import Any, Optional
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+import yaml
 from omegaconf import OmegaConf
 
 from agents.config import AgentConfig
 from baselines import AGENTS
+from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
 from harness.suites import TaskSpec, get_task
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -65,11 +67,6 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
-
-
-# Keys that change where or how a run executes, not what it computes: they neither label a
-# run folder nor make a stored config differ.
-OPERATIONAL_KEYS = ("out", "wandb", "launcher", "trainer.progress", "trainer.torch_threads", "agent.device")
 
 
 class ConfigError(ValueError):
@@ -185,10 +182,6 @@ def build_run_config(suite: str, task: str, agent: str, seed: int, preset: str =
     return resolve_task_values(config, spec)
 
 
-def is_operational(key: str) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
-
-
 def override_label(overrides: list[str]) -> str:
     """A short, filesystem-safe label of the scientific overrides, e.g. ``horizon=3``."""
     pairs = []
@@ -231,3 +224,26 @@ def scientific_differences(stored: dict[str, Any], current: dict[str, Any], pref
         elif a != b:
             differences.append(f"{path}: {a!r} -> {b!r}")
     return differences
+
+
+def flatten_config_file(path: str | Path) -> list[str]:
+    """A YAML config file (e.g. from ``harness search best``) as ``key=value`` overrides, in the
+    file's order; ``harness run --config FILE`` puts them before the command line's own."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read config file {path}: {str(error).splitlines()[0]}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} is not a mapping of keys to values")
+    overrides = []
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+                overrides.append(f"{prefix}{key}={text}")
+
+    walk(data, "")
+    return overrides

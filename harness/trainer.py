@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -76,12 +77,22 @@ def model_errors(agent: SVGAgent, replay: ReplayBuffer, holdout: ReplayBuffer, r
     return errors
 
 
-class Trainer:
-    """Trains one (task, agent, seed) run into one run directory."""
+EvaluationCallback = Callable[[int, float], None]
 
-    def __init__(self, config: RunConfig, run_dir: RunDirectory) -> None:
+
+class Trainer:
+    """Trains one (task, agent, seed) run into one run directory.
+
+    ``on_evaluation(step, return_mean)`` is called after every evaluation, once its row and
+    the checkpoint are written (a search reports intermediate values through it); an
+    exception it raises stops the run as a failure, with nothing lost.
+    """
+
+    def __init__(self, config: RunConfig, run_dir: RunDirectory,
+                 on_evaluation: EvaluationCallback | None = None) -> None:
         self.config = config
         self.run_dir = run_dir
+        self.on_evaluation = on_evaluation
         self.spec: TaskSpec = get_task(config.suite, config.task)
         trainer = config.trainer
         self.total_steps = int(trainer.total_steps)
@@ -255,13 +266,15 @@ class Trainer:
             p.best_eval_return, p.best_eval_step = row["return_mean"], p.step
         self.run_dir.save_checkpoint(self.checkpoint_state())
         self.run_dir.update_summary(status="running", **self._results())
+        if self.on_evaluation is not None:
+            self.on_evaluation(p.step, row["return_mean"])
 
 
-def train_run(config: RunConfig, path: str | Path) -> dict:
+def train_run(config: RunConfig, path: str | Path, on_evaluation: EvaluationCallback | None = None) -> dict:
     """Train (or resume, or skip if done) the run at ``path``; returns its summary."""
     run_dir = RunDirectory(path)
     with run_lock(run_dir.path):
         summary = run_dir.read_summary()
         if summary and summary.get("status") == "done":
             return summary
-        return Trainer(config, run_dir).run()
+        return Trainer(config, run_dir, on_evaluation).run()

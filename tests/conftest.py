@@ -23,3 +23,4 @@ TINY = [
 @pytest.fixture
 def tiny_overrides() -> list[str]:
     return list(TINY)
+from tests.postgres import postgres_url  # noqa: F401

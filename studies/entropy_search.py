@@ -1,0 +1,512 @@
+"""The paper's target-entropy search (appendix A.2) as an Optuna study that any number of
+workers, here or on other machines, can run together and resume after any crash.
+
+How exactly N trials come out, however the study is run:
+- The study is N *slots*. Each slot is one Optuna trial enqueued as WAITING with user
+  attribute ``slot`` and, for the random search, its schedule drawn from the study seed
+  (``entropy_space.sample_schedules``), so the same seed gives the same schedules whatever
+  order workers take them in. With ``--sampler tpe`` a slot's schedule is asked of TPE
+  when a worker takes it.
+- A worker takes a WAITING trial with Optuna's atomic WAITING -> RUNNING transition (what
+  ``study.ask`` does for enqueued trials), so no two workers ever hold the same trial.
+- A slot is finished when one of its trials is COMPLETE or PRUNED (or FAIL because its run
+  failed: the same seed would fail again, so it is not retried). Of two live trials of one
+  slot (two workers enqueued it at once), the lower-numbered one counts; the other is
+  failed as "duplicate" when taken, before any training.
+- A running worker beats a heartbeat (a trial user attribute). A RUNNING trial whose worker
+  is gone is failed ("worker died") and its slot enqueued again, with the same schedule:
+  gone means a process of this machine that no longer exists, or a heartbeat that has not
+  moved for ``stale_after`` seconds. The new trial resumes the slot's runs from their
+  checkpoints (they are ordinary run directories under ``trials/slot_<k>/``).
+- Workers stop when every slot is finished, waiting for other workers' trials if need be
+  (one of them may die and leave its slot to be taken over).
+Every trial is made of ordinary run directories, so ``harness status`` and ``harness report``
+work on them, and the objective is read back from their summaries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from harness.config import ConfigError
+from studies import contract
+from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
+from studies.storage import FOLDER_ATTR, create_or_load_study, describe, load_study
+
+SAMPLERS = ("random", "tpe")
+PRUNERS = ("none", "median")
+# outcomes of FAIL trials whose slot is taken again; any other FAIL outcome is final
+RETRIED_OUTCOMES = ("worker died", "interrupted", "duplicate")
+
+
+@dataclass
+class SearchSettings:
+    """Everything ``harness search entropy`` was asked."""
+
+    suite: str
+    task: str
+    trials: int
+    agent: str = "sac-svg"
+    preset: str = "paper"
+    steps: int | None = None
+    seeds: int = 1  # the objective is the final evaluation return averaged over seeds 0..K-1
+    study: str | None = None  # default: entropy-<suite>-<task>-<agent>
+    storage: str | None = None  # default: <out>/<study>/study.journal
+    workers: int = 1
+    sampler: str = "random"
+    pruner: str = "none"
+    study_seed: int = 0
+    out: str = "runs/search"
+    wandb: str = "disabled"
+    overrides: list[str] = field(default_factory=list)
+    # liveness of other workers: heartbeat period, and how long a still heartbeat means dead
+    heartbeat_seconds: float = 20.0
+    stale_after_seconds: float = 120.0
+    poll_seconds: float = 2.0
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"entropy-{self.suite}-{self.task}-{self.agent}"
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.out) / self.study_name
+
+    @property
+    def storage_text(self) -> str:
+        return self.storage or str(self.study_dir / contract.JOURNAL_FILE)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two commands the same study (not where or how fast it runs)."""
+        return {"kind": "entropy-search", "suite": self.suite, "task": self.task, "agent": self.agent,
+                "preset": self.preset, "steps": self.steps, "seeds": self.seeds, "trials": self.trials,
+                "sampler": self.sampler, "pruner": self.pruner, "study_seed": self.study_seed,
+                "overrides": list(self.overrides), "space": space_description()}
+
+
+def check_settings(settings: SearchSettings) -> None:
+    """Refuse what cannot make a study, before anything is created."""
+    if settings.sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {settings.sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
+    if settings.pruner not in PRUNERS:
+        raise ConfigError(f"unknown pruner {settings.pruner!r}; valid pruners: {', '.join(PRUNERS)}")
+    for override in settings.overrides:
+        if override.lstrip("+~").startswith("agent.target_entropy"):
+            raise ConfigError(f"override {override!r}: the search sets agent.target_entropy itself")
+    for name, value in (("trials", settings.trials), ("seeds", settings.seeds), ("workers", settings.workers)):
+        if value < 1:
+            raise ConfigError(f"--{name} must be at least 1, got {value}")
+    # compose one trial's runs: an unknown suite, task, agent, preset or override fails here
+    plan_trial_jobs(settings, 0, Schedule(0, -1, 1))
+
+
+def make_sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
+    if settings.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=settings.study_seed)
+    return optuna.samplers.RandomSampler(seed=settings.study_seed)  # every slot's schedule is enqueued
+
+
+def make_pruner(settings: SearchSettings) -> optuna.pruners.BasePruner:
+    if settings.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    return optuna.pruners.NopPruner()
+
+
+def open_search(settings: SearchSettings) -> optuna.Study:
+    """Create or load the study and write study.json."""
+    study = create_or_load_study(settings.study_name, settings.storage_text, settings.identity(),
+                                 make_sampler(settings), make_pruner(settings))
+    from harness.suites import get_task  # noqa: PLC0415
+
+    paper = get_task(settings.suite, settings.task).paper.entropy
+    info = {**{k: v for k, v in dataclasses.asdict(settings).items() if not k.endswith("_seconds")},
+            "study": settings.study_name, "storage": describe(settings.storage_text),
+            "space": space_description(), "paper_schedule": [paper.init, paper.final, paper.decay]}
+    info.pop("workers", None)
+    contract.write_study_file(settings.study_dir, info)
+    study.set_user_attr(FOLDER_ATTR, str(settings.study_dir.resolve()))
+    return study
+
+
+# ------------------------------------------------------------------------------- trials
+
+
+def plan_trial_jobs(settings: SearchSettings, slot: int, schedule: Schedule) -> list[Any]:
+    """The run jobs of one slot: seeds 0..K-1 with the schedule, under ``trials/slot_<k>/``."""
+    from harness.launch import plan_jobs  # noqa: PLC0415
+
+    overrides = [*settings.overrides, *schedule.overrides(), "trainer.progress=false"]
+    return plan_jobs(settings.suite, [settings.task], settings.agent, list(range(settings.seeds)), settings.preset,
+                     "local", settings.steps, str(contract.slot_folder(settings.study_dir, slot)), settings.wandb,
+                     overrides)
+
+
+class RunFailed(RuntimeError):
+    """A trial's run failed (e.g. a diverging loss): the trial fails for good."""
+
+
+def _slot(trial: FrozenTrial) -> int | None:
+    slot = trial.user_attrs.get("slot")
+    return slot if isinstance(slot, int) else None
+
+
+def _is_final(trial: FrozenTrial) -> bool:
+    """Whether this trial settles its slot."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") not in RETRIED_OUTCOMES
+
+
+def slot_states(trials: list[FrozenTrial], count: int) -> dict[int, str]:
+    """Per slot: "done" (settled), "live" (a WAITING or RUNNING trial) or "open" (neither)."""
+    states = {slot: "open" for slot in range(count)}
+    for trial in trials:
+        slot = _slot(trial)
+        if slot is None or slot not in states:
+            continue
+        if _is_final(trial):
+            states[slot] = "done"
+        elif trial.state in (TrialState.WAITING, TrialState.RUNNING) and states[slot] == "open":
+            states[slot] = "live"
+    return states
+
+
+def process_identity(pid: int | None = None) -> str:
+    """host:pid:start-time of a process (start time from /proc, so a reused pid differs)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def _start_ticks(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def is_gone_here(identity: str) -> bool:
+    """Whether ``identity`` names a process of this machine that no longer runs."""
+    host, _, rest = identity.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if start == "?":
+        return not Path(f"/proc/{pid_text}").exists()
+    return _start_ticks(int(pid_text)) != start  # gone, or its pid now names another process
+
+
+class Heartbeat:
+    """Beats the trial's ``heartbeat`` user attribute from a thread while the trial runs."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, period: float) -> None:
+        self.storage, self.trial_id, self.period = storage, trial_id, period
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        beat = 0
+        while not self.stop.wait(self.period):
+            beat += 1
+            try:
+                self.storage.set_trial_user_attr(self.trial_id, "heartbeat", beat)
+            except Exception:  # noqa: BLE001 - the trial was taken over, or the storage is away for a while
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class IntermediateReporter:
+    """Reports each evaluation's return to the trial (step offset by seed, so seed k's
+    evaluations are steps k*T + t) and raises TrialPruned when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, offset: int) -> None:
+        self.trial, self.offset = trial, offset
+
+    def __call__(self, step: int, value: float) -> None:
+        if not math.isfinite(value):
+            return
+        self.trial.report(value, self.offset + step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} of seed {self.offset}")
+
+
+class Worker:
+    """One process taking trials of the study until every slot is finished."""
+
+    def __init__(self, settings: SearchSettings, say: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.say = say
+        self.study = open_search(settings)
+        self.storage = self.study._storage  # noqa: SLF001 - Optuna exposes no public getter
+        self.identity = process_identity()
+        self.schedules = sample_schedules(settings.trials, settings.study_seed)
+        self.still_beats: dict[int, tuple[Any, float]] = {}  # trial id -> (heartbeat, first seen)
+        self.waiting_said = False
+        self.failed_runs: list[str] = []
+
+    # ---------------------------------------------------------------------- the loop
+
+    def run(self) -> None:
+        while True:
+            trials = self.study.get_trials(deepcopy=False)
+            states = slot_states(trials, self.settings.trials)
+            if all(state == "done" for state in states.values()):
+                break
+            self.fail_dead_workers(trials)
+            self.enqueue_open_slots(trials, states)
+            trial = self.take_waiting_trial()
+            if trial is None:
+                if not self.waiting_said:
+                    running = sorted(t.number for t in trials if t.state == TrialState.RUNNING)
+                    self.say(f"waiting for trials run by other workers: {', '.join(map(str, running)) or 'none'}")
+                    self.waiting_said = True
+                time.sleep(self.settings.poll_seconds)
+                continue
+            self.waiting_said = False
+            self.run_trial(trial)
+        while self.take_waiting_trial() is not None:  # every slot is done: what waits is a duplicate
+            raise AssertionError("a slot trial was waiting after every slot was done")  # pragma: no cover
+        export_trials(self.study, self.settings.study_dir)
+
+    def enqueue_open_slots(self, trials: list[FrozenTrial], states: dict[int, str]) -> None:
+        for slot, state in states.items():
+            if state != "open":
+                continue
+            params = self.schedules[slot].params() if self.settings.sampler == "random" else self._last_params(trials, slot)
+            self.study.enqueue_trial(params, user_attrs={"slot": slot}, skip_if_exists=False)
+
+    @staticmethod
+    def _last_params(trials: list[FrozenTrial], slot: int) -> dict[str, Any]:
+        """A retried TPE slot keeps the schedule its runs were started with."""
+        tried = [t for t in trials if _slot(t) == slot and Schedule.from_params(t.params) is not None]
+        return Schedule.from_params(tried[-1].params).params() if tried else {}
+
+    def fail_dead_workers(self, trials: list[FrozenTrial]) -> None:
+        now = time.monotonic()
+        for trial in trials:
+            if trial.state != TrialState.RUNNING or _slot(trial) is None:
+                continue
+            worker = str(trial.user_attrs.get("worker", ""))
+            beat = trial.user_attrs.get("heartbeat")
+            seen, since = self.still_beats.get(trial._trial_id, (object(), now))  # noqa: SLF001
+            if beat != seen:
+                self.still_beats[trial._trial_id] = (beat, now)  # noqa: SLF001
+            gone = is_gone_here(worker) or (beat == seen and now - since > self.settings.stale_after_seconds)
+            if gone and worker != self.identity:
+                try:
+                    self.storage.set_trial_user_attr(trial._trial_id, "outcome", "worker died")  # noqa: SLF001
+                    self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
+                except Exception:  # noqa: BLE001 - another worker failed it first
+                    continue
+                self.say(f"trial {trial.number} (slot {_slot(trial)}): its worker {worker} is gone; "
+                         f"the slot is taken again and resumes from its runs' checkpoints")
+
+    def take_waiting_trial(self) -> optuna.Trial | None:
+        """Claim a WAITING trial (lowest number first), atomically; drop duplicates."""
+        waiting = self.storage.get_all_trials(self.study._study_id, deepcopy=False,  # noqa: SLF001
+                                              states=(TrialState.WAITING,))
+        for frozen in sorted(waiting, key=lambda t: t.number):
+            if _slot(frozen) is None:
+                continue
+            if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):  # noqa: SLF001
+                continue
+            self.storage.set_trial_user_attr(frozen._trial_id, "worker", self.identity)  # noqa: SLF001
+            if self._duplicate(frozen):
+                self.storage.set_trial_user_attr(frozen._trial_id, "outcome", "duplicate")  # noqa: SLF001
+                self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)  # noqa: SLF001
+                continue
+            return optuna.trial.Trial(self.study, frozen._trial_id)  # noqa: SLF001
+        return None
+
+    def _duplicate(self, mine: FrozenTrial) -> bool:
+        slot = _slot(mine)
+        for other in self.study.get_trials(deepcopy=False):
+            if _slot(other) != slot or other.number == mine.number:
+                continue
+            if _is_final(other) or (other.number < mine.number and other.state != TrialState.FAIL):
+                return True
+        return False
+
+    # ---------------------------------------------------------------------- one trial
+
+    def run_trial(self, trial: optuna.Trial) -> None:
+        slot = trial.user_attrs["slot"]
+        schedule = suggest_schedule(trial)
+        for key, value in (("H_init", schedule.init), ("H_final", schedule.final), ("beta", schedule.beta)):
+            trial.set_user_attr(key, value)
+        text = f"trial {trial.number} (slot {slot}): H_init={schedule.init} H_final={schedule.final} beta={schedule.beta}"
+        self.say(f"{text}: started")
+        start = time.perf_counter()
+        try:
+            with Heartbeat(self.storage, trial._trial_id, self.settings.heartbeat_seconds):  # noqa: SLF001
+                value = self.train_slot(trial, slot, schedule)
+        except optuna.TrialPruned as pruned:
+            self._finish(trial, TrialState.PRUNED, "pruned")
+            self.say(f"{text}: {pruned}")
+        except RunFailed as error:
+            trial.set_user_attr("error", str(error))
+            self._finish(trial, TrialState.FAIL, "run failed")
+            self.failed_runs.append(f"{text}: {error}")
+            self.say(f"{text}: run failed: {error}")
+        except KeyboardInterrupt:
+            self._finish(trial, TrialState.FAIL, "interrupted")
+            raise
+        else:
+            self._finish(trial, TrialState.COMPLETE, "complete", value)
+            self.say(f"{text}: objective {value:.2f} ({time.perf_counter() - start:.0f} s)")
+        export_trials(self.study, self.settings.study_dir)
+
+    def _finish(self, trial: optuna.Trial, state: TrialState, outcome: str, value: float | None = None) -> None:
+        try:
+            trial.set_user_attr("outcome", outcome)
+            self.study.tell(trial, value, state=state)
+        except Exception as error:  # noqa: BLE001 - another worker judged this one dead and took the slot
+            self.say(f"trial {trial.number}: not recorded, the slot was taken over ({type(error).__name__})")
+
+    def train_slot(self, trial: optuna.Trial, slot: int, schedule: Schedule) -> float:
+        """Train (or resume, or read back) every seed's run of the slot; the mean final return."""
+        from harness.rundir import RunBusyError, RunDirectory  # noqa: PLC0415
+        from harness.config import to_yaml  # noqa: PLC0415
+        from harness.trainer import train_run  # noqa: PLC0415
+
+        finals = []
+        jobs = plan_trial_jobs(self.settings, slot, schedule)
+        trial.set_user_attr("run_folders", [str(job.path) for job in jobs])
+        for index, job in enumerate(jobs):
+            reporter = IntermediateReporter(trial, index * int(job.config.trainer.total_steps))
+            run_dir = RunDirectory(job.path)
+            for step, value in recorded_returns(run_dir.eval_path):  # a resumed slot: what is already there
+                reporter(step, value)
+            if run_dir.stored_config_text() is None:
+                run_dir.write_config(to_yaml(job.config))
+            while True:
+                try:
+                    summary = train_run(job.config, job.path, on_evaluation=reporter)
+                    break
+                except RunBusyError:  # its old worker still holds it: wait, then read or resume it
+                    time.sleep(self.settings.poll_seconds)
+                except (optuna.TrialPruned, KeyboardInterrupt):
+                    raise
+                except Exception as error:  # noqa: BLE001 - the run is marked failed in its summary
+                    raise RunFailed(f"{job.path}: {type(error).__name__}: {error}".splitlines()[0]) from error
+            final = summary.get("final_eval_return")
+            if summary.get("status") != "done" or final is None:
+                raise RunFailed(f"{job.path}: status {summary.get('status')}, final return {final}")
+            finals.append(float(final))
+        return sum(finals) / len(finals)
+
+
+def recorded_returns(eval_path: Path) -> list[tuple[int, float]]:
+    """(step, return_mean) rows of an eval.csv, if any."""
+    import csv  # noqa: PLC0415
+
+    if not eval_path.exists():
+        return []
+    with open(eval_path, newline="") as handle:
+        return [(int(float(r["step"])), float(r["return_mean"])) for r in csv.DictReader(handle)
+                if r.get("step") and r.get("return_mean")]
+
+
+# ------------------------------------------------------------------------------- tables
+
+
+def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict[str, Any]]:
+    """One row per slot trial, in ``contract.TRIAL_COLUMNS``."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        slot = _slot(trial)
+        if slot is None:
+            continue
+        schedule = Schedule.from_params(trial.params)
+        rows.append({
+            "number": trial.number, "slot": slot, "state": trial.state.name,
+            "H_init": None if schedule is None else schedule.init,
+            "H_final": None if schedule is None else schedule.final,
+            "beta": None if schedule is None else schedule.beta,
+            "objective": trial.value if trial.state == TrialState.COMPLETE else None,
+            "outcome": trial.user_attrs.get("outcome", trial.state.name.lower()),
+            "run_folder": str(contract.slot_folder(study_dir, slot).relative_to(study_dir)),
+        })
+    return rows
+
+
+def export_trials(study: optuna.Study, study_dir: Path) -> None:
+    contract.write_trials_file(study_dir, trial_rows(study, study_dir))
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _slot(t) is not None]
+    return max(complete, key=lambda t: t.value) if complete else None
+
+
+def finished_count(study: optuna.Study, count: int) -> int:
+    return sum(state == "done" for state in slot_states(study.get_trials(deepcopy=False), count).values())
+
+
+# ------------------------------------------------------------------------------- workers
+
+
+def _worker_process(settings: dict[str, Any], index: int) -> None:
+    """A child worker; it dies with its parent (Linux), so a killed command leaves no orphans."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    say = lambda line: print(f"[worker {index}] {line}", flush=True)  # noqa: E731
+    try:
+        worker = Worker(SearchSettings(**settings), say=say)
+        worker.run()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - one line, as the parent command would say it
+        say(f"stopped: {type(error).__name__}: {error}".splitlines()[0])
+        sys.exit(1)
+    sys.exit(0)
+
+
+def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> optuna.Study:
+    """Run the study to its end with ``settings.workers`` worker processes (this one if 1).
+    Returns the study; raises KeyboardInterrupt if interrupted."""
+    check_settings(settings)
+    if settings.workers == 1:
+        Worker(settings, say).run()
+        return load_study(settings.study_name, settings.storage_text)
+    parent = Worker(settings, say)  # create the study and enqueue its slots once, before the workers start
+    parent.enqueue_open_slots(parent.study.get_trials(deepcopy=False), slot_states(
+        parent.study.get_trials(deepcopy=False), settings.trials))
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker_process, args=(dataclasses.asdict(settings), i), daemon=False)
+                 for i in range(settings.workers)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        for process in processes:
+            process.join(timeout=30)
+        raise
+    study = load_study(settings.study_name, settings.storage_text)
+    export_trials(study, settings.study_dir)
+    return study

@@ -1,0 +1,88 @@
+"""Opening Optuna storages and studies from what a user types: a journal file path, or any
+Optuna storage URL (sqlite:///..., postgresql://...), and checking a study is the one asked for."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from harness.config import ConfigError
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happened
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+IDENTITY_ATTR = "svgbench"  # study user attribute holding the settings the study was made with
+FOLDER_ATTR = "folder"  # study user attribute: the study folder of the last worker that opened it
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def describe(storage: str) -> str:
+    """The storage as it may be printed and stored: a URL's password is masked."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", storage) if is_url(storage) else str(Path(storage).resolve())
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage:
+    """A journal file at a path (created with its folder), or the RDB storage of a URL."""
+    try:
+        if is_url(storage):
+            return optuna.storages.RDBStorage(storage)
+        path = Path(storage)
+        if path.is_dir():
+            raise ConfigError(f"--storage {storage} is a folder; give a journal file path or a storage URL")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        return optuna.storages.JournalStorage(backend)
+    except ConfigError:
+        raise
+    except ModuleNotFoundError as error:
+        raise ConfigError(f"cannot open storage {describe(storage)}: the driver {error.name!r} is not installed") from error
+    except Exception as error:  # noqa: BLE001 - SQLAlchemy and Optuna raise many types; one line for the user
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"cannot open storage {describe(storage)}: {first}") from error
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return sorted(s.study_name for s in storage.get_all_studies())
+
+
+def load_study(name: str, storage_text: str) -> optuna.Study:
+    """An existing study; a missing one is one line naming the studies that are there."""
+    storage = open_storage(storage_text)
+    if name not in study_names(storage):
+        there = ", ".join(study_names(storage)) or "none"
+        raise ConfigError(f"no study {name!r} in {describe(storage_text)}; studies there: {there}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def identity_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """Keys whose values differ between the stored and the wanted identity, as 'key: a -> b'."""
+    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
+            for key in sorted(set(stored) | set(wanted)) if stored.get(key) != wanted.get(key)]
+
+
+def create_or_load_study(name: str, storage_text: str, identity: dict[str, Any],
+                         sampler: optuna.samplers.BaseSampler,
+                         pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    """Create the study, or load it if it exists with the same identity (settings and search
+    space); one with another identity is refused, not mixed. Safe when many workers start at once."""
+    storage = open_storage(storage_text)
+    if name in study_names(storage):  # load without writing: a refused command leaves the storage as it was
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    else:  # load_if_exists: another worker may create it at the same moment
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                                    pruner=pruner, load_if_exists=True)
+    stored = study.user_attrs.get(IDENTITY_ATTR)
+    if stored is None:
+        study.set_user_attr(IDENTITY_ATTR, identity)
+    elif stored != identity:
+        differences = identity_differences(stored, identity)
+        raise ConfigError(f"study {name!r} in {describe(storage_text)} was made with other settings "
+                          f"({'; '.join(differences[:3])}); use another --study name or the same settings")
+    return study

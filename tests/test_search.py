@@ -1,0 +1,296 @@
+"""The target-entropy search: A.2's space, its sampling, the pruner, and the study protocol
+that ends with exactly N finished trials however it is run (rerun, SIGKILL, two commands,
+worker processes, PostgreSQL)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from studies import contract
+from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, slot_states
+from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
+                                   search_space, suggest_schedule)
+from studies.storage import load_study
+from tests.conftest import TINY
+from tests.test_cli import read_csv, run_cli
+
+SEARCH = ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
+          "--preset", "quick"]
+TINY_SAC = [o for o in TINY if not o.startswith(("agent.model_", "agent.gru_", "agent.seq_"))]
+STUDY = "entropy-classic-inverted-pendulum-sac"
+
+
+def journal(out: Path, study: str = STUDY) -> str:
+    return str(out / study / contract.JOURNAL_FILE)
+
+
+def finished(out: Path, study: str = STUDY, storage: str | None = None) -> list:
+    """The trials that settle their slot, from the storage."""
+    trials = load_study(study, storage or journal(out, study)).get_trials()
+    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def search_command(out: Path, trials: int, steps: int = 300, *more: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", *SEARCH, "--steps", str(steps), "--trials", str(trials),
+            "--out", str(out), *more, *TINY_SAC]
+
+
+# ------------------------------------------------------------------------------ the space
+
+
+def test_space_is_exactly_appendix_a2():
+    assert H_INIT_CHOICES == (1, 0, -1, -2)
+    assert BETA_CHOICES == (1, 2, 4, 8, 16, 32, 64)
+    powers = {-1, -2, -4, -8, -16, -32, -64}
+    assert set(h_final_choices(1)) == {1, -5} | powers and len(h_final_choices(1)) == 9
+    assert set(h_final_choices(0)) == {0, -5} | powers and len(h_final_choices(0)) == 9
+    assert set(h_final_choices(-1)) == {-5} | powers and len(h_final_choices(-1)) == 8  # -1 collapses
+    assert set(h_final_choices(-2)) == {-5} | powers and len(h_final_choices(-2)) == 8
+    space = search_space()
+    assert len(space) == len(set(space)) == (9 + 9 + 8 + 8) * 7
+
+
+def test_random_draws_cover_the_space_uniformly_at_each_level():
+    draws = sample_schedules(40_000, seed=1)
+    assert set(draws) == set(search_space())
+    inits = collections.Counter(d.init for d in draws)
+    assert all(abs(inits[i] / len(draws) - 0.25) < 0.01 for i in H_INIT_CHOICES)
+    for init in H_INIT_CHOICES:  # H_final uniform over the collapsed set given H_init
+        finals = collections.Counter(d.final for d in draws if d.init == init)
+        expected = 1 / len(h_final_choices(init))
+        assert all(abs(finals[f] / inits[init] - expected) < 0.02 for f in h_final_choices(init))
+
+
+def test_the_study_seed_fixes_the_schedules():
+    assert sample_schedules(20, seed=7) == sample_schedules(20, seed=7)
+    assert sample_schedules(20, seed=7) != sample_schedules(20, seed=8)
+
+
+def test_enqueued_params_round_trip_and_tpe_stays_in_the_space():
+    schedule = Schedule(-1, -16, 4)
+    assert Schedule.from_params(schedule.params()) == schedule
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3))
+    study.enqueue_trial(schedule.params())
+    assert suggest_schedule(study.ask()) == schedule
+    space = set(search_space())
+    for _ in range(12):
+        trial = study.ask()
+        drawn = suggest_schedule(trial)
+        assert drawn in space
+        study.tell(trial, float(drawn.init - drawn.final))
+
+
+def test_median_pruner_prunes_a_clearly_worse_trial():
+    settings = SearchSettings(suite="classic", task="inverted-pendulum", trials=8, pruner="median")
+    from studies.entropy_search import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(settings))
+    for value in (900.0, 950.0, 1000.0, 980.0, 940.0):
+        trial = study.ask()
+        for step in (1000, 2000):
+            trial.report(value, step)
+        study.tell(trial, value)
+    good, bad = study.ask(), study.ask()
+    IntermediateReporter(good, 0)(1000, 990.0)  # above the median: goes on
+    with pytest.raises(optuna.TrialPruned):
+        IntermediateReporter(bad, 0)(1000, 10.0)
+    assert bad.storage.get_trial(bad._trial_id).intermediate_values == {1000: 10.0}
+
+
+# ------------------------------------------------------------------------------ the protocol
+
+
+def tiny_settings(out: Path, trials: int, **more) -> SearchSettings:
+    return SearchSettings(suite="classic", task="inverted-pendulum", agent="sac", preset="quick", steps=200,
+                          trials=trials, out=str(out), overrides=list(TINY_SAC), poll_seconds=0.05, **more)
+
+
+def test_duplicate_slot_trials_count_once(tmp_path):
+    settings = tiny_settings(tmp_path, 2)
+    worker = Worker(settings, say=lambda line: None)
+    for slot in (0, 1, 0):  # slot 0 enqueued twice, as two workers starting at once may do
+        worker.study.enqueue_trial(worker.schedules[slot].params(), user_attrs={"slot": slot})
+    worker.run()
+    trials = worker.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[2].user_attrs["outcome"] == "duplicate" and "run_folders" not in trials[2].user_attrs
+    assert [row["state"] for row in contract.read_trials_file(settings.study_dir)] == ["COMPLETE", "COMPLETE", "FAIL"]
+
+
+def test_a_still_heartbeat_on_another_machine_means_the_worker_died(tmp_path):
+    settings = tiny_settings(tmp_path, 1, stale_after_seconds=0.3)
+    worker = Worker(settings, say=lambda line: None)
+    worker.study.enqueue_trial(worker.schedules[0].params(), user_attrs={"slot": 0})
+    frozen = worker.study.get_trials()[0]
+    worker.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING)
+    worker.storage.set_trial_user_attr(frozen._trial_id, "worker", "another-machine:12:34")
+    worker.fail_dead_workers(worker.study.get_trials())
+    assert worker.study.get_trials()[0].state == TrialState.RUNNING  # first sight: not yet stale
+    time.sleep(0.4)
+    worker.fail_dead_workers(worker.study.get_trials())
+    assert worker.study.get_trials()[0].state == TrialState.FAIL
+    worker.run()  # the slot is enqueued again and completed
+    states = [t.state for t in worker.study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_a_failed_run_fails_its_trial_for_good_and_the_others_finish(tmp_path, monkeypatch):
+    import harness.trainer
+
+    real = harness.trainer.train_run
+
+    def diverging(config, path, on_evaluation=None):
+        if "decay=1" in str(path) and "init=0" in str(path):
+            raise FloatingPointError("critic_loss is nan at env step 150")
+        return real(config, path, on_evaluation)
+
+    monkeypatch.setattr(harness.trainer, "train_run", diverging)
+    settings = tiny_settings(tmp_path, 3)
+    worker = Worker(settings, say=lambda line: None)
+    assert worker.schedules[1] == Schedule(0, -2, 1)  # the slot that diverges, seed 0's draws
+    worker.run()
+    trials = worker.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["outcome"] == "run failed"
+    assert "critic_loss is nan" in trials[1].user_attrs["error"]
+    assert slot_states(trials, 3) == {0: "done", 1: "done", 2: "done"}
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+@pytest.mark.slow
+def test_search_runs_n_trials_rerun_adds_none_and_best_file_reproduces_the_schedule(tmp_path):
+    code, stdout, stderr = run_cli(*search_command(tmp_path, 3)[3:])
+    assert code == 0, stderr
+    assert "3/3 trials finished" in stdout
+    rows = read_csv(tmp_path / STUDY / contract.TRIALS_FILE)
+    assert [(r["state"], r["slot"]) for r in rows] == [("COMPLETE", "0"), ("COMPLETE", "1"), ("COMPLETE", "2")]
+    drawn = sample_schedules(3, seed=0)
+    assert [Schedule(int(r["H_init"]), int(r["H_final"]), int(r["beta"])) for r in rows] == drawn
+    for row, schedule in zip(rows, drawn):  # each trial is ordinary run directories with its schedule
+        (config_path,) = (tmp_path / STUDY / row["run_folder"]).rglob("config.yaml")
+        entropy = yaml.safe_load(config_path.read_text())["agent"]["target_entropy"]
+        assert (entropy["init"], entropy["final"], entropy["decay"]) == (schedule.init, schedule.final, schedule.beta)
+        assert float(row["objective"]) == float(read_csv(config_path.parent / "eval.csv")[-1]["return_mean"])
+
+    code, stdout, _ = run_cli(*search_command(tmp_path, 3)[3:])  # rerun: nothing to do
+    assert code == 0 and "started" not in stdout and len(load_study(STUDY, journal(tmp_path)).get_trials()) == 3
+
+    code, stdout, stderr = run_cli("search", "show", "--study", STUDY, "--out", str(tmp_path), "--json")
+    assert code == 0, stderr
+    shown = json.loads(stdout)
+    best_row = max(rows, key=lambda r: float(r["objective"]))
+    assert shown["best"]["objective"] == float(best_row["objective"]) and shown["finished"] == 3
+
+    best_file = tmp_path / "best.yaml"
+    code, stdout, stderr = run_cli("search", "best", "--study", STUDY, "--out", str(tmp_path), "-o", str(best_file))
+    assert code == 0, stderr
+    code, _, stderr = run_cli("run", "--config", str(best_file), "--suite", "classic", "--task", "inverted-pendulum",
+                              "--agent", "sac", "--preset", "quick", "--steps", "200", "--out", str(tmp_path / "again"),
+                              "--wandb", "disabled")
+    assert code == 0, stderr
+    (config_path,) = (tmp_path / "again").rglob("config.yaml")
+    config = yaml.safe_load(config_path.read_text())
+    entropy = config["agent"]["target_entropy"]
+    assert (entropy["init"], entropy["final"], entropy["decay"]) == (
+        int(best_row["H_init"]), int(best_row["H_final"]), int(best_row["beta"]))
+    assert config["agent"]["hidden_dim"] == 16  # the study's overrides came along
+
+
+@pytest.mark.slow
+def test_refusals_are_one_line_and_touch_nothing(tmp_path):
+    code, _, stderr = run_cli(*search_command(tmp_path, 2)[3:], "agent.target_entropy.init=1")
+    assert code == 2 and "sets agent.target_entropy itself" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not tmp_path.joinpath(STUDY).exists()
+    code, _, stderr = run_cli(*search_command(tmp_path, 1)[3:])
+    assert code == 0, stderr
+    before = (tmp_path / STUDY / contract.JOURNAL_FILE).read_bytes()
+    code, _, stderr = run_cli(*search_command(tmp_path, 1, 400)[3:])  # same name, another budget
+    assert code == 2 and "was made with other settings" in stderr and "steps: 300 -> 400" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert (tmp_path / STUDY / contract.JOURNAL_FILE).read_bytes() == before
+    code, _, stderr = run_cli("search", "show", "--study", "nope", "--out", str(tmp_path))
+    assert code == 2 and "no study 'nope'" in stderr
+
+
+def wait_for_running_trial(out: Path, timeout: float = 120.0) -> None:
+    """Until some trial is RUNNING with at least one evaluation reported."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(journal(out)).exists():
+            try:
+                trials = load_study(STUDY, journal(out)).get_trials()
+            except Exception:  # noqa: BLE001 - the study may not exist yet
+                trials = []
+            if any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials):
+                return
+        time.sleep(0.2)
+    raise AssertionError("no trial started")
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_ends_with_exactly_n_and_resumes_the_killed_slot(tmp_path):
+    command = search_command(tmp_path, 3, 1500)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_running_trial(tmp_path)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed = [t for t in load_study(STUDY, journal(tmp_path)).get_trials() if t.state == TrialState.RUNNING]
+    assert len(killed) == 1
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "is gone" in done.stdout
+    trials = load_study(STUDY, journal(tmp_path)).get_trials()
+    assert len(finished(tmp_path)) == 3
+    assert sorted(t.user_attrs["slot"] for t in finished(tmp_path)) == [0, 1, 2]
+    retried = [t for t in trials if t.user_attrs["slot"] == killed[0].user_attrs["slot"]]
+    assert [t.user_attrs["outcome"] for t in retried] == ["worker died", "complete"]
+    # the slot's run resumed from its checkpoint: one run folder, evaluations not repeated
+    (eval_csv,) = contract.slot_folder(tmp_path / STUDY, killed[0].user_attrs["slot"]).rglob("eval.csv")
+    steps = [int(r["step"]) for r in read_csv(eval_csv)]
+    assert steps == list(range(100, 1501, 100))
+    assert (eval_csv.parent / "summary.json").read_text().count('"resumed": true') == 1
+
+
+@pytest.mark.slow
+def test_two_commands_at_once_and_worker_processes_end_with_exactly_n(tmp_path):
+    first = subprocess.Popen(search_command(tmp_path / "a", 6), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(search_command(tmp_path / "a", 6), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for process in (first, second):
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    assert sorted(t.user_attrs["slot"] for t in finished(tmp_path / "a")) == list(range(6))
+
+    done = subprocess.run(search_command(tmp_path / "b", 6, 300, "--workers", "2"), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    trials = finished(tmp_path / "b")
+    assert sorted(t.user_attrs["slot"] for t in trials) == list(range(6))
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both worker processes took trials
+    assert "[worker 0]" in done.stdout and "[worker 1]" in done.stdout
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
+    study = f"pg-{os.getpid()}-{time.monotonic_ns()}"
+    done = subprocess.run(search_command(tmp_path, 5, 200, "--workers", "2", "--storage", postgres_url,
+                                         "--study", study), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    trials = load_study(study, postgres_url).get_trials()
+    assert sorted(t.user_attrs["slot"] for t in trials if t.state == TrialState.COMPLETE) == list(range(5))
+    assert len(trials) == 5
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert contract.read_study_file(tmp_path / study)["storage"].startswith("postgresql://")

@@ -1,0 +1,64 @@
+"""``harness study table2`` end to end on tiny settings: searches per horizon, final runs on
+fresh seeds with each search's best schedule, one report; rerunning resumes and adds nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from studies.entropy_search import best_trial
+from studies.storage import load_study
+from studies.table2 import agent_for, parse_horizons
+from tests.test_cli import run_cli
+from tests.test_search import TINY_SAC
+
+TINY_SVG = ["agent.model_hidden_dim=16", "agent.gru_hidden_dim=16", "agent.seq_batch_size=16", *TINY_SAC]
+
+
+def table2(out, *more):
+    return run_cli("study", "table2", "--suite", "classic", "--task", "inverted-pendulum", "--horizons", "0,2",
+                   "--trials", "2", "--search-seeds", "1", "--seeds", "2", "--preset", "quick", "--steps", "200",
+                   "--out", str(out), "--reps", "100", *more, *TINY_SVG)
+
+
+def test_horizons_and_rows():
+    assert parse_horizons("0,1,2,3,4,5,10") == [0, 1, 2, 3, 4, 5, 10]
+    assert agent_for(0) == ("sac", []) and agent_for(3) == ("sac-svg", ["agent.horizon=3"])
+    for bad in ("0,x", "-1,2", "2,2", ""):
+        with pytest.raises(ValueError):
+            parse_horizons(bad)
+
+
+@pytest.mark.slow
+def test_table2_runs_every_stage_and_resumes(tmp_path):
+    code, stdout, stderr = table2(tmp_path)
+    assert code == 0, stderr
+    root = tmp_path / "classic-inverted-pendulum"
+    numbers = json.loads((root / "table2.json").read_text())
+    assert "<html" in (root / "table2.html").read_text().lower()
+    groups = {g["horizon"]: g for g in numbers["groups"]}
+    assert sorted(groups) == [0, 2]
+    for horizon, group in groups.items():
+        assert group["n"] == 2 and group["seeds"] == [1, 2]  # fresh seeds: the search used seed 0
+        assert group["agent"].startswith("sac+" if horizon == 0 else "sac-svg+horizon=2,")
+        study = load_study(f"table2-classic-inverted-pendulum-H{horizon}",
+                           str(root / "search" / f"table2-classic-inverted-pendulum-H{horizon}" / "study.journal"))
+        assert len(study.get_trials()) == 2
+        best = best_trial(study)
+        for folder in group["folders"]:  # every final run uses its horizon's best schedule
+            config = yaml.safe_load((tmp_path / folder / "config.yaml").read_text())
+            entropy = config["agent"]["target_entropy"]
+            assert (entropy["init"], entropy["final"], entropy["decay"]) == (
+                best.user_attrs["H_init"], best.user_attrs["H_final"], best.user_attrs["beta"])
+            assert config["agent"]["horizon"] == horizon
+    first_report = numbers["groups"]
+
+    code, stdout, stderr = table2(tmp_path)  # rerun: every stage is done, the report is rewritten
+    assert code == 0, stderr
+    assert "started" not in stdout
+    assert json.loads((root / "table2.json").read_text())["groups"] == first_report
+
+    code, _, stderr = table2(tmp_path / "bad", "--horizons", "0,x")
+    assert code == 2 and "--horizons" in stderr and not (tmp_path / "bad").exists()
