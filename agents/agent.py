@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 
 from agents import objectives as eq
 from agents.config import AgentConfig
@@ -20,6 +19,11 @@ from agents.world_model import WorldModel
 
 class DivergenceError(FloatingPointError):
     """A loss became NaN or infinite: the run cannot continue."""
+
+
+def _mean_of_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's mean over a list of metric dicts with the same keys ({} for none)."""
+    return {name: float(np.mean([m[name] for m in metrics])) for name in (metrics[0] if metrics else {})}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,7 +111,10 @@ class SVGAgent:
         return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     def update(self, replay: ReplayBuffer, step: int) -> dict[str, float]:
-        """Algorithm 1 for one env step: N_step single-step updates, then N_seq dynamics updates."""
+        """Algorithm 1 for one env step: N_step single-step updates, then N_seq dynamics updates.
+
+        Returns the last single-step update's metrics and the dynamics metrics averaged over
+        the step's N_seq updates (so ``dynamics_clipped`` is the fraction of them clipped)."""
         c = self.config
         metrics: dict[str, float] = {}
         for _ in range(c.num_step_updates):
@@ -125,8 +132,8 @@ class SVGAgent:
                 polyak_update(self.critic_target, self.critic, c.critic_tau)
             self.updates_done += 1
         if self.model is not None:
-            for _ in range(c.num_seq_updates):
-                metrics.update(self.update_dynamics(replay))
+            dynamics_metrics = [self.update_dynamics(replay) for _ in range(c.num_seq_updates)]
+            metrics.update(_mean_of_metrics([m for m in dynamics_metrics if m]))
         for name, value in metrics.items():
             if not math.isfinite(value):
                 raise DivergenceError(f"{name} is {value} at env step {step}")
@@ -193,7 +200,12 @@ class SVGAgent:
 
     def update_dynamics(self, replay: ReplayBuffer) -> dict[str, float]:
         """Dynamics by eq. (10) on sequences that stay inside one episode (H transitions for
-        the GRU, one-step transitions per member for the MLP ensemble)."""
+        the GRU, one-step transitions per member for the MLP ensemble).
+
+        The gradient is clipped as the authors' code clips it (``agent.dynamics_grad_clip``
+        is a norm for the mean-reduced loss; ``GRUDynamics.clip_gradient``). Metrics:
+        ``dynamics_grad_norm``, the norm of eq. (10)'s gradient before clipping (mean over
+        ensemble members), and ``dynamics_clipped``, the fraction of models clipped."""
         assert self.model is not None
         length, count = self.model.dynamics.training_batch(self.horizon, self.config.seq_batch_size)
         try:
@@ -204,10 +216,11 @@ class SVGAgent:
         loss = self.model.dynamics.training_loss(states, self._tensor(sequences.actions))
         self.dynamics_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.dynamics_grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.dynamics.parameters(), self.config.dynamics_grad_clip)
+        clipping = self.model.dynamics.clip_gradient(self.config.dynamics_grad_clip, length)
         self.dynamics_optimizer.step()
-        return {"dynamics_loss": loss.item()}
+        norms, clipped = zip(*clipping)
+        return {"dynamics_loss": loss.item(), "dynamics_grad_norm": float(np.mean(norms)),
+                "dynamics_clipped": float(np.mean(clipped))}
 
     @torch.no_grad()
     def model_error(self, states: np.ndarray, actions: np.ndarray) -> float:

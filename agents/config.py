@@ -55,7 +55,10 @@ class AgentConfig:
     # Authors' code feeds the predicted state to the next GRU step detached; the paper does not
     # say, and eq. (10) differentiates the whole unroll, so by default we do not detach.
     dynamics_detach_predicted_state: bool = False
-    # Paper silent; the authors' code clips the dynamics gradient norm at 1.0. 0 disables.
+    # Paper silent; the authors' code clips at 1.0 the gradient norm of its dynamics loss, a
+    # mean over steps, batch and state dims. Eq. (10) sums steps and dims, so this is the norm
+    # for the mean-reduced loss: eq. (10)'s gradient is clipped at this x T x D
+    # (agents.dynamics.clip_summed_loss_gradient; per member for the ensemble). 0 disables.
     dynamics_grad_clip: float = 1.0
     # Authors' code weights eq. (13) with pos_weight = negatives / positives; paper: plain NLL.
     termination_pos_weight: bool = False

@@ -3,11 +3,33 @@ Fig. 3, an ensemble of one-step MLPs. Both predict state changes in normalised s
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
 from agents.networks import mlp, orthogonal_init
 from agents.objectives import multi_step_dynamics_loss
+
+
+def clip_summed_loss_gradient(parameters: Iterable[nn.Parameter], max_norm_of_mean: float,
+                              summed_terms: int) -> tuple[float, bool]:
+    """Clip the gradient of a loss *summed* over ``summed_terms`` squared errors per sequence
+    as the authors' code clips the gradient of the same errors' *mean*.
+
+    Eq. (10) as the paper writes it sums over steps and state dimensions (T x D terms); the
+    authors' code averages them (``F.mse_loss``) and clips that gradient's norm at 1.0. The
+    sum's gradient is T x D times the mean's, so clipping it at ``max_norm_of_mean * T * D``
+    clips exactly the updates the code clips and leaves the gradient T x D times the code's
+    clipped one (Adam's step does not depend on that constant factor, up to its epsilon).
+    Clipping the sum at 1.0 instead would clip almost every update. ``max_norm_of_mean`` <= 0
+    disables clipping. Returns the norm of the sum's gradient before clipping, and whether
+    it was clipped.
+    """
+    threshold = max_norm_of_mean * summed_terms if max_norm_of_mean > 0 else math.inf
+    norm = float(nn.utils.clip_grad_norm_(parameters, threshold))
+    return norm, norm > threshold
 
 
 class GRUDynamics(nn.Module):
@@ -25,6 +47,7 @@ class GRUDynamics(nn.Module):
         self.gru = nn.GRU(gru_hidden_dim, gru_hidden_dim, num_layers=gru_layers)
         depth = hidden_depth if decoder_depth is None else decoder_depth
         self.decoder = mlp(gru_hidden_dim, hidden_dim, obs_dim, depth)
+        self.state_dim = obs_dim
         self.detach_predicted_state = detach_predicted_state
         self.apply(orthogonal_init)
 
@@ -61,6 +84,12 @@ class GRUDynamics(nn.Module):
         """(10) on sequences states (B, T+1, D), actions (B, T, A)."""
         return multi_step_dynamics_loss(self.unroll(states[:, 0], actions), states[:, 1:])
 
+    def clip_gradient(self, max_norm_of_mean: float, steps: int) -> list[tuple[float, bool]]:
+        """Clip the gradient of ``training_loss`` on ``steps``-transition sequences as the
+        authors' code clips its model's (``clip_summed_loss_gradient``, T x D = steps x
+        state dims). One (gradient norm, clipped) pair: the GRU is one model."""
+        return [clip_summed_loss_gradient(self.parameters(), max_norm_of_mean, steps * self.state_dim)]
+
 
 class MLPEnsembleDynamics(nn.Module):
     """E deterministic MLPs x_{t+1} = x_t + g_e(x_t, u_t), each trained on its own one-step
@@ -70,6 +99,7 @@ class MLPEnsembleDynamics(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int) -> None:
         super().__init__()
         self.members = nn.ModuleList(mlp(obs_dim + act_dim, hidden_dim, obs_dim, hidden_depth) for _ in range(members))
+        self.state_dim = obs_dim
         self.apply(orthogonal_init)
 
     def initial_hidden(self, state: torch.Tensor) -> torch.Tensor:
@@ -111,3 +141,14 @@ class MLPEnsembleDynamics(nn.Module):
             predicted = (x + member(torch.cat([x, u], dim=-1))).unsqueeze(1)
             losses.append(multi_step_dynamics_loss(predicted, states[e, :, 1:]))
         return torch.stack(losses).sum()
+
+    def clip_gradient(self, max_norm_of_mean: float, steps: int) -> list[tuple[float, bool]]:
+        """Clip each member's gradient on its own, as the authors' code clips its one model:
+        a member's loss is eq. (10) with T = 1 on its own minibatch, summed over D state
+        dimensions, so its threshold is ``max_norm_of_mean * D``. The members share no
+        parameters and the ensemble's loss is their plain sum, so a member's gradient is
+        exactly its own loss's; one clip over the whole ensemble would let one member's
+        large gradient shrink every other member's step. One (gradient norm, clipped) pair
+        per member."""
+        return [clip_summed_loss_gradient(member.parameters(), max_norm_of_mean, steps * self.state_dim)
+                for member in self.members]

@@ -24,7 +24,7 @@ import torch
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "episodes", "wall_time"]
 TRAIN_COLUMNS = ["step", "episode", "episode_return", "episode_length", "actor_loss", "critic_loss",
                  "alpha_loss", "alpha", "target_entropy", "entropy", "dynamics_loss", "reward_loss",
-                 "termination_loss", "steps_per_second"]
+                 "termination_loss", "steps_per_second", "dynamics_grad_norm", "dynamics_clipped"]
 
 
 class CorruptCheckpointError(RuntimeError):

@@ -13,6 +13,7 @@ from agents import objectives as eq
 from agents.networks import CriticEnsemble, TanhGaussianActor
 from agents.replay import ReplayBuffer
 from harness.config import build_run_config
+from harness.rundir import TRAIN_COLUMNS
 from tests.test_objectives import LinearWorld
 
 
@@ -160,3 +161,22 @@ def test_dynamics_updates_wait_until_a_sequence_within_one_episode_is_stored():
         agent.observe(obs)
     metrics = agent.update(replay, 5)
     assert "critic_loss" in metrics and "dynamics_loss" not in metrics
+
+
+@pytest.mark.parametrize("agent_name", ["sac-svg", "sac-svg-ensemble", "sac-svg-mve"])
+def test_dynamics_clipping_is_reported_and_every_metric_has_a_train_csv_column(agent_name):
+    """The GRU's threshold is 1.0 x H x D = 2 x 9; a member's 1.0 x D = 9. A tiny clip
+    clips every update, 0 none; train.csv has a column for every metric the agent returns."""
+    agent, replay = _filled_agent(agent_name, [])
+    steps = agent.horizon if agent_name != "sac-svg-ensemble" else 1
+    norms_and_flags = [agent.update_dynamics(replay) for _ in range(5)]
+    for metrics in norms_and_flags:
+        if agent_name != "sac-svg-ensemble":  # one model: clipped iff its norm passes the threshold
+            assert metrics["dynamics_clipped"] == float(metrics["dynamics_grad_norm"] > 1.0 * steps * 9)
+        assert 0.0 <= metrics["dynamics_clipped"] <= 1.0 and metrics["dynamics_grad_norm"] > 0
+    step_metrics = agent.update(replay, 500)
+    assert {"dynamics_grad_norm", "dynamics_clipped", "dynamics_loss"} <= set(step_metrics) <= set(TRAIN_COLUMNS)
+    tight, replay = _filled_agent(agent_name, ["agent.dynamics_grad_clip=1e-6"])
+    assert tight.update(replay, 500)["dynamics_clipped"] == 1.0
+    off, replay = _filled_agent(agent_name, ["agent.dynamics_grad_clip=0"])
+    assert off.update(replay, 500)["dynamics_clipped"] == 0.0

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from agents import objectives as eq
-from agents.dynamics import GRUDynamics
+from agents.dynamics import GRUDynamics, MLPEnsembleDynamics, clip_summed_loss_gradient
 from agents.normalizer import RunningNormalizer
 
 
@@ -73,3 +78,67 @@ def test_detached_rollout_predicts_the_same_states():
     attached = model.unroll(x, u)
     model.detach_predicted_state = True
     torch.testing.assert_close(model.unroll(x, u), attached)
+
+
+@pytest.mark.parametrize("norm_of_w, mean_gradient_norm, clipped", [(1.0, 0.5, False), (4.0, 2.0, True)])
+def test_summed_dynamics_loss_is_clipped_where_the_mean_loss_would_be(norm_of_w, mean_gradient_norm, clipped):
+    """Predictions w (D = 4) at every one of T = 3 steps, targets 0: eq. (10)'s sum is
+    T |w|^2 with gradient 2 T w (norm 6 |w|); the mean over T x D is |w|^2 / D with gradient
+    2 w / D (norm |w| / 2). The threshold is 1.0 x T x D = 12."""
+    steps, dims = 3, 4
+    w = nn.Parameter(torch.full((dims,), norm_of_w / 2))  # |w| = norm_of_w
+    eq.multi_step_dynamics_loss(w.expand(5, steps, dims), torch.zeros(5, steps, dims)).backward()
+    assert w.grad.norm().item() == pytest.approx(2 * steps * norm_of_w)
+    norm, was_clipped = clip_summed_loss_gradient([w], 1.0, steps * dims)
+    assert norm == pytest.approx(2 * steps * norm_of_w) and was_clipped == clipped
+    mean_w = nn.Parameter(w.detach().clone())
+    F.mse_loss(mean_w.expand(5, steps, dims), torch.zeros(5, steps, dims)).backward()
+    assert mean_w.grad.norm().item() == pytest.approx(mean_gradient_norm)
+    nn.utils.clip_grad_norm_([mean_w], 1.0)
+    torch.testing.assert_close(w.grad, steps * dims * mean_w.grad)  # 12 w/|w| when clipped, 6 w if not
+    assert w.grad.norm().item() == pytest.approx(12.0 if clipped else 6 * norm_of_w)
+
+
+def test_clip_zero_disables_and_still_reports_the_norm():
+    w = nn.Parameter(torch.full((4,), 2.0))
+    eq.multi_step_dynamics_loss(w.expand(2, 3, 4), torch.zeros(2, 3, 4)).backward()
+    before = w.grad.clone()
+    norm, clipped = clip_summed_loss_gradient([w], 0.0, 12)
+    assert norm == pytest.approx(before.norm().item()) and not clipped
+    torch.testing.assert_close(w.grad, before)
+
+
+@pytest.mark.parametrize("target_offset", [0.01, 30.0])
+def test_gru_clip_matches_torch_clipping_of_the_mean_loss(target_offset):
+    """The GRU's clipped gradient of eq. (10) is T x D times torch's clip at 1.0 of the
+    gradient of F.mse_loss (the authors' reduction), clipped or not. Targets are the
+    model's own predictions shifted by ``target_offset``: a small or a large error."""
+    torch.manual_seed(0)
+    model = GRUDynamics(3, 2, 8, 1, 8, 2)
+    mean_model = copy.deepcopy(model)
+    states, actions = torch.randn(6, 4, 3), torch.randn(6, 3, 2)
+    with torch.no_grad():
+        states[:, 1:] = model.unroll(states[:, 0], actions) + target_offset
+    model.training_loss(states, actions).backward()
+    [(norm, clipped)] = model.clip_gradient(1.0, 3)
+    F.mse_loss(mean_model.unroll(states[:, 0], actions), states[:, 1:]).backward()
+    mean_norm = nn.utils.clip_grad_norm_(mean_model.parameters(), 1.0).item()
+    assert norm == pytest.approx(3 * 3 * mean_norm, rel=1e-5)
+    assert clipped == (mean_norm > 1.0) == (target_offset > 1)
+    for summed, mean in zip(model.parameters(), mean_model.parameters()):
+        torch.testing.assert_close(summed.grad, 3 * 3 * mean.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_ensemble_members_are_clipped_each_at_its_own_threshold():
+    """Each member's threshold is 1.0 x D (T = 1); member 0 is driven past it, the others not."""
+    torch.manual_seed(0)
+    ensemble = MLPEnsembleDynamics(3, 1, 8, 1, members=3)
+    states, actions = torch.randn(3 * 4, 2, 3) * 0.01, torch.zeros(3 * 4, 1, 1)
+    states[:4, 1] += 100.0  # member 0's slice
+    ensemble.training_loss(states, actions).backward()
+    alone = [torch.cat([p.grad.flatten() for p in member.parameters()]).norm().item() for member in ensemble.members]
+    clipping = ensemble.clip_gradient(1.0, 1)
+    assert [norm for norm, _ in clipping] == pytest.approx(alone)
+    assert [clipped for _, clipped in clipping] == [norm > 3.0 for norm in alone] == [True, False, False]
+    after = [torch.cat([p.grad.flatten() for p in member.parameters()]).norm().item() for member in ensemble.members]
+    assert after == pytest.approx([3.0, alone[1], alone[2]], rel=1e-5)

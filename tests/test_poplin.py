@@ -10,6 +10,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from baselines.published import load_published, published_agent
 from harness.suites import get_task
 from harness.suites.poplin import MBBLTask, SwimmerObservation
 from harness.suites.poplin_rewards import REWARDS
@@ -23,14 +24,31 @@ LOCOMOTION = {
 }
 
 
+# Table 4's H column as printed: the authors' code's counting (action terms), SVG(H) = H + 1.
+TABLE4_PRINTED_H = {"ant": 3, "hopper": 3, "swimmer": 3, "cheetah": 4, "walker2d": 5, "pets-cheetah": 5}
+
+
 def test_listed_dims_budgets_and_table4():
-    expected = {"ant": (27, 200_000, 3), "hopper": (11, 200_000, 3), "swimmer": (9, 50_000, 3),
-                "cheetah": (17, 200_000, 4), "walker2d": (17, 200_000, 5), "pets-cheetah": (19, 50_000, 5)}
+    expected = {"ant": (27, 200_000, 2), "hopper": (11, 200_000, 2), "swimmer": (9, 50_000, 2),
+                "cheetah": (17, 200_000, 3), "walker2d": (17, 200_000, 4), "pets-cheetah": (19, 50_000, 4)}
     for name, (obs_dim, budget, horizon) in expected.items():
         spec = get_task("poplin", name)
         assert (spec.obs_dim, spec.budget, spec.paper.horizon, spec.eval_every) == (obs_dim, budget, horizon, 10_000)
     e = get_task("poplin", "swimmer").paper.entropy
     assert (e.init, e.final, e.decay) == (-2, -16, 16)
+
+
+def test_paper_horizon_is_the_best_published_table2_row_and_table4_minus_one():
+    """The preset's H (model transitions) is the H of the SAC-SVG(H) row with the best mean
+    in the published Table 2 (baselines/published), and Table 4 prints it plus one."""
+    table2 = load_published("poplin")
+    table2 = table2.assign(agent=table2["method"].map(published_agent))
+    svg_rows = table2[table2["agent"].map(lambda agent: agent is not None and agent[0] == "sac-svg")]
+    for task, printed in TABLE4_PRINTED_H.items():
+        rows = svg_rows[svg_rows["task"] == task]
+        assert len(rows) == 6  # SAC-SVG(1..5) and SAC-SVG(10)
+        best_horizon = rows.loc[rows["mean"].idxmax(), "agent"][1]
+        assert get_task("poplin", task).paper.horizon == best_horizon == printed - 1, task
 
 
 @pytest.mark.parametrize("name", list(LOCOMOTION))
