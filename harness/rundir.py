@@ -52,11 +52,33 @@ class CsvLog:
         self.path = path
         self.columns = columns
         new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            self._adopt_columns()
         self.handle = open(path, "a", newline="")
         self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="raise")
         if new:
             self.writer.writeheader()
             self.handle.flush()
+
+    def _adopt_columns(self) -> None:
+        """A file written by a version with fewer columns (a run resumed after an upgrade)
+        is rewritten, atomically, under this version's header, its old rows keeping their
+        values and leaving the new columns empty; a file with a column this version does not
+        write is refused, so no resumed row lands under the wrong header."""
+        with open(self.path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        header = rows[0] if rows else []
+        if header == self.columns:
+            return
+        unknown = [c for c in header if c not in self.columns]
+        if unknown:
+            raise ValueError(f"{self.path} has columns this version does not write ({', '.join(unknown)}); "
+                             f"move it away to restart the run")
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(dict(zip(header, row)) for row in rows[1:] if row)
+        atomic_write_bytes(self.path, buffer.getvalue().encode())
 
     def append(self, row: dict[str, Any]) -> None:
         self.writer.writerow({k: _format(row.get(k)) for k in self.columns})

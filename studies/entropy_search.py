@@ -240,15 +240,16 @@ class IntermediateReporter:
     """Reports each evaluation's return to the trial (step offset by seed, so seed k's
     evaluations are steps k*T + t) and raises TrialPruned when the pruner says so."""
 
-    def __init__(self, trial: optuna.Trial, offset: int) -> None:
-        self.trial, self.offset = trial, offset
+    def __init__(self, trial: optuna.Trial, seed_index: int, total_steps: int) -> None:
+        self.trial, self.seed_index, self.offset = trial, seed_index, seed_index * total_steps
 
     def __call__(self, step: int, value: float) -> None:
         if not math.isfinite(value):
             return
         self.trial.report(value, self.offset + step)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} of seed {self.offset}")
+            raise optuna.TrialPruned(f"pruned by the median pruner at step {step} of the trial's seed "
+                                     f"#{self.seed_index} (return {value:.2f})")
 
 
 class Worker:
@@ -394,7 +395,7 @@ class Worker:
         jobs = plan_trial_jobs(self.settings, slot, schedule)
         trial.set_user_attr("run_folders", [str(job.path) for job in jobs])
         for index, job in enumerate(jobs):
-            reporter = IntermediateReporter(trial, index * int(job.config.trainer.total_steps))
+            reporter = IntermediateReporter(trial, index, int(job.config.trainer.total_steps))
             run_dir = RunDirectory(job.path)
             for step, value in recorded_returns(run_dir.eval_path):  # a resumed slot: what is already there
                 reporter(step, value)
@@ -438,7 +439,9 @@ def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict[str, Any]]:
         slot = _slot(trial)
         if slot is None:
             continue
-        schedule = Schedule.from_params(trial.params)
+        # a WAITING trial of the random search already holds its schedule as fixed parameters
+        schedule = Schedule.from_params(trial.params) or Schedule.from_params(
+            trial.system_attrs.get("fixed_params") or {})
         rows.append({
             "number": trial.number, "slot": slot, "state": trial.state.name,
             "H_init": None if schedule is None else schedule.init,

@@ -61,7 +61,7 @@ class GeneralisationSettings:
     members: int = 5
     ensemble_hidden_dim: int | None = None  # None: the width whose parameter count is closest to the GRU's
     learning_rate: float = 1e-3
-    grad_clip: float = 1.0  # the agent's default (authors' code); 0 disables
+    grad_clip: float = 1.0  # the agent's default: the norm for the mean-reduced loss (T x D scaled); 0 disables
     test_fraction: float = 0.2  # of the complete episodes, drawn once with the seed
     holdout_every: int = 5  # every k-th added episode goes to holdout (the 1st, (k+1)th, ...)
     from_scratch: bool = False  # rebuild the models at every stage instead of continuing
@@ -271,8 +271,7 @@ def train_dynamics(model: nn.Module, optimizer: torch.optim.Optimizer, buffer: R
         loss = model.training_loss(states, torch.from_numpy(batch.actions))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if settings.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        model.clip_gradient(settings.grad_clip, length)  # as the agent clips (the authors' code's rule)
         optimizer.step()
     return float(loss.detach())
 

@@ -21,8 +21,9 @@ def load_named_study(name: str, storage: str | None, out: str) -> tuple[optuna.S
     """The study NAME from --storage, or from its journal file under OUT; and its folder."""
     study_dir = Path(out) / name
     if storage is None and not (study_dir / contract.JOURNAL_FILE).exists():
-        raise ConfigError(f"no study {name!r} under {out} ({study_dir / contract.JOURNAL_FILE} does not exist); "
-                          f"give the --out of the search, or its --storage")
+        there = sorted(p.parent.name for p in Path(out).glob(f"*/{contract.JOURNAL_FILE}"))
+        raise ConfigError(f"no study {name!r} under {out} (no {study_dir / contract.JOURNAL_FILE}); studies there: "
+                          f"{', '.join(there) or 'none'}; give the search's --out or --storage")
     study = load_study(name, storage or str(study_dir / contract.JOURNAL_FILE))
     folder = study.user_attrs.get(FOLDER_ATTR)
     return study, Path(folder) if storage is not None and folder else study_dir

@@ -103,9 +103,9 @@ def test_median_pruner_prunes_a_clearly_worse_trial():
             trial.report(value, step)
         study.tell(trial, value)
     good, bad = study.ask(), study.ask()
-    IntermediateReporter(good, 0)(1000, 990.0)  # above the median: goes on
-    with pytest.raises(optuna.TrialPruned):
-        IntermediateReporter(bad, 0)(1000, 10.0)
+    IntermediateReporter(good, 0, 2000)(1000, 990.0)  # above the median: goes on
+    with pytest.raises(optuna.TrialPruned, match="step 1000"):
+        IntermediateReporter(bad, 0, 2000)(1000, 10.0)
     assert bad.storage.get_trial(bad._trial_id).intermediate_values == {1000: 10.0}
 
 
@@ -166,6 +166,26 @@ def test_a_failed_run_fails_its_trial_for_good_and_the_others_finish(tmp_path, m
     assert trials[1].user_attrs["outcome"] == "run failed"
     assert "critic_loss is nan" in trials[1].user_attrs["error"]
     assert slot_states(trials, 3) == {0: "done", 1: "done", 2: "done"}
+
+
+def test_the_worker_prunes_a_clearly_worse_trial_and_counts_it(tmp_path, monkeypatch):
+    import harness.trainer
+
+    returns = {0: 900.0, 1: 950.0, 2: 1000.0, 3: 980.0, 4: 940.0, 5: 3.0, 6: 990.0}
+
+    def scripted(config, path, on_evaluation=None):  # evaluations at 100 and 200 steps
+        slot = int(str(path).split("slot_")[1][:3])
+        for step in (100, 200):
+            on_evaluation(step, returns[slot])
+        return {"status": "done", "final_eval_return": returns[slot]}
+
+    monkeypatch.setattr(harness.trainer, "train_run", scripted)
+    worker = Worker(tiny_settings(tmp_path, 7, pruner="median"), say=lambda line: None)
+    worker.run()
+    trials = worker.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5 + [TrialState.PRUNED, TrialState.COMPLETE]
+    assert trials[5].intermediate_values == {100: 3.0}  # stopped at its first evaluation
+    assert slot_states(trials, 7) == {slot: "done" for slot in range(7)}
 
 
 # ------------------------------------------------------------------------------ the command
