@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from baselines import AGENTS
-from harness.config import ConfigError, launchers, presets
+from harness.config import ConfigError, RunFailure, launchers, presets
 from harness.suites import SUITES, get_suite
 
 WANDB_MODES = ["offline", "online", "disabled"]
@@ -252,9 +252,13 @@ def search_best_command(study_name: str, storage: str | None, out: str, output: 
     """Write the best trial's schedule (and the study's overrides) as a config file."""
     from studies.search_tables import best_config_yaml, load_named_study  # noqa: PLC0415
 
+    from harness.rundir import atomic_write_bytes  # noqa: PLC0415
+
+    if not Path(output).resolve().parent.is_dir():
+        raise ConfigError(f"-o {output}: the folder {Path(output).parent} does not exist")
     study, _ = load_named_study(study_name, storage, out)
     text, command = best_config_yaml(study, output)
-    Path(output).write_text(text)
+    atomic_write_bytes(Path(output), text.encode())
     click.echo(f"wrote {output}; run the best schedule with:\n  {command}")
 
 
@@ -362,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, LookupError) as error:
         click.echo(f"harness: error: {error}", err=True)
         return 2
+    except RunFailure as error:
+        click.echo(f"harness: {error}", err=True)
+        return 1
     except HarnessFailure:
         return 1
     return 0

@@ -73,6 +73,10 @@ class ConfigError(ValueError):
     """A bad preset, override or value; the message is one line for the user."""
 
 
+class RunFailure(RuntimeError):
+    """Something failed while running (not the user's input): one line for the user, exit 1."""
+
+
 def _register_schema() -> None:
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
@@ -231,8 +235,9 @@ def flatten_config_file(path: str | Path) -> list[str]:
     file's order; ``harness run --config FILE`` puts them before the command line's own."""
     try:
         data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read config file {path}: {str(error).splitlines()[0]}") from error
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"cannot read config file {path}: {first}") from error
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} is not a mapping of keys to values")
     overrides = []

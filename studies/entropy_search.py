@@ -6,11 +6,14 @@ How exactly N trials come out, however the study is run:
   attribute ``slot`` and, for the random search, its schedule drawn from the study seed
   (``entropy_space.sample_schedules``), so the same seed gives the same schedules whatever
   order workers take them in. With ``--sampler tpe`` a slot's schedule is asked of TPE
-  when a worker takes it.
+  when a worker takes it (the first ``TPE_STARTUP`` slots are drawn at random as above, and
+  each TPE trial has its own seed, so concurrent workers do not suggest the same schedule).
 - A worker takes a WAITING trial with Optuna's atomic WAITING -> RUNNING transition (what
   ``study.ask`` does for enqueued trials), so no two workers ever hold the same trial.
-- A slot is finished when one of its trials is COMPLETE or PRUNED (or FAIL because its run
-  failed: the same seed would fail again, so it is not retried). Of two live trials of one
+- A slot is finished when one of its trials is COMPLETE or PRUNED, or FAIL with outcome
+  "run failed" (its run failed, e.g. a diverging loss: the same seed would fail the same
+  way, so it is not retried). Any other FAIL (worker died, interrupted, duplicate, failed
+  by hand) leaves the slot to be taken again. Of two live trials of one
   slot (two workers enqueued it at once), the lower-numbered one counts; the other is
   failed as "duplicate" when taken, before any training.
 - A running worker beats a heartbeat (a trial user attribute). A RUNNING trial whose worker
@@ -19,7 +22,10 @@ How exactly N trials come out, however the study is run:
   moved for ``stale_after`` seconds. The new trial resumes the slot's runs from their
   checkpoints (they are ordinary run directories under ``trials/slot_<k>/``).
 - Workers stop when every slot is finished, waiting for other workers' trials if need be
-  (one of them may die and leave its slot to be taken over).
+  (one of them may die and leave its slot to be taken over). A storage that fails stops
+  the worker with one line; its trial stays RUNNING and a rerun takes it over.
+- Claims rely on the storage's row locks: journal files and PostgreSQL/MySQL have them,
+  SQLite does not (it ignores SELECT ... FOR UPDATE), so SQLite takes one worker at a time.
 Every trial is made of ordinary run directories, so ``harness status`` and ``harness report``
 work on them, and the objective is read back from their summaries.
 """
@@ -42,15 +48,17 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.config import ConfigError
+from harness.config import ConfigError, RunFailure
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
-from studies.storage import FOLDER_ATTR, create_or_load_study, describe, load_study
+from studies.storage import (FOLDER_ATTR, STORAGE_ERRORS, StorageUnavailable, create_or_load_study, describe,
+                             is_url, load_study, storage_errors)
 
 SAMPLERS = ("random", "tpe")
 PRUNERS = ("none", "median")
 # outcomes of FAIL trials whose slot is taken again; any other FAIL outcome is final
-RETRIED_OUTCOMES = ("worker died", "interrupted", "duplicate")
+FINAL_FAIL_OUTCOME = "run failed"  # the only FAIL that settles its slot
+TPE_STARTUP = 10  # TPE slots drawn at random before TPE models the results (Optuna's default)
 
 
 @dataclass
@@ -110,14 +118,28 @@ def check_settings(settings: SearchSettings) -> None:
     for name, value in (("trials", settings.trials), ("seeds", settings.seeds), ("workers", settings.workers)):
         if value < 1:
             raise ConfigError(f"--{name} must be at least 1, got {value}")
+    name = settings.study_name
+    if not name or name.startswith(".") or any(c in name for c in "/\\") or not name.isprintable():
+        raise ConfigError(f"--study {name!r}: a study name is one folder name (no '/', not starting with '.')")
+    if settings.workers > 1 and is_url(settings.storage_text) and settings.storage_text.startswith("sqlite"):
+        raise ConfigError("SQLite has no row locks, so two workers could take one trial: use --workers 1 with a "
+                          "sqlite:// storage, or a journal file or postgresql:// storage for several workers")
+    from baselines import get_agent  # noqa: PLC0415
+    from harness.suites import get_task  # noqa: PLC0415
+
+    get_task(settings.suite, settings.task)
+    get_agent(settings.agent)
     # compose one trial's runs: an unknown suite, task, agent, preset or override fails here
     plan_trial_jobs(settings, 0, Schedule(0, -1, 1))
 
 
-def make_sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
+def make_sampler(settings: SearchSettings, trial_number: int = 0) -> optuna.samplers.BaseSampler:
+    """Random search: every slot's schedule is enqueued, the sampler draws nothing. TPE: a
+    sampler seeded per trial, so workers that ask at once do not draw the same schedule."""
     if settings.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=settings.study_seed)
-    return optuna.samplers.RandomSampler(seed=settings.study_seed)  # every slot's schedule is enqueued
+        return optuna.samplers.TPESampler(seed=settings.study_seed * 1_000_003 + trial_number,
+                                          n_startup_trials=TPE_STARTUP)
+    return optuna.samplers.RandomSampler(seed=settings.study_seed)
 
 
 def make_pruner(settings: SearchSettings) -> optuna.pruners.BasePruner:
@@ -165,10 +187,10 @@ def _slot(trial: FrozenTrial) -> int | None:
 
 
 def _is_final(trial: FrozenTrial) -> bool:
-    """Whether this trial settles its slot."""
+    """Whether this trial settles its slot: COMPLETE, PRUNED, or FAIL because its run failed."""
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") not in RETRIED_OUTCOMES
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") == FINAL_FAIL_OUTCOME
 
 
 def slot_states(trials: list[FrozenTrial], count: int) -> dict[int, str]:
@@ -205,8 +227,14 @@ def is_gone_here(identity: str) -> bool:
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
-    if start == "?":
-        return not Path(f"/proc/{pid_text}").exists()
+    if start == "?":  # no /proc where it ran: only whether the pid exists
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # it exists, under another user
+            return False
+        return False
     return _start_ticks(int(pid_text)) != start  # gone, or its pid now names another process
 
 
@@ -246,8 +274,13 @@ class IntermediateReporter:
     def __call__(self, step: int, value: float) -> None:
         if not math.isfinite(value):
             return
-        self.trial.report(value, self.offset + step)
-        if self.trial.should_prune():
+        try:
+            self.trial.report(value, self.offset + step)
+            prune = self.trial.should_prune()
+        except STORAGE_ERRORS as error:  # not the run's failure: stop, and let a rerun resume
+            raise StorageUnavailable(f"the study's storage failed while reporting step {step} "
+                                     f"({type(error).__name__}); rerun the same command to resume") from error
+        if prune:
             raise optuna.TrialPruned(f"pruned by the median pruner at step {step} of the trial's seed "
                                      f"#{self.seed_index} (return {value:.2f})")
 
@@ -269,6 +302,10 @@ class Worker:
     # ---------------------------------------------------------------------- the loop
 
     def run(self) -> None:
+        with storage_errors(self.settings.storage_text):
+            self._run()
+
+    def _run(self) -> None:
         while True:
             trials = self.study.get_trials(deepcopy=False)
             states = slot_states(trials, self.settings.trials)
@@ -294,7 +331,10 @@ class Worker:
         for slot, state in states.items():
             if state != "open":
                 continue
-            params = self.schedules[slot].params() if self.settings.sampler == "random" else self._last_params(trials, slot)
+            if self.settings.sampler == "random" or slot < TPE_STARTUP:
+                params = self.schedules[slot].params()
+            else:
+                params = self._last_params(trials, slot)
             self.study.enqueue_trial(params, user_attrs={"slot": slot}, skip_if_exists=False)
 
     @staticmethod
@@ -314,11 +354,12 @@ class Worker:
             if beat != seen:
                 self.still_beats[trial._trial_id] = (beat, now)  # noqa: SLF001
             gone = is_gone_here(worker) or (beat == seen and now - since > self.settings.stale_after_seconds)
-            if gone and worker != self.identity:
+            # this worker holds no trial while it looks, so one under its own name is an orphan
+            if gone or worker == self.identity:
                 try:
                     self.storage.set_trial_user_attr(trial._trial_id, "outcome", "worker died")  # noqa: SLF001
                     self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
-                except Exception:  # noqa: BLE001 - another worker failed it first
+                except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                     continue
                 self.say(f"trial {trial.number} (slot {_slot(trial)}): its worker {worker} is gone; "
                          f"the slot is taken again and resumes from its runs' checkpoints")
@@ -337,6 +378,8 @@ class Worker:
                 self.storage.set_trial_user_attr(frozen._trial_id, "outcome", "duplicate")  # noqa: SLF001
                 self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)  # noqa: SLF001
                 continue
+            if self.settings.sampler == "tpe":
+                self.study.sampler = make_sampler(self.settings, frozen.number)
             return optuna.trial.Trial(self.study, frozen._trial_id)  # noqa: SLF001
         return None
 
@@ -367,11 +410,14 @@ class Worker:
             self.say(f"{text}: {pruned}")
         except RunFailed as error:
             trial.set_user_attr("error", str(error))
-            self._finish(trial, TrialState.FAIL, "run failed")
+            self._finish(trial, TrialState.FAIL, FINAL_FAIL_OUTCOME)
             self.failed_runs.append(f"{text}: {error}")
             self.say(f"{text}: run failed: {error}")
         except KeyboardInterrupt:
-            self._finish(trial, TrialState.FAIL, "interrupted")
+            try:  # best effort: if this fails too, the rerun finds the trial's worker gone
+                self._finish(trial, TrialState.FAIL, "interrupted")
+            except STORAGE_ERRORS:
+                pass
             raise
         else:
             self._finish(trial, TrialState.COMPLETE, "complete", value)
@@ -382,8 +428,8 @@ class Worker:
         try:
             trial.set_user_attr("outcome", outcome)
             self.study.tell(trial, value, state=state)
-        except Exception as error:  # noqa: BLE001 - another worker judged this one dead and took the slot
-            self.say(f"trial {trial.number}: not recorded, the slot was taken over ({type(error).__name__})")
+        except optuna.exceptions.UpdateFinishedTrialError:  # judged dead by another worker, its slot taken
+            self.say(f"trial {trial.number}: not recorded, another worker took its slot over")
 
     def train_slot(self, trial: optuna.Trial, slot: int, schedule: Schedule) -> float:
         """Train (or resume, or read back) every seed's run of the slot; the mean final return."""
@@ -407,7 +453,7 @@ class Worker:
                     break
                 except RunBusyError:  # its old worker still holds it: wait, then read or resume it
                     time.sleep(self.settings.poll_seconds)
-                except (optuna.TrialPruned, KeyboardInterrupt):
+                except (optuna.TrialPruned, KeyboardInterrupt, StorageUnavailable):
                     raise
                 except Exception as error:  # noqa: BLE001 - the run is marked failed in its summary
                     raise RunFailed(f"{job.path}: {type(error).__name__}: {error}".splitlines()[0]) from error
@@ -498,6 +544,9 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
     parent = Worker(settings, say)  # create the study and enqueue its slots once, before the workers start
     parent.enqueue_open_slots(parent.study.get_trials(deepcopy=False), slot_states(
         parent.study.get_trials(deepcopy=False), settings.trials))
+    # a worker killed from outside leaves its semaphores to multiprocessing's resource tracker,
+    # which would print a multi-line warning about them; the tracker inherits this filter
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker_process, args=(dataclasses.asdict(settings), i), daemon=False)
                  for i in range(settings.workers)]
@@ -512,4 +561,9 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
         raise
     study = load_study(settings.study_name, settings.storage_text)
     export_trials(study, settings.study_dir)
+    done = finished_count(study, settings.trials)
+    failed = [f"worker {i} exited with code {p.exitcode}" for i, p in enumerate(processes) if p.exitcode]
+    if done < settings.trials:
+        raise RunFailure(f"search {settings.study_name}: {done}/{settings.trials} trials finished "
+                         f"({'; '.join(failed) or 'workers stopped'}); rerun the same command to resume")
     return study

@@ -5,18 +5,44 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
+import sqlalchemy.exc
 
-from harness.config import ConfigError
+from harness.config import ConfigError, RunFailure
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happened
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 IDENTITY_ATTR = "svgbench"  # study user attribute holding the settings the study was made with
 FOLDER_ATTR = "folder"  # study user attribute: the study folder of the last worker that opened it
+
+
+# what a storage raises when it cannot be reached or written (a journal file's OSError
+# included); optuna.exceptions.UpdateFinishedTrialError is not one: it means another worker
+# finished or failed the trial first
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
+
+
+class StorageUnavailable(RunFailure):
+    """The study's storage failed mid-search. Nothing is lost: the trial in flight stays
+    RUNNING under this (then exited) process and a rerun takes it over from its checkpoints."""
+
+
+@contextmanager
+def storage_errors(storage: str) -> Iterator[None]:
+    """Turn a storage failure into one line for the user (exit 1)."""
+    try:
+        yield
+    except StorageUnavailable:
+        raise
+    except STORAGE_ERRORS as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StorageUnavailable(f"the study's storage {describe(storage)} failed ({type(error).__name__}: {first}); "
+                                 f"rerun the same command to resume") from error
 
 
 def is_url(storage: str) -> bool:

@@ -188,6 +188,67 @@ def test_the_worker_prunes_a_clearly_worse_trial_and_counts_it(tmp_path, monkeyp
     assert slot_states(trials, 7) == {slot: "done" for slot in range(7)}
 
 
+def test_only_a_failed_run_settles_a_slot_among_fail_trials(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    for slot, outcome in ((0, "run failed"), (1, "worker died"), (2, None), (3, "complete")):
+        trial = study.ask()
+        trial.set_user_attr("slot", slot)
+        if outcome:
+            trial.set_user_attr("outcome", outcome)
+        study.tell(trial, state=TrialState.FAIL)
+    # a FAIL failed by hand (no outcome), or whose outcome was written by a worker that lost
+    # the race to finish it, is not a finished slot: it is taken again
+    assert slot_states(study.get_trials(), 4) == {0: "done", 1: "open", 2: "open", 3: "open"}
+
+
+def test_a_storage_failure_mid_trial_stops_with_one_line_and_a_rerun_finishes_exactly_n(tmp_path, monkeypatch):
+    from optuna.storages import JournalStorage
+
+    from studies.storage import StorageUnavailable
+
+    real = JournalStorage.set_trial_intermediate_value
+    calls = {"n": 0}
+
+    def flaky(self, trial_id, step, value):
+        calls["n"] += 1
+        if calls["n"] == 3:  # slot 1's first evaluation
+            raise optuna.exceptions.StorageInternalError("connection lost")
+        return real(self, trial_id, step, value)
+
+    monkeypatch.setattr(JournalStorage, "set_trial_intermediate_value", flaky)
+    settings = tiny_settings(tmp_path, 3)
+    with pytest.raises(StorageUnavailable, match="rerun the same command to resume"):
+        Worker(settings, say=lambda line: None).run()
+    trials = load_study(STUDY, journal(tmp_path)).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING]
+    worker = Worker(settings, say=lambda line: None)  # the rerun
+    worker.run()
+    trials = worker.study.get_trials()
+    assert sorted(t.user_attrs["slot"] for t in trials if t.state == TrialState.COMPLETE) == [0, 1, 2]
+    assert [t.user_attrs.get("outcome") for t in trials if t.user_attrs["slot"] == 1] == ["worker died", "complete"]
+
+
+def test_tpe_slots_start_from_the_seeded_draws_and_concurrent_tpe_trials_differ(tmp_path, monkeypatch):
+    import harness.trainer
+
+    def scripted(config, path, on_evaluation=None):
+        entropy = config.agent.target_entropy
+        value = 100.0 - abs(entropy.final + 4) - entropy.decay / 8  # best near H_final = -4, small beta
+        return {"status": "done", "final_eval_return": value}
+
+    monkeypatch.setattr(harness.trainer, "train_run", scripted)
+    settings = tiny_settings(tmp_path, 14, sampler="tpe")
+    first, second = Worker(settings, say=lambda line: None), Worker(settings, say=lambda line: None)
+    first.enqueue_open_slots([], slot_states([], 14))
+    for _ in range(10):  # the seeded random start-up slots
+        first.run_trial(first.take_waiting_trial())
+    a, b = first.take_waiting_trial(), second.take_waiting_trial()  # two workers ask TPE at once
+    drawn = suggest_schedule(a), suggest_schedule(b)
+    assert drawn[0] != drawn[1] and set(drawn) <= set(search_space())
+    trials = first.study.get_trials()
+    assert [Schedule.from_params(t.params) for t in trials[:10]] == sample_schedules(14, settings.study_seed)[:10]
+
+
 # ------------------------------------------------------------------------------ the command
 
 
@@ -287,12 +348,16 @@ def test_sigkill_then_rerun_ends_with_exactly_n_and_resumes_the_killed_slot(tmp_
 
 @pytest.mark.slow
 def test_two_commands_at_once_and_worker_processes_end_with_exactly_n(tmp_path):
-    first = subprocess.Popen(search_command(tmp_path / "a", 6), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    second = subprocess.Popen(search_command(tmp_path / "a", 6), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(search_command(tmp_path / "a", 6, 600), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    second = subprocess.Popen(search_command(tmp_path / "a", 6, 600), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
     for process in (first, second):
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err
-    assert sorted(t.user_attrs["slot"] for t in finished(tmp_path / "a")) == list(range(6))
+    trials = finished(tmp_path / "a")
+    assert sorted(t.user_attrs["slot"] for t in trials) == list(range(6))
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both commands took trials
 
     done = subprocess.run(search_command(tmp_path / "b", 6, 300, "--workers", "2"), capture_output=True, text=True,
                           timeout=600)
