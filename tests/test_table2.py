@@ -62,3 +62,19 @@ def test_table2_runs_every_stage_and_resumes(tmp_path):
 
     code, _, stderr = table2(tmp_path / "bad", "--horizons", "0,x")
     assert code == 2 and "--horizons" in stderr and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_a_poplin_table2_report_sets_our_rows_beside_the_published_table_2(tmp_path):
+    code, _, stderr = run_cli("study", "table2", "--suite", "poplin", "--task", "swimmer", "--horizons", "0,2",
+                              "--trials", "1", "--seeds", "1", "--preset", "quick", "--steps", "200",
+                              "--out", str(tmp_path), "--reps", "100", "trainer.eval_every=200",
+                              "trainer.eval_episodes=1", *TINY_SVG[:-3], "trainer.seed_steps=100")
+    assert code == 0, stderr
+    root = tmp_path / "poplin-swimmer"
+    rows = {g["horizon"]: g for g in json.loads((root / "table2.json").read_text())["groups"]}
+    assert sorted(rows) == [0, 2] and all(g["seeds"] == [1] for g in rows.values())
+    html = (root / "table2.html").read_text()
+    for published in ("SAC-SVG(2)", "SAC-SVG(10)", "POPLIN-P", "350.22"):  # Table 2's swimmer column
+        assert published in html
+    assert rows[2]["row"] in html and rows[0]["row"] in html
