@@ -37,9 +37,7 @@ import math
 import multiprocessing
 import os
 import signal
-import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,13 +49,14 @@ from optuna.trial import FrozenTrial, TrialState
 from harness.config import ConfigError, RunFailure
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
+from studies.liveness import Heartbeat, is_gone_here, process_identity
+from studies.slots import FINAL_FAIL_OUTCOME, export_trials, finished_count, settles_slot, slot_of, slot_states
 from studies.storage import (FOLDER_ATTR, STORAGE_ERRORS, StorageUnavailable, create_or_load_study, describe,
                              is_url, load_study, storage_errors)
 
 SAMPLERS = ("random", "tpe")
 PRUNERS = ("none", "median")
 # outcomes of FAIL trials whose slot is taken again; any other FAIL outcome is final
-FINAL_FAIL_OUTCOME = "run failed"  # the only FAIL that settles its slot
 TPE_STARTUP = 10  # TPE slots drawn at random before TPE models the results (Optuna's default)
 
 
@@ -181,89 +180,6 @@ class RunFailed(RuntimeError):
     """A trial's run failed (e.g. a diverging loss): the trial fails for good."""
 
 
-def _slot(trial: FrozenTrial) -> int | None:
-    slot = trial.user_attrs.get("slot")
-    return slot if isinstance(slot, int) else None
-
-
-def _is_final(trial: FrozenTrial) -> bool:
-    """Whether this trial settles its slot: COMPLETE, PRUNED, or FAIL because its run failed."""
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") == FINAL_FAIL_OUTCOME
-
-
-def slot_states(trials: list[FrozenTrial], count: int) -> dict[int, str]:
-    """Per slot: "done" (settled), "live" (a WAITING or RUNNING trial) or "open" (neither)."""
-    states = {slot: "open" for slot in range(count)}
-    for trial in trials:
-        slot = _slot(trial)
-        if slot is None or slot not in states:
-            continue
-        if _is_final(trial):
-            states[slot] = "done"
-        elif trial.state in (TrialState.WAITING, TrialState.RUNNING) and states[slot] == "open":
-            states[slot] = "live"
-    return states
-
-
-def process_identity(pid: int | None = None) -> str:
-    """host:pid:start-time of a process (start time from /proc, so a reused pid differs)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
-
-
-def _start_ticks(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "?"
-
-
-def is_gone_here(identity: str) -> bool:
-    """Whether ``identity`` names a process of this machine that no longer runs."""
-    host, _, rest = identity.partition(":")
-    pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    if start == "?":  # no /proc where it ran: only whether the pid exists
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # it exists, under another user
-            return False
-        return False
-    return _start_ticks(int(pid_text)) != start  # gone, or its pid now names another process
-
-
-class Heartbeat:
-    """Beats the trial's ``heartbeat`` user attribute from a thread while the trial runs."""
-
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, period: float) -> None:
-        self.storage, self.trial_id, self.period = storage, trial_id, period
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        beat = 0
-        while not self.stop.wait(self.period):
-            beat += 1
-            try:
-                self.storage.set_trial_user_attr(self.trial_id, "heartbeat", beat)
-            except Exception:  # noqa: BLE001 - the trial was taken over, or the storage is away for a while
-                pass
-
-    def __enter__(self) -> "Heartbeat":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 class IntermediateReporter:
     """Reports each evaluation's return to the trial (step offset by seed, so seed k's
     evaluations are steps k*T + t) and raises TrialPruned when the pruner says so."""
@@ -340,13 +256,13 @@ class Worker:
     @staticmethod
     def _last_params(trials: list[FrozenTrial], slot: int) -> dict[str, Any]:
         """A retried TPE slot keeps the schedule its runs were started with."""
-        tried = [t for t in trials if _slot(t) == slot and Schedule.from_params(t.params) is not None]
+        tried = [t for t in trials if slot_of(t) == slot and Schedule.from_params(t.params) is not None]
         return Schedule.from_params(tried[-1].params).params() if tried else {}
 
     def fail_dead_workers(self, trials: list[FrozenTrial]) -> None:
         now = time.monotonic()
         for trial in trials:
-            if trial.state != TrialState.RUNNING or _slot(trial) is None:
+            if trial.state != TrialState.RUNNING or slot_of(trial) is None:
                 continue
             worker = str(trial.user_attrs.get("worker", ""))
             beat = trial.user_attrs.get("heartbeat")
@@ -361,7 +277,7 @@ class Worker:
                     self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
                 except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                     continue
-                self.say(f"trial {trial.number} (slot {_slot(trial)}): its worker {worker} is gone; "
+                self.say(f"trial {trial.number} (slot {slot_of(trial)}): its worker {worker} is gone; "
                          f"the slot is taken again and resumes from its runs' checkpoints")
 
     def take_waiting_trial(self) -> optuna.Trial | None:
@@ -369,7 +285,7 @@ class Worker:
         waiting = self.storage.get_all_trials(self.study._study_id, deepcopy=False,  # noqa: SLF001
                                               states=(TrialState.WAITING,))
         for frozen in sorted(waiting, key=lambda t: t.number):
-            if _slot(frozen) is None:
+            if slot_of(frozen) is None:
                 continue
             if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):  # noqa: SLF001
                 continue
@@ -384,11 +300,11 @@ class Worker:
         return None
 
     def _duplicate(self, mine: FrozenTrial) -> bool:
-        slot = _slot(mine)
+        slot = slot_of(mine)
         for other in self.study.get_trials(deepcopy=False):
-            if _slot(other) != slot or other.number == mine.number:
+            if slot_of(other) != slot or other.number == mine.number:
                 continue
-            if _is_final(other) or (other.number < mine.number and other.state != TrialState.FAIL):
+            if settles_slot(other) or (other.number < mine.number and other.state != TrialState.FAIL):
                 return True
         return False
 
@@ -473,44 +389,6 @@ def recorded_returns(eval_path: Path) -> list[tuple[int, float]]:
     with open(eval_path, newline="") as handle:
         return [(int(float(r["step"])), float(r["return_mean"])) for r in csv.DictReader(handle)
                 if r.get("step") and r.get("return_mean")]
-
-
-# ------------------------------------------------------------------------------- tables
-
-
-def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict[str, Any]]:
-    """One row per slot trial, in ``contract.TRIAL_COLUMNS``."""
-    rows = []
-    for trial in study.get_trials(deepcopy=False):
-        slot = _slot(trial)
-        if slot is None:
-            continue
-        # a WAITING trial of the random search already holds its schedule as fixed parameters
-        schedule = Schedule.from_params(trial.params) or Schedule.from_params(
-            trial.system_attrs.get("fixed_params") or {})
-        rows.append({
-            "number": trial.number, "slot": slot, "state": trial.state.name,
-            "H_init": None if schedule is None else schedule.init,
-            "H_final": None if schedule is None else schedule.final,
-            "beta": None if schedule is None else schedule.beta,
-            "objective": trial.value if trial.state == TrialState.COMPLETE else None,
-            "outcome": trial.user_attrs.get("outcome", trial.state.name.lower()),
-            "run_folder": str(contract.slot_folder(study_dir, slot).relative_to(study_dir)),
-        })
-    return rows
-
-
-def export_trials(study: optuna.Study, study_dir: Path) -> None:
-    contract.write_trials_file(study_dir, trial_rows(study, study_dir))
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _slot(t) is not None]
-    return max(complete, key=lambda t: t.value) if complete else None
-
-
-def finished_count(study: optuna.Study, count: int) -> int:
-    return sum(state == "done" for state in slot_states(study.get_trials(deepcopy=False), count).values())
 
 
 # ------------------------------------------------------------------------------- workers

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from harness.config import ConfigError
 from studies import contract
-from studies.entropy_search import best_trial, slot_states, trial_rows
+from studies.slots import best_trial, slot_states, trial_rows
 from studies.storage import FOLDER_ATTR, IDENTITY_ATTR, load_study
 
 def load_named_study(name: str, storage: str | None, out: str) -> tuple[optuna.Study, Path]:

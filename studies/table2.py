@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness.config import ConfigError
-from studies.entropy_search import SearchSettings, best_trial, run_search
+from studies.entropy_search import SearchSettings, run_search
+from studies.slots import best_trial
 from studies.entropy_space import Schedule
 
 

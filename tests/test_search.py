@@ -19,7 +19,8 @@ import yaml
 from optuna.trial import TrialState
 
 from studies import contract
-from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, slot_states
+from studies.entropy_search import IntermediateReporter, SearchSettings, Worker
+from studies.slots import slot_states
 from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
                                    search_space, suggest_schedule)
 from studies.storage import load_study
@@ -94,7 +95,7 @@ def test_enqueued_params_round_trip_and_tpe_stays_in_the_space():
 
 def test_median_pruner_prunes_a_clearly_worse_trial():
     settings = SearchSettings(suite="classic", task="inverted-pendulum", trials=8, pruner="median")
-    from studies.entropy_search import make_pruner
+    from studies.entropy_search import make_pruner  # noqa: PLC0415
 
     study = optuna.create_study(direction="maximize", pruner=make_pruner(settings))
     for value in (900.0, 950.0, 1000.0, 980.0, 940.0):

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from studies.entropy_search import best_trial
+from studies.slots import best_trial
 from studies.storage import load_study
 from studies.table2 import agent_for, parse_horizons
 from tests.test_cli import run_cli

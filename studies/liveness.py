@@ -1,0 +1,70 @@
+"""Whether the worker holding a trial is still alive: who it is, and a heartbeat it beats.
+
+A worker is named ``host:pid:start-time``; on its own machine a dead process (or a pid now
+naming another process) is seen at once, elsewhere only through a heartbeat that stops moving.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import optuna
+
+
+def process_identity(pid: int | None = None) -> str:
+    """host:pid:start-time of a process (start time from /proc, so a reused pid differs)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def _start_ticks(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def is_gone_here(identity: str) -> bool:
+    """Whether ``identity`` names a process of this machine that no longer runs."""
+    host, _, rest = identity.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if start == "?":  # no /proc where it ran: only whether the pid exists
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # it exists, under another user
+            return False
+        return False
+    return _start_ticks(int(pid_text)) != start  # gone, or its pid now names another process
+
+
+class Heartbeat:
+    """Beats the trial's ``heartbeat`` user attribute from a thread while the trial runs."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, period: float) -> None:
+        self.storage, self.trial_id, self.period = storage, trial_id, period
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        beat = 0
+        while not self.stop.wait(self.period):
+            beat += 1
+            try:
+                self.storage.set_trial_user_attr(self.trial_id, "heartbeat", beat)
+            except Exception:  # noqa: BLE001 - the trial was taken over, or the storage is away for a while
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
