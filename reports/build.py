@@ -14,7 +14,7 @@ import pandas as pd
 from baselines.published import load_reference_curves
 from reports import aggregate, figures, tables
 from harness.suites import get_task
-from reports.load import Run, final_scores, load_experiments, resample_curves, scores_at_step, tidy_evals
+from reports.load import Run, final_scores, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
 from reports.search import study_numbers, study_sections
 from reports.model_generalisation import model_generalisation_section
 
@@ -132,6 +132,8 @@ def _entropy_schedules(runs: list[Run]) -> tuple[str | None, list[dict[str, str]
         name = f"{run.suite}/{run.task} {run.experiment}"
         if name not in entry["runs"]:
             entry["runs"].append(name)
+        if "steps" not in entry and (logged := logged_target_entropy(run.path)) is not None:
+            entry["steps"], entry["values"] = logged
     if not seen:
         return None, []
     for entry in seen.values():
@@ -139,7 +141,8 @@ def _entropy_schedules(runs: list[Run]) -> tuple[str | None, list[dict[str, str]
     rows = [{"runs": ", ".join(e["runs"]), "init": f"{e['init']:g}", "final": f"{e['final']:g}",
              "decay": "constant" if e["decay"] is None else f"{e['decay']:g}", "steps": f"{e['total_steps']:,}"}
             for e in seen.values()]
-    return figures.entropy_schedules(list(seen.values())), rows
+    drawn = [e for e in seen.values() if "steps" in e]
+    return (figures.entropy_schedules(drawn) if drawn else None), rows
 
 
 def comparison_budgets(runs: list[Run]) -> dict[tuple[str, str], int]:

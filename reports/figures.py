@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
-from agents.objectives import target_entropy_schedule  # noqa: E402  (eq. 14, one definition)
 
 DPI = 96
 
@@ -160,14 +159,13 @@ def model_errors(title: str, curves: pd.DataFrame, colors: dict) -> str:
 def entropy_schedules(schedules: list[dict]) -> str:
     """Target entropy along training (paper Fig. 6, eq. 14), one line per distinct schedule.
 
-    ``schedules``: dicts with label, init, final, decay (None: constant), total_steps.
+    ``schedules``: dicts with label, steps and values (the target as a run logged it in
+    train.csv, or as a study folder records it): the report draws data, it does not
+    recompute eq. (14).
     """
     figure, ax = plt.subplots(figsize=(7.5, 4))
     for entry in schedules:
-        steps = np.linspace(0, entry["total_steps"], 200)
-        target = [target_entropy_schedule(int(t), entry["total_steps"], entry["init"], entry["final"],
-                                          entry["decay"]) for t in steps]
-        ax.plot(steps, target, label=plain(entry["label"]))
+        ax.plot(entry["steps"], entry["values"], label=plain(entry["label"]))
     ax.set_title("target entropy schedules, eq. (14)")
     ax.set_ylabel("target entropy")
     _steps_axis(ax)

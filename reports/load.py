@@ -152,6 +152,22 @@ def _optional(value: Any, kind: type) -> Any:
         return None
 
 
+def logged_target_entropy(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, target entropy) as the run logged them in train.csv (one row per episode or
+    log interval), or None when train.csv is missing, unreadable or has no such column. Fig. 6
+    is drawn from these values, not recomputed from eq. (14)."""
+    try:
+        frame = pd.read_csv(path / "train.csv", usecols=lambda c: c in ("step", "target_entropy"))
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    if "step" not in frame or "target_entropy" not in frame:
+        return None
+    frame = frame.apply(pd.to_numeric, errors="coerce").dropna()
+    if frame.empty:
+        return None
+    return frame["step"].to_numpy(float), frame["target_entropy"].to_numpy(float)
+
+
 def load_run(path: Path) -> Run:
     """Read one run folder; whatever is missing or broken becomes a problem note, not an error."""
     summary, summary_problem = _read_json(path / "summary.json")

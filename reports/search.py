@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness.suites import get_task
 from reports import figures
-from reports.load import Run
+from reports.load import Run, logged_target_entropy
 from studies.contract import TRIAL_COLUMNS, find_study_folders, read_study_file, read_trials_file
 
 PARAMETERS = ("H_init", "H_final", "beta")  # eq. (14): H_init, H_final and the decay exponent beta
@@ -126,7 +126,7 @@ def study_section(study_dir: Path, runs: list[Run]) -> dict[str, Any]:
                                "uri": figures.search_history(trials, maximise)})
     section["figures"].append({"title": "objective against each parameter of eq. (14); beta on a log2 axis",
                                "uri": figures.search_parameters(trials, PARAMETERS, best_number)})
-    schedules = []
+    schedules, curves = [], []
     if best is None:
         section["notes"].append("no complete trial with an objective yet: no best schedule")
     else:
@@ -138,20 +138,26 @@ def study_section(study_dir: Path, runs: list[Run]) -> dict[str, Any]:
                            "experiments": sorted({r.experiment for r in best_runs})}
         schedules.append((f"best trial {best_number}", (float(best["H_init"]), float(best["H_final"]), decay),
                           _number_text(float(best["objective"]), 6), ", ".join(section["best"]["experiments"])))
+        logged = next((c for c in map(logged_target_entropy, (r.path for r in best_runs)) if c is not None), None)
+        if logged is not None:  # as its run logged it in train.csv
+            curves.append((schedules[-1][0], schedules[-1][1], *logged))
     if paper is None:
         section["notes"].append("study.json has no paper_schedule (Table 4) to compare with")
     else:
         schedules.append(("Table 4 (paper)", paper, "", ""))
+        curve = settings.get("paper_schedule_curve") or {}
+        if curve.get("steps") and curve.get("values"):  # eq. (14) as the search computed it
+            curves.append(("Table 4 (paper)", paper, curve["steps"], curve["values"]))
     section["schedules"] = [{"name": name, "H_init": f"{init:g}", "H_final": f"{final:g}",
                              "beta": "constant" if decay is None else f"{decay:g}", "objective": objective,
                              "rows": rows} for name, (init, final, decay), objective, rows in schedules]
-    if schedules and budget:
+    if curves:
         section["schedule_uri"] = figures.entropy_schedules(
             [{"label": f"{name}: {init:g}, {final:g}, {'constant' if decay is None else f'{decay:g}'}",
-              "init": init, "final": final, "decay": decay, "total_steps": budget}
-             for name, (init, final, decay), _, _ in schedules])
-    elif schedules:
-        section["notes"].append("the search's budget is unknown: schedules not drawn")
+              "steps": steps, "values": values} for name, (init, final, decay), steps, values in curves])
+    if len(curves) < len(schedules):
+        section["notes"].append("a schedule is drawn only from what a run logged (train.csv) or the study recorded "
+                                "(study.json paper_schedule_curve); some were not available")
     return section
 
 

@@ -5,7 +5,9 @@ Standard library only, so ``reports/`` can read study folders without Optuna or 
 ``<out>/<study>/`` holds
 - ``study.json``: the study's settings (name, storage, suite, task, agent, preset, steps,
   seeds, trials, sampler, pruner, study seed, overrides, search space) and ``paper_schedule``,
-  the task's Table 4 schedule ``[H_init, H_final, beta]`` (beta null: constant);
+  the task's Table 4 schedule ``[H_init, H_final, beta]`` (beta null: constant) and
+  ``paper_schedule_curve`` (``steps``, ``values``: eq. (14) of that schedule over the runs'
+  budget, so a report draws it without the agent's code);
 - ``trials.csv``: one row per Optuna trial, ``TRIAL_COLUMNS``, rewritten (atomically) from
   the storage whenever a trial ends;
 - ``trials/slot_<k>/``: the ``harness run`` output folder of search slot k: ordinary run

@@ -153,10 +153,16 @@ def open_search(settings: SearchSettings) -> optuna.Study:
                                  make_sampler(settings), make_pruner(settings))
     from harness.suites import get_task  # noqa: PLC0415
 
+    from agents.objectives import target_entropy_schedule  # noqa: PLC0415
+
     paper = get_task(settings.suite, settings.task).paper.entropy
+    total = int(plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer.total_steps)
+    steps = [round(total * i / 200) for i in range(201)]
     info = {**{k: v for k, v in dataclasses.asdict(settings).items() if not k.endswith("_seconds")},
             "study": settings.study_name, "storage": describe(settings.storage_text),
-            "space": space_description(), "paper_schedule": [paper.init, paper.final, paper.decay]}
+            "space": space_description(), "paper_schedule": [paper.init, paper.final, paper.decay],
+            "paper_schedule_curve": {"steps": steps, "values": [
+                target_entropy_schedule(t, total, paper.init, paper.final, paper.decay) for t in steps]}}
     info.pop("workers", None)
     contract.write_study_file(settings.study_dir, info)
     study.set_user_attr(FOLDER_ATTR, str(settings.study_dir.resolve()))

@@ -16,6 +16,7 @@ import csv
 import json
 from pathlib import Path
 
+from agents.objectives import target_entropy_schedule
 from studies.contract import TRIAL_COLUMNS
 
 SCRIPT_NAME = "<script>alert(1)</script>"
@@ -47,7 +48,11 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
             if model_errors:
                 row += [0.5 / (i + 1), 0.1 / (i + 1)]
             writer.writerow(row)
-    (path / "train.csv").write_text("step,episode,episode_return\n10,0,1.0\n")
+    with open(path / "train.csv", "w", newline="") as handle:  # one row per 10-step episode, as logged
+        writer = csv.writer(handle)
+        writer.writerow(["step", "episode", "episode_return", "target_entropy"])
+        for episode, step in enumerate(range(10, total_steps + 1, 10)):
+            writer.writerow([step, episode, 1.0, target_entropy_schedule(step, total_steps, init, final, decay)])
     steps = EVAL_STEPS[len(returns) - 1] if returns else 0
     summary = {
         "status": status, "steps_done": steps, "total_steps": total_steps,
@@ -105,7 +110,9 @@ def write_study(root: Path) -> Path:
     settings = {"study": STUDY_NAME, "suite": "classic", "task": "inverted-pendulum", "agent": "sac-svg",
                 "preset": "quick", "steps": 300, "seeds": 2, "trials": len(STUDY_TRIALS), "sampler": "random",
                 "pruner": "median", "study_seed": 0, "overrides": [], "storage": "study.journal",
-                "paper_schedule": PAPER_SCHEDULE}
+                "paper_schedule": PAPER_SCHEDULE,
+                "paper_schedule_curve": {"steps": [0, 150, 300], "values": [target_entropy_schedule(
+                    t, 300, PAPER_SCHEDULE[0], PAPER_SCHEDULE[1], PAPER_SCHEDULE[2]) for t in (0, 150, 300)]}}
     (study / "study.json").write_text(json.dumps(settings, indent=2))
     with open(study / "trials.csv", "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

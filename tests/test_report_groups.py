@@ -197,6 +197,9 @@ def test_a_study_folder_gets_a_search_panel_with_the_best_and_table_4_schedules(
     ordered = [row["trial"] for row in panel["trials"]]
     assert ordered[:3] == ["1", "4", "0"] and sorted(ordered[3:]) == ["2", "3"]  # by objective, then the rest
     assert [row["name"] for row in panel["schedules"]] == ["best trial 1", "Table 4 (paper)"]
+    # both drawn from files: the best trial's train.csv and study.json's paper_schedule_curve
+    (section,) = build_report([study], reps=REPS)["studies"]
+    assert section["schedule_uri"].startswith("data:image/png;base64,") and not section["notes"]
     # the trials' runs are ordinary rows of the tables: one per slot, its seeds pooled
     by_label = groups(data)
     best_group = by_label["sac-svg+init=2,final=-4,decay=0.125"]
