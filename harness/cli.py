@@ -301,8 +301,6 @@ def study_table2_command(suite, task, horizons, trials, search_seeds, seeds, pre
     from reports.html import write_numbers, write_report  # noqa: PLC0415
     from studies.table2 import Table2Settings, parse_horizons, run_table2  # noqa: PLC0415
 
-    if launcher not in launchers():
-        raise ConfigError(f"unknown launcher {launcher!r}; valid launchers: {', '.join(launchers())}")
     settings = Table2Settings(suite=suite, task=task, horizons=parse_horizons(horizons), trials=trials,
                               search_seeds=search_seeds, seeds=seeds, preset=preset, steps=steps, launcher=launcher,
                               jobs=jobs, workers=workers, out=out, storage=storage, sampler=sampler, pruner=pruner,

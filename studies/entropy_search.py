@@ -52,11 +52,10 @@ from studies.entropy_space import Schedule, sample_schedules, space_description,
 from studies.liveness import Heartbeat, is_gone_here, process_identity
 from studies.slots import FINAL_FAIL_OUTCOME, export_trials, finished_count, settles_slot, slot_of, slot_states
 from studies.storage import (FOLDER_ATTR, STORAGE_ERRORS, StorageUnavailable, create_or_load_study, describe,
-                             is_url, load_study, storage_errors)
+                             is_url, storage_errors)
 
 SAMPLERS = ("random", "tpe")
 PRUNERS = ("none", "median")
-# outcomes of FAIL trials whose slot is taken again; any other FAIL outcome is final
 TPE_STARTUP = 10  # TPE slots drawn at random before TPE models the results (Optuna's default)
 
 
@@ -219,7 +218,6 @@ class Worker:
         self.schedules = sample_schedules(settings.trials, settings.study_seed)
         self.still_beats: dict[int, tuple[Any, float]] = {}  # trial id -> (heartbeat, first seen)
         self.waiting_said = False
-        self.failed_runs: list[str] = []
 
     # ---------------------------------------------------------------------- the loop
 
@@ -245,8 +243,7 @@ class Worker:
                 continue
             self.waiting_said = False
             self.run_trial(trial)
-        while self.take_waiting_trial() is not None:  # every slot is done: what waits is a duplicate
-            raise AssertionError("a slot trial was waiting after every slot was done")  # pragma: no cover
+        self.take_waiting_trial()  # every slot is done: a trial still waiting is failed as a duplicate
         export_trials(self.study, self.settings.study_dir)
 
     def enqueue_open_slots(self, trials: list[FrozenTrial], states: dict[int, str]) -> None:
@@ -333,7 +330,6 @@ class Worker:
         except RunFailed as error:
             trial.set_user_attr("error", str(error))
             self._finish(trial, TrialState.FAIL, FINAL_FAIL_OUTCOME)
-            self.failed_runs.append(f"{text}: {error}")
             self.say(f"{text}: run failed: {error}")
         except KeyboardInterrupt:
             try:  # best effort: if this fails too, the rerun finds the trial's worker gone
@@ -423,11 +419,12 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
     Returns the study; raises KeyboardInterrupt if interrupted."""
     check_settings(settings)
     if settings.workers == 1:
-        Worker(settings, say).run()
-        return load_study(settings.study_name, settings.storage_text)
+        worker = Worker(settings, say)
+        worker.run()
+        return worker.study
     parent = Worker(settings, say)  # create the study and enqueue its slots once, before the workers start
-    parent.enqueue_open_slots(parent.study.get_trials(deepcopy=False), slot_states(
-        parent.study.get_trials(deepcopy=False), settings.trials))
+    trials = parent.study.get_trials(deepcopy=False)
+    parent.enqueue_open_slots(trials, slot_states(trials, settings.trials))
     # a worker killed from outside leaves its semaphores to multiprocessing's resource tracker,
     # which would print a multi-line warning about them; the tracker inherits this filter
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
@@ -443,7 +440,7 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
         for process in processes:
             process.join(timeout=30)
         raise
-    study = load_study(settings.study_name, settings.storage_text)
+    study = parent.study  # reads what the workers wrote: every read syncs with the storage
     export_trials(study, settings.study_dir)
     done = finished_count(study, settings.trials)
     failed = [f"worker {i} exited with code {p.exitcode}" for i, p in enumerate(processes) if p.exitcode]

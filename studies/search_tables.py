@@ -14,7 +14,7 @@ from rich.table import Table
 
 from harness.config import ConfigError
 from studies import contract
-from studies.slots import best_trial, slot_states, trial_rows
+from studies.slots import best_trial, finished_count, trial_rows
 from studies.storage import FOLDER_ATTR, IDENTITY_ATTR, load_study
 
 def load_named_study(name: str, storage: str | None, out: str) -> tuple[optuna.Study, Path]:
@@ -47,7 +47,7 @@ def trials_json(study: optuna.Study, study_dir: Path) -> dict[str, Any]:
     best = best_trial(study)
     return {
         "study": study.study_name, "settings": settings, "folder": str(study_dir),
-        "finished": sum(s == "done" for s in slot_states(study.get_trials(deepcopy=False), settings["trials"]).values()),
+        "finished": finished_count(study, settings["trials"]),
         "best": None if best is None else {"number": best.number, "slot": best.user_attrs.get("slot"),
                                            "objective": best.value, "H_init": best.user_attrs.get("H_init"),
                                            "H_final": best.user_attrs.get("H_final"), "beta": best.user_attrs.get("beta")},
