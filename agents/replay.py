@@ -117,8 +117,10 @@ class ReplayBuffer:
     _ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "episode_end")
 
     def state_dict(self) -> dict:
-        """The stored slots as they lie in the ring, so a reload samples exactly as before."""
-        state = {name: torch.from_numpy(getattr(self, name)[: self.size].copy()) for name in self._ARRAYS}
+        """The stored slots as they lie in the ring, so a reload samples exactly as before.
+        The tensors share the buffer's memory (no copy of a buffer that can hold 1M
+        transitions): save them before the buffer changes."""
+        state = {name: torch.from_numpy(getattr(self, name)[: self.size]) for name in self._ARRAYS}
         state.update(position=self.position, size=self.size)
         return state
 

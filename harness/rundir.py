@@ -1,194 +1,117 @@
-"""The run-directory contract (ARCHITECTURE.md): layout, CSV metrics, summary, checkpoint.
+"""One run's folder as the trainer uses it: the contract (``harness.contract``: layout, CSV
+logs, summary, lock) plus the checkpoint, the part that needs torch.
 
-``<out>/<suite>/<task>/<agent>[+label]/seed_<n>/`` holds config.yaml, eval.csv, train.csv,
-summary.json and checkpoint/state.pt. Every write is either an appended, flushed CSV row
-or an atomic replace, so a crash leaves the last good state on disk.
+checkpoint/ holds ``state.pt`` (the latest full state) and ``state.prev.pt`` (the one before).
+A save streams ``torch.save`` into ``state.pt.tmp``, fsyncs it, then renames ``state.pt`` to
+``state.prev.pt`` and the new file to ``state.pt``; whenever the process dies, a complete
+checkpoint lies under a name the loader tries (``state.pt``, then ``state.prev.pt``).
 """
 
 from __future__ import annotations
 
-import csv
-import fcntl
-import io
-import json
+import errno
 import os
-import platform
-import subprocess
-import time
-from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable
 
 import torch
 
-EVAL_COLUMNS = ["step", "return_mean", "return_std", "episodes", "wall_time"]
-TRAIN_COLUMNS = ["step", "episode", "episode_return", "episode_length", "actor_loss", "critic_loss",
-                 "alpha_loss", "alpha", "target_entropy", "entropy", "dynamics_loss", "reward_loss",
-                 "termination_loss", "steps_per_second", "dynamics_grad_norm", "dynamics_clipped"]
+from harness.contract import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_COLUMNS, EVAL_FILE, LOCK_FILE, SUMMARY_FILE,
+                              TRAIN_COLUMNS, TRAIN_FILE, CsvLog, RunBusyError, atomic_write_bytes,
+                              atomic_write_text, fsync_directory, git_commit, is_locked, package_versions,
+                              read_summary, run_lock, run_path, truncate_csv, update_summary, write_summary)
+
+__all__ = [  # the contract's names stay importable from here for existing callers
+    "EVAL_COLUMNS", "TRAIN_COLUMNS", "LOCK_NAME", "CsvLog", "RunBusyError", "atomic_write_bytes", "git_commit",
+    "is_locked", "package_versions", "run_lock", "run_path", "truncate_csv",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "CheckpointError", "CorruptCheckpointError", "IncompatibleCheckpointError",
+    "CheckpointWriteError", "LoadedCheckpoint", "RunDirectory", "code_version",
+]
+
+LOCK_NAME = LOCK_FILE
+CHECKPOINT_FILE = "state.pt"
+PREVIOUS_CHECKPOINT_FILE = "state.prev.pt"
+# The layout of a checkpoint file: {"format": CHECKPOINT_FORMAT, "code": code_version(), "state": ...}.
+# Bump it when ``state`` changes in a way an older reader would misread.
+CHECKPOINT_FORMAT = 1
+# The keys of the trainer's state (``Trainer.checkpoint_state``) that ``Trainer.restore``
+# reads: a checkpoint lacking one is refused as another format, not half-restored.
+CHECKPOINT_KEYS = ("agent", "replay", "env", "obs", "progress", "action_rng", "torch_rng", "cuda_rng",
+                   "metric_sums", "metric_counts")
 
 
-class CorruptCheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be read."""
+class CheckpointError(RuntimeError):
+    """A run's checkpoint cannot be resumed from (the message is one line saying what to do)."""
 
 
-def run_path(out: str | Path, suite: str, task: str, agent: str, seed: int, label: str = "") -> Path:
-    folder = f"{agent}+{label}" if label else agent
-    return Path(out) / suite / task / folder / f"seed_{seed}"
+class CorruptCheckpointError(CheckpointError):
+    """No checkpoint file of the run can be read."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+class IncompatibleCheckpointError(CheckpointError):
+    """The checkpoint was written in another format (another version of the code)."""
 
 
-class CsvLog:
-    """An append-only CSV with a fixed header; every row is flushed as it is written."""
-
-    def __init__(self, path: Path, columns: list[str]) -> None:
-        self.path = path
-        self.columns = columns
-        new = not path.exists() or path.stat().st_size == 0
-        if not new:
-            self._adopt_columns()
-        self.handle = open(path, "a", newline="")
-        self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="raise")
-        if new:
-            self.writer.writeheader()
-            self.handle.flush()
-
-    def _adopt_columns(self) -> None:
-        """A file written by a version with fewer columns (a run resumed after an upgrade)
-        is rewritten, atomically, under this version's header, its old rows keeping their
-        values and leaving the new columns empty; a file with a column this version does not
-        write is refused, so no resumed row lands under the wrong header."""
-        with open(self.path, newline="") as handle:
-            rows = list(csv.reader(handle))
-        header = rows[0] if rows else []
-        if header == self.columns:
-            return
-        unknown = [c for c in header if c not in self.columns]
-        if unknown:
-            raise ValueError(f"{self.path} has columns this version does not write ({', '.join(unknown)}); "
-                             f"move it away to restart the run")
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(dict(zip(header, row)) for row in rows[1:] if row)
-        atomic_write_bytes(self.path, buffer.getvalue().encode())
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.writer.writerow({k: _format(row.get(k)) for k in self.columns})
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.close()
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed (a full disk...); the previous checkpoint is kept."""
 
 
-def _format(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return value
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint as read: its state, the file it came from, its step (None if it records
+    none) and, where it is not the latest, the one-line message saying so."""
+
+    state: dict[str, Any]
+    path: Path
+    step: int | None
+    previous: bool = False
+    message: str | None = None
 
 
-def truncate_csv(path: Path, last_step: int) -> int:
-    """Drop rows whose step is beyond ``last_step`` (work after the checkpoint). Returns rows kept."""
-    if not path.exists():
-        return 0
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return 0
-    header, body = rows[0], rows[1:]
-    step_index = header.index("step")
-    kept = [r for r in body if r and int(float(r[step_index])) <= last_step]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(kept)
-    atomic_write_bytes(path, buffer.getvalue().encode())
-    return len(kept)
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"python": platform.python_version()}
-    for name in ("svgbench", "torch", "gymnasium", "mujoco", "numpy", "hydra-core", "wandb"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def git_commit() -> str | None:
-    """The commit of the svgbench checkout this code runs from, if it is one."""
-    root = Path(__file__).resolve().parent.parent
+def code_version() -> dict[str, str | None]:
+    """The version of the code writing a checkpoint: svgbench's and its git commit."""
     try:
-        result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-    return result.stdout.strip() + ("-dirty" if dirty else "")
+        package = version("svgbench")
+    except PackageNotFoundError:
+        package = None
+    return {"svgbench": package, "git_commit": git_commit()}
 
 
-LOCK_NAME = ".lock"
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError behind ``error``: torch reports a failed write (a full disk) as the
+    RuntimeError of closing its half-written archive, raised while handling the OSError."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
-class RunBusyError(RuntimeError):
-    """Another process is training in this run directory."""
-
-
-@contextmanager
-def run_lock(path: Path) -> Iterator[None]:
-    """Hold the run folder's lock for as long as this process trains in it."""
-    Path(path).mkdir(parents=True, exist_ok=True)
-    with open(Path(path) / LOCK_NAME, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise RunBusyError(f"{path} is being trained by another process") from error
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def is_locked(path: Path) -> bool:
-    """Whether a process holds the run folder's lock, i.e. is training in it right now.
-    A summary saying "running" in a folder nobody holds was interrupted."""
-    lock = Path(path) / LOCK_NAME
-    if not lock.exists():
-        return False
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+def _describe(code: Any) -> str:
+    code = code if isinstance(code, dict) else {}
+    return f"svgbench {code.get('svgbench') or '?'}, commit {code.get('git_commit') or '?'}"
 
 
 class RunDirectory:
-    """One run's folder. Creating the object creates nothing; ``prepare`` does."""
+    """One run's folder. Creating the object creates nothing; the first write does."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.config_path = self.path / "config.yaml"
-        self.eval_path = self.path / "eval.csv"
-        self.train_path = self.path / "train.csv"
-        self.summary_path = self.path / "summary.json"
-        self.checkpoint_path = self.path / "checkpoint" / "state.pt"
+        self.config_path = self.path / CONFIG_FILE
+        self.eval_path = self.path / EVAL_FILE
+        self.train_path = self.path / TRAIN_FILE
+        self.summary_path = self.path / SUMMARY_FILE
+        self.checkpoint_dir = self.path / CHECKPOINT_DIR
+        self.checkpoint_path = self.checkpoint_dir / CHECKPOINT_FILE
+        self.previous_checkpoint_path = self.checkpoint_dir / PREVIOUS_CHECKPOINT_FILE
+        self.partial_checkpoint_path = self.checkpoint_dir / (CHECKPOINT_FILE + ".tmp")
+        # False once this object found state.pt unreadable: a save must then not rotate it
+        # over the good previous checkpoint.
+        self._latest_readable = True
 
     # ---------------------------------------------------------------- config
 
@@ -197,27 +120,18 @@ class RunDirectory:
 
     def write_config(self, text: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.config_path, text.encode())
+        atomic_write_text(self.config_path, text)
 
     # ---------------------------------------------------------------- summary
 
     def read_summary(self) -> dict[str, Any] | None:
-        if not self.summary_path.exists():
-            return None
-        try:
-            return json.loads(self.summary_path.read_text())
-        except json.JSONDecodeError:
-            return None
+        return read_summary(self.path)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        summary = dict(summary, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        atomic_write_bytes(self.summary_path, json.dumps(summary, indent=2, sort_keys=True).encode())
+        write_summary(self.path, summary)
 
     def update_summary(self, **fields: Any) -> dict[str, Any]:
-        summary = self.read_summary() or {}
-        summary.update(fields)
-        self.write_summary(summary)
-        return summary
+        return update_summary(self.path, **fields)
 
     # ---------------------------------------------------------------- logs
 
@@ -233,21 +147,100 @@ class RunDirectory:
         for path in (self.eval_path, self.train_path):
             path.unlink(missing_ok=True)
 
-    # ---------------------------------------------------------------- checkpoint
+    # ---------------------------------------------------------------- checkpoint: save
 
     def has_checkpoint(self) -> bool:
-        return self.checkpoint_path.exists()
+        """Whether a checkpoint exists to resume from (the latest or the previous one)."""
+        return self.checkpoint_path.exists() or self.previous_checkpoint_path.exists()
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
+        """Write ``state`` as the latest checkpoint, keeping the one it replaces as the previous.
 
-    def load_checkpoint(self) -> dict[str, Any]:
+        ``torch.save`` streams into state.pt.tmp (no copy of the whole file in memory), which is
+        fsynced before any rename. A failed write (CheckpointWriteError, one line) removes the
+        temporary file and leaves the existing checkpoints as they were.
+        """
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.partial_checkpoint_path
+        payload = {"format": CHECKPOINT_FORMAT, "code": code_version(), "state": state}
         try:
-            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises several types for a damaged file
-            raise CorruptCheckpointError(
-                f"checkpoint {self.checkpoint_path} is unreadable ({type(error).__name__}); "
-                f"move it away to restart this run from scratch") from error
+            with open(tmp, "wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException as error:
+            tmp.unlink(missing_ok=True)
+            cause = _os_error(error) if isinstance(error, Exception) else None  # not Ctrl-C
+            if cause is not None:
+                raise self._write_error(cause) from error
+            raise
+        # Crash windows: before the first rename, state.pt (and state.prev.pt) are as before;
+        # between the renames, state.pt is missing and state.prev.pt is the last complete one.
+        if self.checkpoint_path.exists() and self._latest_readable:
+            self.checkpoint_path.replace(self.previous_checkpoint_path)
+        tmp.replace(self.checkpoint_path)  # an unreadable state.pt is overwritten, the good previous kept
+        fsync_directory(self.checkpoint_dir)
+        self._latest_readable = True
+
+    def _write_error(self, error: OSError) -> CheckpointWriteError:
+        reason = error.strerror or str(error) or type(error).__name__
+        kept = ("the previous checkpoint is kept" if self.has_checkpoint() else "no earlier checkpoint exists")
+        hint = "; free some space and rerun the same command to resume" if error.errno == errno.ENOSPC else ""
+        wrapped = CheckpointWriteError(f"could not write the checkpoint in {self.checkpoint_dir}: {reason} "
+                                       f"({kept}){hint}")
+        wrapped.errno = error.errno
+        return wrapped
+
+    # ---------------------------------------------------------------- checkpoint: load
+
+    def read_checkpoint(self, required: Iterable[str] = ()) -> LoadedCheckpoint:
+        """The latest readable checkpoint: state.pt, or state.prev.pt if state.pt is missing
+        or unreadable (the message then says so, to be printed). Refused, touching nothing:
+        no readable file (CorruptCheckpointError); a file of another format or lacking a key
+        of ``required`` (IncompatibleCheckpointError)."""
+        problems = []
+        for path in (self.checkpoint_path, self.previous_checkpoint_path):
+            if not path.exists():
+                problems.append(f"{path.name} is missing")
+                continue
+            try:
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # noqa: BLE001 - torch raises several types for a damaged file
+                problems.append(f"{path.name} is unreadable ({type(error).__name__}; truncated?)")
+                if path == self.checkpoint_path:
+                    self._latest_readable = False
+                continue
+            state = self._check_format(path, payload, required)
+            progress = state.get("progress")
+            step = progress.get("step") if isinstance(progress, dict) else None
+            step = int(step) if isinstance(step, int) else None
+            if path == self.checkpoint_path:
+                return LoadedCheckpoint(state, path, step)
+            where = f"at step {step}" if step is not None else f"({path.name})"
+            message = f"{CHECKPOINT_DIR}/{problems[0]}; resuming from the previous checkpoint {where}"
+            return LoadedCheckpoint(state, path, step, previous=True, message=message)
+        raise CorruptCheckpointError(
+            f"no readable checkpoint in {self.checkpoint_dir} ({'; '.join(problems)}): nothing was changed; "
+            f"move that folder away to start this run over from step 0")
+
+    def load_checkpoint(self, required: Iterable[str] = ()) -> dict[str, Any]:
+        """The state of ``read_checkpoint`` (falling back to the previous file silently)."""
+        return self.read_checkpoint(required).state
+
+    def _check_format(self, path: Path, payload: Any, required: Iterable[str]) -> dict[str, Any]:
+        here = f"this {_describe(code_version())} reads checkpoint format {CHECKPOINT_FORMAT}"
+        todo = (f"resume it with the version that wrote it, or move {self.checkpoint_dir} away to start "
+                f"this run over (nothing was changed)")
+        if not isinstance(payload, dict) or "format" not in payload or "state" not in payload:
+            raise IncompatibleCheckpointError(
+                f"{path} has no checkpoint format (written by an svgbench older than format versions); "
+                f"{here}: {todo}")
+        if payload["format"] != CHECKPOINT_FORMAT:
+            raise IncompatibleCheckpointError(
+                f"{path} is checkpoint format {payload['format']} ({_describe(payload.get('code'))}); {here}: {todo}")
+        state = payload["state"]
+        missing = [key for key in required if not isinstance(state, dict) or key not in state]
+        if missing:
+            raise IncompatibleCheckpointError(
+                f"{path} ({_describe(payload.get('code'))}) lacks {', '.join(missing)}; {here}: {todo}")
+        return state

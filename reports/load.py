@@ -11,7 +11,6 @@ alone: frames carry both the ``agent`` folder name and the ``experiment`` label.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.rundir import is_locked  # the same "is it still running?" rule as `harness status`
+from harness.contract import (CONFIG_FILE, DONE, EVAL_FILE, FAILED, INTERRUPTED, RUNNING, SEED_PREFIX,
+                              SUMMARY_FILE, TRAIN_FILE, inspect_summary, run_state)
 from reports.experiments import assign_experiments
 
 TIDY_COLUMNS = ["suite", "task", "agent", "experiment", "seed", "step", "metric", "value"]
@@ -66,7 +66,7 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        return self.status == "done"
+        return self.status == DONE
 
     @property
     def last_eval_step(self) -> int | None:
@@ -94,26 +94,16 @@ def find_run_folders(paths: list[Path]) -> list[Path]:
         root = Path(root)
         if not root.is_dir():
             continue
-        for marker in ("summary.json", "config.yaml", "eval.csv"):
+        for marker in (SUMMARY_FILE, CONFIG_FILE, EVAL_FILE):
             for file in [root / marker, *root.rglob(marker)]:
-                if file.is_file() and (marker == "summary.json" or file.parent.name.startswith("seed_")):
+                if file.is_file() and (marker == SUMMARY_FILE or file.parent.name.startswith(SEED_PREFIX)):
                     found.add(file.parent.resolve())
     return sorted(found)
 
 
-def _read_json(path: Path) -> tuple[dict[str, Any], str | None]:
-    if not path.exists():
-        return {}, "no summary.json (the run may not have started)"
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
-        return {}, f"summary.json unreadable ({type(error).__name__})"
-    return (data, None) if isinstance(data, dict) else ({}, "summary.json is not an object")
-
-
 def _read_evals(path: Path) -> tuple[pd.DataFrame, str | None]:
     if not path.exists():
-        return pd.DataFrame(columns=["step", "return_mean"]), "no eval.csv"
+        return pd.DataFrame(columns=["step", "return_mean"]), f"no {EVAL_FILE}"
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -132,7 +122,7 @@ def _identity(path: Path, summary: dict[str, Any]) -> tuple[str, str, str, int]:
     so a label holding '/' (nested folders) stays whole; suite and task come from summary.json
     when it has them, else from the path."""
     parts = path.parts
-    seed_text = path.name.removeprefix("seed_")
+    seed_text = path.name.removeprefix(SEED_PREFIX)
     seed = int(summary["seed"]) if isinstance(summary.get("seed"), int) else (
         int(seed_text) if seed_text.lstrip("-").isdigit() else -1)
     suite, task = summary.get("suite"), summary.get("task")
@@ -157,7 +147,7 @@ def logged_target_entropy(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     log interval), or None when train.csv is missing, unreadable or has no such column. Fig. 6
     is drawn from these values, not recomputed from eq. (14)."""
     try:
-        frame = pd.read_csv(path / "train.csv", usecols=lambda c: c in ("step", "target_entropy"))
+        frame = pd.read_csv(path / TRAIN_FILE, usecols=lambda c: c in ("step", "target_entropy"))
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return None
     if "step" not in frame or "target_entropy" not in frame:
@@ -170,18 +160,17 @@ def logged_target_entropy(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 def load_run(path: Path) -> Run:
     """Read one run folder; whatever is missing or broken becomes a problem note, not an error."""
-    summary, summary_problem = _read_json(path / "summary.json")
+    summary, summary_problem = inspect_summary(path)
+    status = run_state(path, summary)  # the same "is it still running?" rule as `harness status`
+    summary = summary or {}
     suite, task, agent, seed = _identity(path, summary)
-    status = summary.get("status", "unreadable") if not summary_problem else "unreadable"
-    if status == "running" and not is_locked(path):
-        status = "interrupted"
-    config_text = (path / "config.yaml").read_text() if (path / "config.yaml").exists() else ""
+    config_text = (path / CONFIG_FILE).read_text() if (path / CONFIG_FILE).exists() else ""
     try:
         config = yaml.safe_load(config_text) or {}
     except yaml.YAMLError:
         config = {}
     config = config if isinstance(config, dict) else {}
-    evals, eval_problem = _read_evals(path / "eval.csv")
+    evals, eval_problem = _read_evals(path / EVAL_FILE)
     agent_config = config.get("agent") if isinstance(config.get("agent"), dict) else {}
     run = Run(
         path=path, suite=str(suite), task=str(task), agent=str(agent), seed=seed, status=str(status),
@@ -200,13 +189,13 @@ def load_run(path: Path) -> Run:
     if summary_problem:
         run.problems.append(summary_problem)
     if not config_text:
-        run.problems.append("no config.yaml")
+        run.problems.append(f"no {CONFIG_FILE}")
     if eval_problem:
         run.problems.append(eval_problem)
-    if status != "done":
-        run.problems.append({"running": "still running: its numbers are not final",
-                             "interrupted": "interrupted (rerun its command to resume): numbers not final",
-                             "failed": f"failed: {run.error or 'no error recorded'}"}.get(
+    if status != DONE:
+        run.problems.append({RUNNING: "still running: its numbers are not final",
+                             INTERRUPTED: "interrupted (rerun its command to resume): numbers not final",
+                             FAILED: f"failed: {run.error or 'no error recorded'}"}.get(
                                  status, f"status {status!r}: numbers not final"))
     return run
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from harness.contract import atomic_write_text
 
 STUDY_FILE = "study.json"
 TRIALS_FILE = "trials.csv"
@@ -40,15 +41,9 @@ def slot_folder(study_dir: str | Path, slot: int) -> Path:
     return Path(study_dir) / TRIALS_DIR / f"slot_{slot:03d}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_study_file(study_dir: str | Path, settings: dict[str, Any]) -> None:
     Path(study_dir).mkdir(parents=True, exist_ok=True)
-    _atomic_write(Path(study_dir) / STUDY_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(Path(study_dir) / STUDY_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def read_study_file(study_dir: str | Path) -> dict[str, Any] | None:
@@ -67,7 +62,7 @@ def write_trials_file(study_dir: str | Path, rows: list[dict[str, Any]]) -> None
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in TRIAL_COLUMNS})
-    _atomic_write(Path(study_dir) / TRIALS_FILE, buffer.getvalue())
+    atomic_write_text(Path(study_dir) / TRIALS_FILE, buffer.getvalue())
 
 
 def read_trials_file(study_dir: str | Path) -> list[dict[str, str]]:

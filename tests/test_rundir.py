@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from harness.rundir import TRAIN_COLUMNS, CsvLog
+from harness.contract import TRAIN_COLUMNS, CsvLog
 
 
 def test_a_log_of_an_older_version_is_rewritten_under_the_new_header(tmp_path):
