@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -82,3 +86,80 @@ def test_unknown_names_list_the_valid_choices():
         get_task("nope", "hopper")
     with pytest.raises(UnknownNameError, match="valid tasks: hopper"):
         get_task("mbpo", "swimmer")
+
+
+# Every task's facts as they were when the suites were rewritten with keyword arguments
+# (issue 8, item 7): env, obs_dim, act_dim, budget, eval_every, can_terminate,
+# comparison_steps, paper (horizon, (H_init, H_final, beta)), authors-code (horizon, schedule).
+# Types matter too (an int stays an int): they show in `harness list --json`.
+TASK_TABLE = {
+    ("mbpo", "hopper"): ("Hopper-v5", 11, 3, 1_000_000, 25_000, True, (125_000,), 2, (0, -1, 0.5), 2, (0, -2, 0.03125)),
+    ("mbpo", "walker2d"): ("Walker2d-v5", 17, 6, 2_000_000, 25_000, True, (300_000,), 2, (-2, -3, 64),
+                           2, (-2, -8, 0.0625)),
+    ("mbpo", "halfcheetah"): ("HalfCheetah-v5", 17, 6, 2_000_000, 25_000, False, (400_000,), 2, (-2, -2, None),
+                              2, (-2, -3, 1)),
+    ("mbpo", "ant"): ("Ant-v5", 27, 8, 2_000_000, 25_000, True, (300_000,), 2, (2, -4, 1), 2, (0, -2, 4)),
+    ("mbpo", "humanoid"): ("Humanoid-v5", 45, 17, 5_000_000, 25_000, True, (300_000,), 2, (-1, -1, None),
+                           2, (-2, -2, 1)),
+    ("poplin", "ant"): ("Ant-v5", 27, 8, 200_000, 10_000, False, (), 2, (1, -4, 0.0625), 2, (1, -3, 0.5)),
+    ("poplin", "hopper"): ("Hopper-v5", 11, 3, 200_000, 10_000, False, (), 2, (1, 1, None), 2, (1, 0, 32)),
+    ("poplin", "swimmer"): ("Swimmer-v5", 9, 2, 50_000, 10_000, False, (), 2, (-2, -16, 16), 2, (-2, -32, 0.125)),
+    ("poplin", "cheetah"): ("HalfCheetah-v5", 17, 6, 200_000, 10_000, False, (), 3, (0, -4, 1), 2, (-1, -4, 1)),
+    ("poplin", "walker2d"): ("Walker2d-v5", 17, 6, 200_000, 10_000, False, (), 4, (1, 1, None),
+                             2, (-2, -16, 0.015625)),
+    ("poplin", "pets-cheetah"): ("HalfCheetah-v5", 19, 6, 50_000, 10_000, False, (), 4, (-2, -4, 0.0625),
+                                 2, (0, 0, 0)),
+    ("classic", "inverted-pendulum"): ("InvertedPendulum-v5", 4, 1, 15_000, 1_000, True, (), 2,
+                                       (-1.0, -1.0, None), 2, (-1.0, -1.0, None)),
+    ("classic", "inverted-double-pendulum"): ("InvertedDoublePendulum-v5", 9, 1, 50_000, 5_000, True, (), 2,
+                                              (-1.0, -1.0, None), 2, (-1.0, -1.0, None)),
+}
+
+
+def _facts(spec):
+    p, a = spec.paper.entropy, spec.authors_code.entropy
+    return (spec.env_id, spec.obs_dim, spec.act_dim, spec.budget, spec.eval_every, spec.can_terminate,
+            spec.comparison_steps, spec.paper.horizon, (p.init, p.final, p.decay), spec.authors_code.horizon,
+            (a.init, a.final, a.decay))
+
+
+def test_task_table_is_unchanged():
+    assert sorted(TASK_TABLE) == sorted(ALL_TASKS)
+    for key, expected in TASK_TABLE.items():
+        actual = _facts(get_task(*key))
+        assert actual == expected, key
+        assert repr(actual) == repr(expected), key  # and the same types (0 is not 0.0)
+
+
+def test_task_facts_are_keyword_only():
+    from harness.suites.base import EntropySchedule, TaskHyperparameters
+
+    with pytest.raises(TypeError):
+        EntropySchedule(1, -4, 0.0625)
+    with pytest.raises(TypeError):
+        TaskHyperparameters(2, EntropySchedule(init=1, final=-4, decay=0.0625))
+
+
+_IMPORT_PROBE = """
+import json, sys
+import harness.suites, harness.suites.base
+spec = harness.suites.get_task("mbpo", "humanoid")
+summaries = [t.summary() for tasks in harness.suites.SUITES.values() for t in tasks.values()]
+heavy = [m for m in ("gymnasium", "mujoco", "torch") if m in sys.modules]
+env = harness.suites.get_task("poplin", "swimmer").make_env()
+obs, _ = env.reset(seed=0)
+print(json.dumps({"before_env": heavy, "obs_dim": len(obs), "spec_obs_dim": spec.obs_dim,
+                  "after_env": "gymnasium" in sys.modules and "mujoco" in sys.modules}))
+"""
+
+
+def test_task_facts_load_neither_the_simulator_nor_torch():
+    """Reports read task facts through ``harness.suites``: importing it, and reading every
+    task, must not load gymnasium, MuJoCo or torch; building an env still works (and loads
+    the simulator then)."""
+    done = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["before_env"] == []
+    assert result["spec_obs_dim"] == 45
+    assert result["obs_dim"] == 9 and result["after_env"]

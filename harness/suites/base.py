@@ -1,14 +1,21 @@
-"""What a task is: its environment, its sizes and budgets, and its per-task hyperparameters."""
+"""What a task is: its environment, its sizes and budgets, and its per-task hyperparameters.
+
+Standard library only: reports read task facts from here without loading the simulator
+(gymnasium, MuJoCo) or torch; those are imported by the suites' env-building functions,
+when an env is built. Every field is keyword-only, so each per-task fact is named where it
+is written.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import gymnasium as gym
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EntropySchedule:
     """(H_init, H_final, beta) of eq. (14); beta None is a constant target H_init."""
 
@@ -17,7 +24,7 @@ class EntropySchedule:
     decay: Optional[float] = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskHyperparameters:
     """Per-task settings of one source (the paper's Table 4, or the authors' code)."""
 
@@ -25,7 +32,7 @@ class TaskHyperparameters:
     entropy: EntropySchedule
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskSpec:
     """One task of a suite. ``make_env`` builds the un-normalised env with actions in [-1, 1]."""
 
@@ -40,6 +47,7 @@ class TaskSpec:
     authors_code: TaskHyperparameters  # REFERENCE_CODE.md's per-task values
     can_terminate: bool
     description: str
+    # builds the env; imports gymnasium and MuJoCo when called, not when the suite is imported
     build: Callable[..., gym.Env] = field(repr=False, compare=False)
     # steps at which published comparisons are made besides the budget (e.g. MBPO's figure)
     comparison_steps: tuple[int, ...] = ()

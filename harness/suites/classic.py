@@ -2,34 +2,48 @@
 
 They keep their own rewards and terminations. Not in Table 4: we use H = 2 (the paper's
 MBPO choice) and SAC's usual constant target entropy -|A| for both presets.
+
+Importing this module loads neither gymnasium nor MuJoCo: ``_build`` imports them when an
+env is built.
 """
 
 from __future__ import annotations
 
 from functools import partial
-
-import gymnasium as gym
+from typing import TYPE_CHECKING
 
 from harness.suites.base import EntropySchedule, TaskHyperparameters, TaskSpec
-from harness.suites.wrappers import finish_env
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 SUITE = "classic"
 
+# One action dimension on both tasks: H = 2 and the constant target entropy -|A| = -1.
+_HYPERPARAMETERS = TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-1.0, final=-1.0, decay=None))
+
 
 def _build(env_id: str, **_: object) -> gym.Env:
+    import gymnasium as gym  # noqa: PLC0415  (lazy: task facts must not load the simulator)
+
+    from harness.suites.wrappers import finish_env  # noqa: PLC0415
+
     return finish_env(gym.make(env_id))
 
 
-def _task(name: str, env_id: str, obs_dim: int, budget: int, eval_every: int, text: str) -> TaskSpec:
-    hyperparameters = TaskHyperparameters(2, EntropySchedule(-1.0, -1.0, None))
-    return TaskSpec(suite=SUITE, name=name, env_id=env_id, obs_dim=obs_dim, act_dim=1, budget=budget,
-                    eval_every=eval_every, paper=hyperparameters, authors_code=hyperparameters,
-                    can_terminate=True, description=text, build=partial(_build, env_id))
+def _task(*, name: str, env_id: str, obs_dim: int, act_dim: int, budget: int, eval_every: int,
+          description: str) -> TaskSpec:
+    """A TaskSpec of this suite: every per-task fact is a keyword argument."""
+    return TaskSpec(suite=SUITE, name=name, env_id=env_id, obs_dim=obs_dim, act_dim=act_dim, budget=budget,
+                    eval_every=eval_every, paper=_HYPERPARAMETERS, authors_code=_HYPERPARAMETERS,
+                    can_terminate=True, description=description, build=partial(_build, env_id))
 
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in [
-    _task("inverted-pendulum", "InvertedPendulum-v5", 4, 15_000, 1_000,
-          "InvertedPendulum-v5: +1 per step, ends when the pole falls (max return 1000)"),
-    _task("inverted-double-pendulum", "InvertedDoublePendulum-v5", 9, 50_000, 5_000,
-          "InvertedDoublePendulum-v5: ends when the tip drops (max return about 9350)"),
+    _task(name="inverted-pendulum", env_id="InvertedPendulum-v5",
+          obs_dim=4, act_dim=1, budget=15_000, eval_every=1_000,
+          description="InvertedPendulum-v5: +1 per step, ends when the pole falls (max return 1000)"),
+    _task(name="inverted-double-pendulum", env_id="InvertedDoublePendulum-v5",
+          obs_dim=9, act_dim=1, budget=50_000, eval_every=5_000,
+          description="InvertedDoublePendulum-v5: ends when the tip drops (max return about 9350)"),
 ]}

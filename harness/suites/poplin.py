@@ -1,21 +1,26 @@
 """The POPLIN suite, after the MBBL benchmark (Wang et al., 2019) used by POPLIN and the
 paper's Table 2: observations built from the simulator state (velocities not clipped),
 rewards replaced by MBBL's (``poplin_rewards``), no early termination, 1000-step episodes.
+
+Importing this module loads neither gymnasium nor MuJoCo: the env wrapper ``MBBLTask`` lives
+in ``harness.suites.poplin_env``, imported by ``_build`` when an env is built (and still
+reachable as ``harness.suites.poplin.MBBLTask``).
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import gymnasium as gym
 import numpy as np
 
 from harness.suites.base import EntropySchedule as S
 from harness.suites.base import TaskHyperparameters as HP
 from harness.suites.base import TaskSpec
-from harness.suites.poplin_rewards import REWARDS, RewardFunction
-from harness.suites.wrappers import finish_env
+from harness.suites.poplin_rewards import REWARDS
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 SUITE = "poplin"
 EVAL_EVERY = 10_000
@@ -98,84 +103,74 @@ class PetsCheetahObservation(FiniteDifferenceObservation):
         return np.concatenate([[self.velocity, q[1], np.sin(q[2]), np.cos(q[2])], q[3:9], data.qvel]).astype(np.float64)
 
 
-class MBBLTask(gym.Wrapper):
-    """Replaces the env's observation and reward by MBBL's and never terminates early:
-    episodes end only by the 1000-step time limit (``truncated``)."""
+def __getattr__(name: str) -> Any:
+    """``MBBLTask`` on first use, from ``poplin_env`` (which imports gymnasium)."""
+    if name == "MBBLTask":
+        from harness.suites.poplin_env import MBBLTask  # noqa: PLC0415
 
-    def __init__(self, env: gym.Env, observation: StateObservation, reward: RewardFunction,
-                 reset_noise: float | None = None) -> None:
-        super().__init__(env)
-        self.observation = observation
-        self.reward_function = reward
-        self.reset_noise = reset_noise
-        probe = observation(env.unwrapped.data, env.unwrapped.dt)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=probe.shape, dtype=np.float64)
-        self.last_obs = probe
-
-    def reset(self, **kwargs):
-        _, info = self.env.reset(**kwargs)
-        base = self.env.unwrapped
-        if self.reset_noise is not None:  # PETS: N(0, sigma^2) on qpos and qvel
-            rng = base.np_random
-            base.set_state(base.init_qpos + rng.normal(0.0, self.reset_noise, base.model.nq),
-                           base.init_qvel + rng.normal(0.0, self.reset_noise, base.model.nv))
-        self.observation.reset(base.data)
-        self.last_obs = self.observation(base.data, base.dt)
-        return self.last_obs.copy(), info
-
-    def step(self, action):
-        _, _, terminated, truncated, info = self.env.step(action)
-        if terminated:
-            raise RuntimeError("a POPLIN task terminated early; its env must not terminate")
-        base = self.env.unwrapped
-        self.observation.advance(base.data, base.dt)
-        obs = self.observation(base.data, base.dt)
-        reward = float(self.reward_function(self.last_obs[None], np.asarray(action, np.float64)[None], obs[None])[0])
-        self.last_obs = obs
-        return obs.copy(), reward, False, truncated, info
-
-    # resumable state (harness.suites.wrappers.get_env_state)
-    def wrapper_state(self) -> dict[str, Any]:
-        return {"last_obs": self.last_obs.tolist(), "observation": self.observation.state()}
-
-    def load_wrapper_state(self, state: dict[str, Any]) -> None:
-        self.last_obs = np.asarray(state["last_obs"], dtype=np.float64)
-        self.observation.load_state(state["observation"])
+        return MBBLTask
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _build(name: str, env_id: str, kwargs: dict, observation: type | partial, reset_noise: float | None = None,
-           **_: object) -> gym.Env:
-    env = gym.make(env_id, **kwargs)
+def _build(name: str, env_id: str, env_kwargs: dict[str, Any], observation: Callable[[], StateObservation],
+           reset_noise: float | None = None, **_: object) -> gym.Env:
+    import gymnasium as gym  # noqa: PLC0415  (lazy: task facts must not load the simulator)
+
+    from harness.suites.poplin_env import MBBLTask  # noqa: PLC0415
+    from harness.suites.wrappers import finish_env  # noqa: PLC0415
+
+    env = gym.make(env_id, **env_kwargs)
     return finish_env(MBBLTask(env, observation(), REWARDS[name], reset_noise))
 
 
-def _task(name, env_id, kwargs, observation, obs_dim, act_dim, budget, paper, authors, text, reset_noise=None):
+def _task(*, name: str, env_id: str, env_kwargs: dict[str, Any] | None = None,
+          observation: Callable[[], StateObservation], obs_dim: int, act_dim: int, budget: int, paper: HP,
+          authors_code: HP, description: str, reset_noise: float | None = None) -> TaskSpec:
+    """A TaskSpec of this suite: every per-task fact is a keyword argument. No task ends
+    early (``can_terminate=False``)."""
     return TaskSpec(
         suite=SUITE, name=name, env_id=env_id, obs_dim=obs_dim, act_dim=act_dim, budget=budget,
-        eval_every=EVAL_EVERY, paper=paper, authors_code=HP(2, authors), can_terminate=False, description=text,
-        build=partial(_build, name, env_id, kwargs, observation, reset_noise))
+        eval_every=EVAL_EVERY, paper=paper, authors_code=authors_code, can_terminate=False,
+        description=description,
+        build=partial(_build, name, env_id, dict(env_kwargs or {}), observation, reset_noise))
 
 
 _NO_EARLY_END = {"terminate_when_unhealthy": False}
 
 # ``paper`` horizons are model transitions (SVG(H), the project's counting): the H of the best
 # SAC-SVG(H) row of Table 2. Table 4 prints them in the authors' code's counting (action terms,
-# H + 1): 3, 3, 3, 4, 5, 5. Evidence in docs/fidelity.md ("Table 4's H").
+# H + 1): 3, 3, 3, 4, 5, 5. Evidence in docs/fidelity.md ("Table 4's H"). The authors' code
+# uses H = 2 on every task.
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in [
-    _task("ant", "Ant-v5", {"include_cfrc_ext_in_observation": False, **_NO_EARLY_END},
-          partial(StateObservation, 2), 27, 8, 200_000, HP(2, S(1, -4, 0.0625)), S(1, -3, 0.5),
-          "MBBL ant: qpos[2:]+qvel; r = v_x - 3(z-0.57)^2 - 0.1|a|^2 + 1"),
-    _task("hopper", "Hopper-v5", _NO_EARLY_END, partial(StateObservation, 1), 11, 3, 200_000,
-          HP(2, S(1, 1, None)), S(1, 0, 32), "MBBL hopper: qpos[1:]+qvel; r = v_x - 3(z-1.3)^2 - 0.1|a|^2 + 1"),
-    _task("swimmer", "Swimmer-v5", {}, SwimmerObservation, 9, 2, 50_000, HP(2, S(-2, -16, 16)), S(-2, -32, 0.125),
-          "MBBL swimmer: qpos[2:]+qvel+tip x velocity; r = previous tip velocity - 1e-4|a|^2"),
-    _task("cheetah", "HalfCheetah-v5", {}, partial(StateObservation, 1), 17, 6, 200_000, HP(3, S(0, -4, 1)),
-          S(-1, -4, 1), "MBBL cheetah: qpos[1:]+qvel; r = v_x - 0.1|a|^2"),
-    _task("walker2d", "Walker2d-v5", {"xml_file": "walker2d.xml", **_NO_EARLY_END}, partial(StateObservation, 1),
-          17, 6, 200_000, HP(4, S(1, 1, None)), S(-2, -16, 0.015625),
-          "MBBL walker2d: qpos[1:]+qvel; r = v_x - 3(z-1.3)^2 - 0.1|a|^2 + 1"),
-    _task("pets-cheetah", "HalfCheetah-v5", {}, PetsCheetahObservation, 19, 6, 50_000,
-          HP(4, S(-2, -4, 0.0625)), S(0, 0, 0), "PETS cheetah: 19-d obs, reset noise N(0, 0.001^2); r = v_x' - 0.1|a|^2",
-          reset_noise=0.001),
+    _task(name="ant", env_id="Ant-v5", env_kwargs={"include_cfrc_ext_in_observation": False, **_NO_EARLY_END},
+          observation=partial(StateObservation, skip=2), obs_dim=27, act_dim=8, budget=200_000,
+          paper=HP(horizon=2, entropy=S(init=1, final=-4, decay=0.0625)),
+          authors_code=HP(horizon=2, entropy=S(init=1, final=-3, decay=0.5)),
+          description="MBBL ant: qpos[2:]+qvel; r = v_x - 3(z-0.57)^2 - 0.1|a|^2 + 1"),
+    _task(name="hopper", env_id="Hopper-v5", env_kwargs=_NO_EARLY_END,
+          observation=partial(StateObservation, skip=1), obs_dim=11, act_dim=3, budget=200_000,
+          paper=HP(horizon=2, entropy=S(init=1, final=1, decay=None)),
+          authors_code=HP(horizon=2, entropy=S(init=1, final=0, decay=32)),
+          description="MBBL hopper: qpos[1:]+qvel; r = v_x - 3(z-1.3)^2 - 0.1|a|^2 + 1"),
+    _task(name="swimmer", env_id="Swimmer-v5",
+          observation=SwimmerObservation, obs_dim=9, act_dim=2, budget=50_000,
+          paper=HP(horizon=2, entropy=S(init=-2, final=-16, decay=16)),
+          authors_code=HP(horizon=2, entropy=S(init=-2, final=-32, decay=0.125)),
+          description="MBBL swimmer: qpos[2:]+qvel+tip x velocity; r = previous tip velocity - 1e-4|a|^2"),
+    _task(name="cheetah", env_id="HalfCheetah-v5",
+          observation=partial(StateObservation, skip=1), obs_dim=17, act_dim=6, budget=200_000,
+          paper=HP(horizon=3, entropy=S(init=0, final=-4, decay=1)),
+          authors_code=HP(horizon=2, entropy=S(init=-1, final=-4, decay=1)),
+          description="MBBL cheetah: qpos[1:]+qvel; r = v_x - 0.1|a|^2"),
+    _task(name="walker2d", env_id="Walker2d-v5", env_kwargs={"xml_file": "walker2d.xml", **_NO_EARLY_END},
+          observation=partial(StateObservation, skip=1), obs_dim=17, act_dim=6, budget=200_000,
+          paper=HP(horizon=4, entropy=S(init=1, final=1, decay=None)),
+          authors_code=HP(horizon=2, entropy=S(init=-2, final=-16, decay=0.015625)),
+          description="MBBL walker2d: qpos[1:]+qvel; r = v_x - 3(z-1.3)^2 - 0.1|a|^2 + 1"),
+    _task(name="pets-cheetah", env_id="HalfCheetah-v5",
+          observation=PetsCheetahObservation, obs_dim=19, act_dim=6, budget=50_000, reset_noise=0.001,
+          paper=HP(horizon=4, entropy=S(init=-2, final=-4, decay=0.0625)),
+          authors_code=HP(horizon=2, entropy=S(init=0, final=0, decay=0)),
+          description="PETS cheetah: 19-d obs, reset noise N(0, 0.001^2); r = v_x' - 0.1|a|^2"),
 ]}
