@@ -65,7 +65,7 @@ def build_state(suite: str, task: str, agent_name: str, capacity: int, with_agen
         config = build_run_config(suite, task, agent_name, 0, preset="paper", wandb="disabled")
         agent = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, config.trainer.total_steps, 0)
         state["agent"] = agent.state_dict()
-    state["replay"] = replay.state_dict()  # a copy of the stored slots, as the trainer takes it
+    state["replay"] = replay.state_dict()  # views of the stored slots, as the trainer takes them
     return state, replay
 
 
