@@ -18,7 +18,11 @@ from agents.world_model import WorldModel
 
 
 class DivergenceError(FloatingPointError):
-    """A loss became NaN or infinite: the run cannot continue."""
+    """A loss became NaN or infinite: the run cannot continue. Names the loss and the step."""
+
+    def __init__(self, loss: str, value: float, step: int) -> None:
+        super().__init__(f"{loss} is {value} at env step {step}")
+        self.loss, self.value, self.step = loss, value, step
 
 
 def _mean_of_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -136,7 +140,7 @@ class SVGAgent:
             metrics.update(_mean_of_metrics([m for m in dynamics_metrics if m]))
         for name, value in metrics.items():
             if not math.isfinite(value):
-                raise DivergenceError(f"{name} is {value} at env step {step}")
+                raise DivergenceError(name, value, step)
         return metrics
 
     def update_actor_and_temperature(self, obs: torch.Tensor, step: int) -> dict[str, float]:

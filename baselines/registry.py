@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.names import unknown_name
+
 
 @dataclass(frozen=True)
 class AgentVariant:
@@ -38,11 +40,38 @@ AGENTS: dict[str, AgentVariant] = {v.name: v for v in [
 ]}
 
 
+# AgentConfig fields that only the world model uses: a model-free agent builds no model, so a
+# value given for one of them would change nothing.
+MODEL_KEYS = ("horizon", "dynamics", "ensemble_size", "model_hidden_dim", "model_hidden_depth", "gru_hidden_dim",
+              "gru_layers", "model_lr", "dynamics_decoder", "dynamics_detach_predicted_state", "dynamics_grad_clip",
+              "termination_pos_weight", "num_seq_updates", "seq_batch_size", "model_free_actor_warmup_steps")
+GRU_KEYS = ("gru_hidden_dim", "gru_layers", "dynamics_decoder", "dynamics_detach_predicted_state")
+
+
+def setting_problem(variant: AgentVariant, key: str, value: Any) -> tuple[str, str] | None:
+    """("refuse" | "warn", why) when ``agent.<key>=value`` cannot mean what the user wants
+    for this agent: it contradicts a setting the agent fixes (refuse), or it configures a
+    part the agent does not have (warn: shared override lists stay usable). None if fine."""
+    fixed = variant.settings.get(key)
+    if key in variant.settings and fixed is not None and value != fixed:
+        shown = str(fixed).lower() if isinstance(fixed, bool) else fixed
+        return "refuse", f"agent {variant.name} fixes agent.{key}={shown}"
+    model_free = not variant.settings.get("actor_expansion", True) and not variant.settings.get("critic_expansion")
+    if model_free and key in MODEL_KEYS:
+        return "warn", f"agent {variant.name} is model-free (no world model), so agent.{key} changes nothing"
+    dynamics = variant.settings.get("dynamics", "gru")
+    if dynamics == "gru" and key == "ensemble_size":
+        return "warn", f"agent {variant.name} uses the GRU model, so agent.{key} changes nothing"
+    if dynamics == "mlp-ensemble" and key in GRU_KEYS:
+        return "warn", f"agent {variant.name} uses the MLP ensemble, so agent.{key} changes nothing"
+    return None
+
+
 class UnknownAgentError(LookupError):
     """An agent name that is not registered; the message lists the valid ones."""
 
 
 def get_agent(name: str) -> AgentVariant:
     if name not in AGENTS:
-        raise UnknownAgentError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
+        raise UnknownAgentError(unknown_name("agent", name, AGENTS))
     return AGENTS[name]

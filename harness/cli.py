@@ -7,15 +7,19 @@ folder holding another config), exit 1 when a run fails.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from baselines import AGENTS
-from harness.config import ConfigError, RunFailure, launchers, presets
+from harness.config import ConfigError, RunFailure, agent_override_warnings, launchers, presets
+from harness.names import unknown_name
 from harness.suites import SUITES, get_suite
 
 WANDB_MODES = ["offline", "online", "disabled"]
@@ -23,7 +27,9 @@ WANDB_MODES = ["offline", "online", "disabled"]
 
 def console() -> Console:
     """A console as wide as the terminal, or wide enough that piped tables keep whole paths."""
-    return Console() if sys.stdout.isatty() else Console(width=240)
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return Console()
+    return Console(width=240)
 
 
 class HarnessFailure(Exception):
@@ -67,6 +73,67 @@ def list_command(as_json: bool) -> None:
         out.print(table)
 
 
+def _slurm_options(command):
+    """What each SLURM job asks for (``--launcher submitit``); each flag sets a launcher.* key."""
+    options = [
+        click.option("--wait", is_flag=True, help="submitit: block until every job ends (exit 1 naming failed runs)."),
+        click.option("--gpus", type=click.IntRange(min=0), default=None, help="submitit: GPUs per job (default 0)."),
+        click.option("--partition", default=None, help="submitit: SLURM partition (default: the cluster's)."),
+        click.option("--time", "time_min", type=click.IntRange(min=1), default=None,
+                     help="submitit: minutes per job before it checkpoints and requeues (default 4320)."),
+        click.option("--cpus", type=click.IntRange(min=1), default=None, help="submitit: CPUs per job (default 1)."),
+        click.option("--mem", "mem_gb", type=click.IntRange(min=1), default=None,
+                     help="submitit: memory per job in GB (default 4)."),
+        click.option("--account", default=None, help="submitit: SLURM account."),
+        click.option("--qos", default=None, help="submitit: SLURM quality of service."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+SLURM_FLAGS = {"gpus": "gpus_per_node", "partition": "partition", "time_min": "timeout_min", "cpus": "cpus_per_task",
+               "mem_gb": "mem_gb", "account": "account", "qos": "qos"}
+
+
+def launcher_settings(launcher: str, jobs: int | None, slurm_flags: dict) -> list[str]:
+    """The launcher.* settings of the command's flags; SLURM flags need ``--launcher submitit``."""
+    if launcher not in launchers():
+        raise ConfigError(unknown_name("launcher", launcher, launchers()))
+    given = {name: value for name, value in slurm_flags.items() if value not in (None, False)}
+    if launcher != "submitit" and given:
+        flags = ", ".join("--" + name.replace("_min", "").replace("_gb", "") for name in given)
+        raise ConfigError(f"{flags} only apply to --launcher submitit")
+    settings = [] if jobs is None else [f"launcher.jobs={jobs}"]
+    return settings + [f"launcher.{SLURM_FLAGS[name]}={value}" for name, value in given.items() if name in SLURM_FLAGS]
+
+
+def check_out_folder(out: str) -> None:
+    """Refuse an output folder that cannot be created or written, before any run starts."""
+    import tempfile  # noqa: PLC0415
+
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise ConfigError(f"cannot write to --out {out}: {error.strerror or error}") from error
+
+
+def print_results(results) -> None:
+    """What each run of the command reached, grouped like ``harness status``."""
+    from harness.status import RunRow, experiment_and_seed  # noqa: PLC0415
+
+    rows = []
+    for result in results:
+        s = result.summary
+        experiment, seed = experiment_and_seed(result.path)
+        rows.append(RunRow(experiment, seed, result.status, s.get("steps_done"), s.get("total_steps"),
+                           s.get("final_eval_return"), s.get("best_eval_return"), s.get("wall_time"),
+                           job_id=result.job_id))
+    print_run_tables(console(), rows)
+
+
 @cli.command("run", context_settings={"ignore_unknown_options": False})
 @click.option("--suite", required=True, help=f"One of: {', '.join(SUITES)}.")
 @click.option("--agent", required=True, help=f"One of: {', '.join(AGENTS)}.")
@@ -75,65 +142,140 @@ def list_command(as_json: bool) -> None:
 @click.option("--preset", default="paper", show_default=True, help="paper | quick | authors-code.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Env steps per run (default: preset/task).")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Output root.")
-@click.option("--launcher", default="local", show_default=True, help="local | submitit.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Runs at once.")
+@click.option("--launcher", default="local", show_default=True, help="local | submitit (SLURM).")
+@click.option("--jobs", default=None, type=click.IntRange(min=1),
+              help="local: runs at once (default 1); submitit: most jobs running at once (default: no limit).")
+@click.option("--force", is_flag=True, help="Delete a run folder that holds another config and start over.")
 @click.option("--wandb", "wandb_mode", default="offline", show_default=True, type=click.Choice(WANDB_MODES))
 @click.option("--config", "config_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.")
+@_slurm_options
 @click.argument("overrides", nargs=-1)
-def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, wandb_mode, config_files,
-                overrides) -> None:
+def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, force, wandb_mode, config_files,
+                wait, overrides, **slurm_flags) -> None:
     """Train AGENT on every (task, seed) of SUITE; rerunning resumes or skips.
 
     OVERRIDES are Hydra key=value settings, e.g. agent.horizon=3 trainer.eval_episodes=5.
+    With --launcher submitit the jobs are queued on SLURM and the command returns (--wait
+    blocks); `harness status OUT` follows them.
     """
     from baselines import get_agent  # noqa: PLC0415
     from harness.config import flatten_config_file  # noqa: PLC0415
-    from harness.launch import launch, plan_jobs  # noqa: PLC0415
+    from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over  # noqa: PLC0415
 
     overrides = [o for path in config_files for o in flatten_config_file(path)] + list(overrides)
-
     suite_tasks = get_suite(suite)
     get_agent(agent)
-    if launcher not in launchers():
-        raise ConfigError(f"unknown launcher {launcher!r}; valid launchers: {', '.join(launchers())}")
+    for line in agent_override_warnings(agent, overrides):
+        click.echo(f"harness: warning: {line}", err=True)
+    if wait and launcher != "submitit":
+        raise ConfigError("--wait only applies to --launcher submitit (the local launcher always waits)")
+    settings = list(overrides) + launcher_settings(launcher, jobs, slurm_flags)
     chosen = list(dict.fromkeys(tasks)) or list(suite_tasks)
-    settings = list(overrides) + [f"launcher.jobs={jobs}"]
     job_list = plan_jobs(suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode,
-                         settings)
-    results = launch(job_list, job_list[0].config.launcher)
-    table = Table(title=f"{agent} on {suite}")
-    for column in ("run", "status", "steps", "final eval return", "best eval return"):
-        table.add_column(column)
-    for result in results:
-        s = result.summary
-        fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
-        table.add_row(str(result.path), result.status, str(s.get("steps_done", "")),
-                      fmt(s.get("final_eval_return")), fmt(s.get("best_eval_return")))
-    console().print(table)
-    failed = [r for r in results if r.status == "failed"]
+                         settings, force=force)
+    for job in job_list[:1]:
+        trainer = job.config.trainer
+        if trainer.total_steps <= trainer.seed_steps:
+            click.echo(f"harness: warning: {trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: "
+                       f"every step acts at random and nothing is learned; raise --steps or lower "
+                       f"trainer.seed_steps", err=True)
+    check_out_folder(out)
+    start_over(job_list, say=lambda line: click.echo(f"harness: {line}", err=True))
+    try:
+        results = launch(job_list, job_list[0].config.launcher, wait=wait or launcher != "submitit",
+                         say=lambda line: click.echo(f"harness: {line}", err=True))
+    except LaunchInterrupted as stopped:
+        print_results(stopped.results)
+        click.echo("harness: interrupted; runs in flight were checkpointed and marked interrupted; "
+                   "rerun the same command to resume", err=True)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:  # waiting on SLURM jobs: they go on
+        click.echo(f"harness: stopped waiting; the SLURM jobs go on: harness status {out}", err=True)
+        raise SystemExit(130) from None
+    print_results(results)
+    failed = [r for r in results if r.status in ("failed", "busy")]
     if failed:
         for result in failed:
-            click.echo(f"harness: run {result.path} failed: {result.message}", err=True)
+            verb = "failed" if result.status == "failed" else "was refused"
+            click.echo(f"harness: run {result.path} {verb}: {result.message}", err=True)
         raise HarnessFailure()
 
 
 @cli.command("status")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def status_command(run_dir: str) -> None:
-    """A table of the runs under RUN_DIR and their state."""
+    """The runs under RUN_DIR, one table per experiment: state, steps, returns, wall time and,
+    for runs submitted to SLURM, the job and its state."""
     from harness.status import collect_status  # noqa: PLC0415
 
-    rows = collect_status(Path(run_dir))
-    if not rows:
-        raise ConfigError(f"no runs (summary.json files) under {run_dir}")
-    table = Table(title=f"runs under {run_dir}")
-    columns = ["suite", "task", "agent", "seed", "status", "steps", "final eval return", "best eval return", "wall time (s)", "error"]
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    report = collect_status(Path(run_dir))
+    if not report.runs and not report.workers:
+        raise ConfigError(f"no runs (summary.json files) or submitted jobs under {run_dir}")
+    out = console()
+    print_run_tables(out, report.runs)
+    for what, job_id, state in report.workers:
+        out.print(f"{what}: SLURM job {job_id} {state}", highlight=False)
+    if report.note:
+        out.print(f"({report.note})", highlight=False)
+
+
+def print_run_tables(out: Console, rows) -> None:
+    """One table per experiment (suite/task/agent folder), one row per seed; errors below.
+    Fits an 80-column terminal: names too long for it fold onto the next line."""
+    with_jobs = any(row.job_id for row in rows)
+    experiments: dict[str, list] = {}
     for row in rows:
-        table.add_row(*[row[c] for c in columns])
-    console().print(table)
+        experiments.setdefault(row.experiment, []).append(row)
+    for experiment, group in experiments.items():
+        out.print(Text(experiment, style="bold", overflow="fold"))
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
+        for column, justify in (("seed", "right"), ("status", "left"), ("steps", "right"), ("final", "right"),
+                                ("best", "right"), ("time", "right")):
+            table.add_column(column, justify=justify, no_wrap=True)
+        if with_jobs:
+            table.add_column("SLURM job", no_wrap=True)
+        for row in group:
+            cells = [row.seed, row.status, _steps(row.steps_done, row.total_steps), _number(row.final_return),
+                     _number(row.best_return), _duration(row.wall_time)]
+            table.add_row(*cells, *([f"{row.job_id} {row.job_state}".strip()] if with_jobs else []))
+        out.print(table)
+        for row in group:
+            if row.error:
+                out.print(Text(f"  seed {row.seed}: {row.error}", overflow="fold"))
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _count(n: int) -> str:
+    """12, 15.0k, 1.00M: short enough for an 80-column table."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def _steps(done, total) -> str:
+    if done is None and total is None:
+        return ""
+    return f"{_count(int(done or 0))}/{_count(int(total)) if total else '?'}"
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s"
 
 
 @cli.command("report")
@@ -203,9 +345,12 @@ def _study_options(command):
 @click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
               help="Folder of study folders; a trial's runs go to OUT/STUDY/trials/slot_<k>/.")
 @click.option("--wandb", "wandb_mode", default="disabled", show_default=True, type=click.Choice(WANDB_MODES))
+@click.option("--launcher", default="local", show_default=True,
+              help="local: worker processes here; submitit: --workers SLURM jobs sharing --storage.")
+@_slurm_options
 @click.argument("overrides", nargs=-1)
 def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, study_name, storage, workers, sampler,
-                           pruner, study_seed, out, wandb_mode, overrides) -> None:
+                           pruner, study_seed, out, wandb_mode, launcher, wait, overrides, **slurm_flags) -> None:
     """The target-entropy random search of appendix A.2: TRIALS schedules (H_init, H_final,
     beta) of eq. (14), each trained on K seeds. Rerun the same command to resume; run it in
     several shells or machines on one storage to share the work: the study ends with exactly
@@ -217,8 +362,16 @@ def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, stu
                               seeds=seeds, study=study_name, storage=storage, workers=workers, sampler=sampler,
                               pruner=pruner, study_seed=study_seed, out=out, wandb=wandb_mode,
                               overrides=list(overrides))
+    launcher_overrides = launcher_settings(launcher, None, slurm_flags)
+    if wait and launcher != "submitit":
+        raise ConfigError("--wait only applies to --launcher submitit (local workers are always waited for)")
     try:
-        study = run_search(settings, say=click.echo)
+        if launcher == "submitit":
+            study = _search_on_slurm(settings, launcher_overrides, wait)
+            if study is None:
+                return
+        else:
+            study = run_search(settings, say=click.echo)
     except KeyboardInterrupt:
         click.echo(f"harness: search {settings.study_name} interrupted; rerun the same command to resume", err=True)
         raise SystemExit(130) from None
@@ -228,6 +381,27 @@ def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, stu
         click.echo(f"harness: {line}", err=True)
     if failures:
         raise HarnessFailure()
+
+
+def _search_on_slurm(settings, launcher_overrides: list[str], wait: bool):
+    """Submit the search's workers as SLURM jobs; with ``wait`` the finished study, else None."""
+    from studies.search_jobs import submit_search_workers  # noqa: PLC0415
+    from studies.search_tables import load_named_study  # noqa: PLC0415
+    from studies.slots import finished_count  # noqa: PLC0415
+
+    from harness.config import compose_run  # noqa: PLC0415
+
+    # the launcher group's YAML (conf/launcher/submitit.yaml) under the command's flags
+    launcher = compose_run(settings.agent, settings.preset, "submitit", [], launcher_overrides).launcher
+    submit_search_workers(settings, launcher, wait, say=lambda line: click.echo(f"harness: {line}", err=True))
+    if not wait:
+        return None
+    study, _ = load_named_study(settings.study_name, settings.storage, settings.out)
+    done = finished_count(study, settings.trials)
+    if done < settings.trials:
+        raise RunFailure(f"search {settings.study_name}: {done}/{settings.trials} trials finished when the worker "
+                         f"jobs ended; rerun the same command to submit workers again")
+    return study
 
 
 @search_group.command("show")
@@ -252,7 +426,7 @@ def search_best_command(study_name: str, storage: str | None, out: str, output: 
     """Write the best trial's schedule (and the study's overrides) as a config file."""
     from studies.search_tables import best_config_yaml, load_named_study  # noqa: PLC0415
 
-    from harness.rundir import atomic_write_bytes  # noqa: PLC0415
+    from harness.contract import atomic_write_bytes  # noqa: PLC0415
 
     if not Path(output).resolve().parent.is_dir():
         raise ConfigError(f"-o {output}: the folder {Path(output).parent} does not exist")

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from agents.config import AgentConfig
 from baselines import AGENTS
+from harness.names import unknown_name
 from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
 from harness.suites import TaskSpec, get_task
 
@@ -43,14 +44,19 @@ class EnvConfig:
 
 @dataclass
 class LauncherConfig:
+    """Where runs execute. The submitit fields are what each SLURM job asks for; nothing more
+    (no GPU unless ``gpus_per_node`` says so)."""
+
     name: str = "local"
-    jobs: int = 1  # local: parallel processes; submitit: max jobs of the array running at once
-    cluster: Optional[str] = None  # submitit: None = detect (SLURM), "local" or "debug"
-    partition: Optional[str] = None
-    timeout_min: int = 4320
-    cpus_per_task: int = 2
+    jobs: int = 1  # local: parallel processes; submitit: most array tasks running at once (0: no limit)
+    cluster: Optional[str] = None  # submitit: None = SLURM (sbatch must be on PATH), "local" or "debug"
+    partition: Optional[str] = None  # None: the cluster's default partition
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    timeout_min: int = 4320  # wall-clock limit per job; a timed-out job checkpoints and requeues
+    cpus_per_task: int = 1
     gpus_per_node: int = 0
-    mem_gb: int = 16
+    mem_gb: int = 4
 
 
 @dataclass
@@ -109,17 +115,43 @@ def _override_problem(override: str) -> str | None:
         if part not in names:
             where = ".".join(path) or "the top level"
             return f"override {override!r}: no key {part!r} in {where}; valid keys: {', '.join(names)}"
+        field_type = next(f.type for f in dataclasses.fields(node) if f.name == part)
         node = getattr(node, part)
         path.append(part)
+    if dataclasses.is_dataclass(node):
+        return f"override {override!r}: {key} is a group of settings; set one of its keys ({key}.<name>=...)"
+    return _type_problem(override, key, override.split("=", 1)[1], str(field_type))
+
+
+_KINDS = {"int": ("an integer", int), "float": ("a number", float)}
+_BOOLEANS = ("true", "false", "yes", "no", "on", "off")
+
+
+def _type_problem(override: str, key: str, text: str, annotation: str) -> str | None:
+    """Whether ``text`` fits the field's annotation (``int``, ``Optional[float]``, ...); the
+    message names only what the user typed and what the key takes."""
+    optional = annotation.startswith("Optional[")
+    kind = annotation.removeprefix("Optional[").removesuffix("]")
+    if optional and text.strip().lower() in ("null", "none", "~"):
+        return None
+    if kind in _KINDS:
+        name, convert = _KINDS[kind]
+        try:
+            convert(text)
+        except ValueError:
+            return f"override {override!r}: {text!r} is not {name} ({key} takes {name}" \
+                   f"{' or null' if optional else ''})"
+    if kind == "bool" and text.strip().lower() not in _BOOLEANS:
+        return f"override {override!r}: {text!r} is not true or false"
     return None
 
 
 def compose_run(agent: str, preset: str, launcher: str, settings: list[str], overrides: list[str]) -> RunConfig:
     """Compose one run's config. ``settings`` come from CLI flags, ``overrides`` from the user."""
     if preset not in presets():
-        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets())}")
+        raise ConfigError(unknown_name("preset", preset, presets()))
     if launcher not in launchers():
-        raise ConfigError(f"unknown launcher {launcher!r}; valid launchers: {', '.join(launchers())}")
+        raise ConfigError(unknown_name("launcher", launcher, launchers()))
     for override in overrides:
         problem = _override_problem(override)
         if problem:
@@ -141,6 +173,30 @@ def _first_line(error: BaseException) -> str:
             messages.append(str(error).strip().splitlines()[0])
         error = error.__cause__
     return messages[-1] if messages else "invalid configuration"
+
+
+def agent_override_warnings(agent: str, overrides: list[str]) -> list[str]:
+    """Check ``agent.*`` overrides against what the agent is: one that contradicts a setting
+    the agent fixes (``agent.horizon=3`` for ``sac``) is refused; one that configures a part
+    the agent lacks (a model size for ``sac``) comes back as a warning line."""
+    from baselines.registry import get_agent, setting_problem  # noqa: PLC0415
+
+    variant, warnings = get_agent(agent), []
+    for override in overrides:
+        key, equals, text = override.lstrip("+~").partition("=")
+        if not equals or not key.startswith("agent.") or key.count(".") != 1:
+            continue  # a malformed override is refused by compose_run, naming it
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        problem = setting_problem(variant, key.split(".", 1)[1], value)
+        if problem and problem[0] == "refuse":
+            raise ConfigError(f"override {override!r}: {problem[1]}; choose the agent that has it "
+                              f"(harness list shows each agent's settings)")
+        if problem:
+            warnings.append(f"override {override!r}: {problem[1]}")
+    return warnings
 
 
 def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:

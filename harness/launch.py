@@ -1,37 +1,51 @@
 """Job planning and launching: every (task, seed) of a command is one job, run in local
-processes or as a submitit (SLURM) job array. A job trains, resumes or skips its run."""
+processes or as one submitit (SLURM) job array. A job trains, resumes or skips its run.
+
+Local: Ctrl-C reaches this process alone (the workers have process groups of their own);
+it asks each running run to checkpoint and stop, starts no new run, and raises
+KeyboardInterrupt once they have. SLURM: the command submits, records the jobs in the
+output folder's manifest and returns; ``wait`` blocks until they end.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as futures
 import multiprocessing
+import os
+import shutil
+import signal
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.config import (ConfigError, LauncherConfig, RunConfig, build_run_config, from_yaml,
-                            override_label, scientific_differences, to_dict, to_yaml)
-from harness.rundir import RunDirectory, run_path
+                            override_label, scientific_differences, to_dict)
+from harness.contract import DONE, RunBusyError, is_locked, run_path
+from harness.rundir import CheckpointError, RunDirectory
 
 
 @dataclass
 class Job:
     config: RunConfig
     path: Path
+    start_over: str = ""  # --force: why the run folder is deleted before this job runs
 
 
 @dataclass
 class JobResult:
     path: Path
-    status: str  # done | skipped | failed
+    status: str  # done | skipped | failed | interrupted | busy | submitted | queued
     message: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    job_id: str = ""
 
 
 def plan_jobs(suite: str, tasks: list[str], agent: str, seeds: list[int], preset: str, launcher: str,
-              steps: int | None, out: str, wandb: str, overrides: list[str]) -> list[Job]:
-    """Build and check every job's config; refuse a run folder that holds another config."""
+              steps: int | None, out: str, wandb: str, overrides: list[str], force: bool = False) -> list[Job]:
+    """Build and check every job's config. A run folder holding another config is refused,
+    or with ``force`` marked to be started over (``Job.start_over`` says why)."""
     label = override_label(overrides)
     jobs = []
     for task in tasks:
@@ -39,73 +53,206 @@ def plan_jobs(suite: str, tasks: list[str], agent: str, seeds: list[int], preset
             config = build_run_config(suite, task, agent, seed, preset=preset, launcher=launcher, steps=steps,
                                       out=out, wandb=wandb, overrides=overrides)
             path = run_path(out, suite, task, agent, seed, label)
-            stored = RunDirectory(path).stored_config_text()
-            if stored is not None:
-                try:
-                    stored_dict = to_dict(from_yaml(stored))
-                except Exception as error:  # noqa: BLE001 - any unreadable config is refused alike
-                    raise ConfigError(f"{path}/config.yaml is unreadable ({error}); not touching that run") from error
-                differences = scientific_differences(stored_dict, to_dict(config))
-                if differences:
-                    raise ConfigError(f"{path} holds a run with another config ({'; '.join(differences[:3])}); "
-                                      f"use another --out or the same settings")
-            jobs.append(Job(config, path))
+            conflict = _config_conflict(path, config)
+            if conflict and not force:
+                raise ConfigError(f"{path} holds a run with another config ({conflict}); use another --out, "
+                                  f"the same settings, or --force to delete that run and start over")
+            jobs.append(Job(config, path, start_over=conflict))
     return jobs
 
 
+def _config_conflict(path: Path, config: RunConfig) -> str:
+    """Why the run stored at ``path`` is not this config's run ("" when it is, or none is)."""
+    stored = RunDirectory(path).stored_config_text()
+    if stored is None:
+        return ""
+    try:
+        stored_dict = to_dict(from_yaml(stored))
+    except Exception as error:  # noqa: BLE001 - any unreadable config is refused alike
+        return f"its config.yaml is unreadable: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    return "; ".join(scientific_differences(stored_dict, to_dict(config))[:3])
+
+
+def start_over(jobs: list[Job], say: Callable[[str], None]) -> None:
+    """Delete the run folders ``--force`` replaces, saying what each held; a run another
+    process is training is refused (nothing deleted)."""
+    doomed = [job for job in jobs if job.start_over]
+    for job in doomed:
+        if is_locked(job.path):
+            raise ConfigError(f"--force: {job.path} is being trained by another process; not deleting it")
+    for job in doomed:
+        summary = RunDirectory(job.path).read_summary() or {}
+        files = sorted(p.name + ("/" if p.is_dir() else "") for p in job.path.iterdir())
+        say(f"--force: deleting {job.path} ({job.start_over}; status {summary.get('status', 'unknown')}, "
+            f"step {summary.get('steps_done', 0)}): {', '.join(files)}")
+        shutil.rmtree(job.path)
+        job.start_over = ""
+
+
 def execute_job(job: Job) -> JobResult:
-    """Run one job to completion in this process; never raises."""
+    """Run one job to completion in this process; never raises but KeyboardInterrupt."""
     from harness.trainer import train_run  # noqa: PLC0415 - keeps the CLI's start-up light
 
     run_dir = RunDirectory(job.path)
     summary = run_dir.read_summary()
-    if summary and summary.get("status") == "done":
+    if summary and summary.get("status") == DONE:
         return JobResult(job.path, "skipped", "already done", summary)
     try:
-        if run_dir.stored_config_text() is None:
-            run_dir.write_config(to_yaml(job.config))
         summary = train_run(job.config, job.path)
         return JobResult(job.path, "done", "", summary)
+    except RunBusyError:  # refused before anything was written: that run's folder is untouched
+        return JobResult(job.path, "busy", "another process is training it; this command left it untouched",
+                         run_dir.read_summary() or {})
     except KeyboardInterrupt:
         raise
+    except CheckpointError as error:  # refused before training: the run's files stay as they were
+        return JobResult(job.path, "failed", str(error).splitlines()[0], run_dir.read_summary() or {})
     except Exception as error:  # noqa: BLE001 - reported to the user as one line
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        if job.path.exists():  # the full traceback beside the run, the one line for the user
-            (job.path / "error.log").write_text(traceback.format_exc())
+        (job.path / "error.log").write_text(traceback.format_exc())  # the full traceback beside the run
         return JobResult(job.path, "failed", message, run_dir.read_summary() or {})
 
 
-def launch(jobs: list[Job], launcher: LauncherConfig) -> list[JobResult]:
-    """Run every job not already done; finished runs are reported as skipped, untouched."""
+class LaunchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the command; ``results`` are what each run reached."""
+
+    def __init__(self, results: list[JobResult]) -> None:
+        super().__init__()
+        self.results = results
+
+
+def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
+           say: Callable[[str], None] = print) -> list[JobResult]:
+    """Run every job not already done; finished runs are reported as skipped, untouched.
+    With the submitit launcher, ``wait`` False returns once the jobs are queued."""
     summaries = [RunDirectory(job.path).read_summary() or {} for job in jobs]
-    pending = [job for job, summary in zip(jobs, summaries) if summary.get("status") != "done"]
+    pending = [job for job, summary in zip(jobs, summaries) if summary.get("status") != DONE]
     results = [JobResult(job.path, "skipped", "already done", summary)
-               for job, summary in zip(jobs, summaries) if summary.get("status") == "done"]
+               for job, summary in zip(jobs, summaries) if summary.get("status") == DONE]
     if not pending:
         return results
     if launcher.name == "submitit":
-        return results + _launch_submitit(pending, launcher)
+        return results + _launch_submitit(pending, launcher, wait, say)
     if launcher.jobs <= 1 or len(pending) == 1:
-        return results + [execute_job(job) for job in pending]
+        done: list[JobResult] = []
+        for job in pending:
+            try:
+                done.append(execute_job(job))
+            except KeyboardInterrupt:
+                raise LaunchInterrupted(results + done + [_interrupted(job)]) from None
+        return results + done
+    return results + _launch_pool(pending, launcher.jobs)
+
+
+def _interrupted(job: Job) -> JobResult:
+    summary = RunDirectory(job.path).read_summary() or {}
+    return JobResult(job.path, "interrupted", f"checkpointed at step {summary.get('steps_done', 0)}", summary)
+
+
+def _own_process_group() -> None:
+    """Pool workers: Ctrl-C at the terminal reaches the parent only, which asks each run to
+    stop once; and a worker whose parent dies is sent SIGTERM (Linux), so it checkpoints."""
+    os.setpgrp()
+    if sys.platform.startswith("linux"):
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _launch_pool(jobs: list[Job], processes: int) -> list[JobResult]:
     context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(max_workers=launcher.jobs, mp_context=context) as pool:
-        return results + list(pool.map(execute_job, pending))
+    pool = futures.ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_own_process_group)
+    submitted = {pool.submit(execute_job, job): job for job in jobs}
+    try:
+        futures.wait(submitted)
+    except KeyboardInterrupt:
+        for future in submitted:
+            future.cancel()  # runs not started stay as they are
+        for pid in list(getattr(pool, "_processes", {}) or {}):  # each running run checkpoints and stops
+            _signal(pid, signal.SIGINT)
+        try:
+            futures.wait(submitted)
+        except KeyboardInterrupt:  # asked twice: stop now, the last checkpoints stay
+            for pid in list(getattr(pool, "_processes", {}) or {}):
+                _signal(pid, signal.SIGINT)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise LaunchInterrupted([_result_of(future, job) for future, job in submitted.items()]) from None
+    pool.shutdown(wait=True)
+    return [_result_of(future, job) for future, job in submitted.items()]
 
 
-def _launch_submitit(jobs: list[Job], launcher: LauncherConfig) -> list[JobResult]:
-    import submitit  # noqa: PLC0415
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
 
-    folder = Path(jobs[0].config.out) / ".submitit"
-    executor = submitit.AutoExecutor(folder=folder, cluster=launcher.cluster)
-    parameters: dict[str, Any] = {"timeout_min": launcher.timeout_min, "cpus_per_task": launcher.cpus_per_task,
-                                  "gpus_per_node": launcher.gpus_per_node, "mem_gb": launcher.mem_gb}
-    if executor.cluster == "slurm":
-        parameters["slurm_array_parallelism"] = max(1, launcher.jobs)
-        if launcher.partition:
-            parameters["slurm_partition"] = launcher.partition
-    executor.update_parameters(**parameters)
-    submitted = executor.map_array(ResumableJob(), jobs)
-    return [handle.result() for handle in submitted]
+
+def _result_of(future: futures.Future, job: Job) -> JobResult:
+    if future.cancelled():
+        return JobResult(job.path, "not started", "interrupted before it started",
+                         RunDirectory(job.path).read_summary() or {})
+    error = future.exception()
+    if isinstance(error, KeyboardInterrupt):
+        return _interrupted(job)
+    if error is not None:  # the worker process died (e.g. killed): the run resumes on a rerun
+        return JobResult(job.path, "failed", f"{type(error).__name__}: {error}".splitlines()[0],
+                         RunDirectory(job.path).read_summary() or {})
+    return future.result()
+
+
+# ------------------------------------------------------------------------------------ SLURM
+
+
+def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
+                     say: Callable[[str], None]) -> list[JobResult]:
+    from harness import slurm  # noqa: PLC0415
+
+    out = Path(jobs[0].config.out)
+    latest = slurm.latest_jobs(out)
+    known = {str(job.path.resolve()): latest.get(str(job.path.resolve()), "") for job in jobs}
+    states = slurm.query_states([job_id for job_id in known.values() if job_id])
+    results, to_submit = [], []
+    for job in jobs:
+        job_id = known[str(job.path.resolve())]
+        state = states.of(job_id) if job_id else ""
+        if state in slurm.ACTIVE_STATES:
+            results.append(JobResult(job.path, "queued", f"already queued as SLURM job {job_id} ({state})",
+                                     job_id=job_id))
+        elif is_locked(job.path):
+            results.append(JobResult(job.path, "busy", "another process here is training it"))
+        else:
+            to_submit.append(job)
+    if not to_submit:
+        return results
+    first = to_submit[0].config
+    executor = slurm.make_executor(launcher, out / slurm.LOG_FOLDER, f"svgbench-{first.suite}-{first.agent.name}")
+    if executor.cluster == "slurm" and launcher.jobs <= 0:
+        executor.update_parameters(slurm_array_parallelism=len(to_submit))
+    handles = slurm.submit_array(executor, ResumableJob(), to_submit)
+    manifest = slurm.record_submission(out, "run", [(h.job_id, str(j.path.resolve()))
+                                                    for h, j in zip(handles, to_submit)], executor.cluster)
+    ids = [h.job_id for h in handles]
+    say(f"submitted {len(ids)} job(s) to {executor.cluster}: {', '.join(ids)}; recorded in {manifest}")
+    if not wait:
+        say(f"follow them with: harness status {out}   (logs: {out / slurm.LOG_FOLDER}/<job id>/); "
+            f"rerunning this command resubmits only runs that are neither done nor queued")
+        return results + [JobResult(j.path, "submitted", f"SLURM job {h.job_id}", job_id=h.job_id)
+                          for h, j in zip(handles, to_submit)]
+    return results + [_wait_for(handle, job) for handle, job in zip(handles, to_submit)]
+
+
+def _wait_for(handle: Any, job: Job) -> JobResult:
+    try:
+        result = handle.result()
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # noqa: BLE001 - cancelled, killed or failed on the node
+        first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        return JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {first}",
+                         RunDirectory(job.path).read_summary() or {}, job_id=handle.job_id)
+    result.job_id = handle.job_id
+    return result
 
 
 class ResumableJob:
@@ -113,7 +260,10 @@ class ResumableJob:
     job resumes the run from its last checkpoint."""
 
     def __call__(self, job: Job) -> JobResult:
-        return execute_job(job)
+        try:
+            return execute_job(job)
+        except KeyboardInterrupt:  # scancel's SIGTERM: the run checkpointed and is marked interrupted
+            return _interrupted(job)
 
     def checkpoint(self, job: Job) -> Any:
         import submitit  # noqa: PLC0415

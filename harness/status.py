@@ -1,34 +1,96 @@
-"""Reading the state of run directories for ``harness status``."""
+"""Reading the state of run directories, and of their SLURM jobs, for ``harness status``.
+
+A run's state comes from its run directory (the contract's lock rule tells running from
+interrupted). Where the output folder holds a manifest of submitted jobs
+(``harness.slurm``), each run also gets its latest job's id and SLURM state, and a run whose
+job has not started yet (no folder so far) is listed as queued.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.rundir import RunDirectory, is_locked
+from harness import slurm
+from harness.contract import INTERRUPTED, RUNNING, SEED_PREFIX, SUMMARY_FILE, read_summary, run_state
+
+QUEUED = "queued"  # read only: a submitted job whose run has written nothing yet
 
 
-def collect_status(root: Path) -> list[dict[str, str]]:
-    """One row per run folder (a folder with summary.json) under ``root``, sorted by path.
+@dataclass
+class RunRow:
+    """One run as ``harness status`` shows it."""
 
-    A run whose summary says "running" but whose lock nobody holds was interrupted:
-    rerunning its command resumes it.
-    """
-    rows = []
-    for summary_path in sorted(root.rglob("summary.json")):
-        run_dir = RunDirectory(summary_path.parent)
-        summary = run_dir.read_summary() or {}
-        status = summary.get("status", "unreadable")
-        if status == "running" and not is_locked(run_dir.path):
-            status = "interrupted"
-        fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
-        parts = run_dir.path.resolve().parts[-4:]
-        rows.append({
-            "suite": parts[0], "task": parts[1], "agent": parts[2], "seed": parts[3].removeprefix("seed_"),
-            "status": status,
-            "steps": f"{summary.get('steps_done', 0)}/{summary.get('total_steps', '?')}",
-            "final eval return": fmt(summary.get("final_eval_return")),
-            "best eval return": fmt(summary.get("best_eval_return")),
-            "wall time (s)": fmt(summary.get("wall_time")),
-            "error": (summary.get("error") or "")[:80],
-        })
-    return rows
+    experiment: str  # <suite>/<task>/<agent folder>
+    seed: str
+    status: str
+    steps_done: int | None = None
+    total_steps: int | None = None
+    final_return: float | None = None
+    best_return: float | None = None
+    wall_time: float | None = None
+    error: str = ""
+    job_id: str = ""
+    job_state: str = ""
+
+
+@dataclass
+class StatusReport:
+    runs: list[RunRow] = field(default_factory=list)
+    workers: list[tuple[str, str, str]] = field(default_factory=list)  # (what, job id, state)
+    note: str = ""
+
+
+def experiment_and_seed(folder: Path) -> tuple[str, str]:
+    """(<suite>/<task>/<agent folder>, seed) of a run folder."""
+    parts = folder.resolve().parts[-4:]
+    return "/".join(parts[:3]), parts[3].removeprefix(SEED_PREFIX)
+
+
+def collect_status(root: Path, query_slurm: bool = True) -> StatusReport:
+    """Every run folder (a folder with summary.json) under ``root``, sorted by path, joined
+    with the jobs of every manifest at, above or under ``root``."""
+    root = Path(root)
+    report = StatusReport()
+    rows: dict[str, RunRow] = {}
+    for summary_path in sorted(root.rglob(SUMMARY_FILE)):
+        folder = summary_path.parent
+        summary = read_summary(folder) or {}
+        experiment, seed = experiment_and_seed(folder)
+        rows[str(folder.resolve())] = RunRow(
+            experiment, seed, run_state(folder, summary), summary.get("steps_done"), summary.get("total_steps"),
+            summary.get("final_eval_return"), summary.get("best_eval_return"), summary.get("wall_time"),
+            summary.get("error") or "")
+    jobs = _recorded_jobs(root)
+    if jobs and query_slurm:
+        states = slurm.query_states(jobs.values())
+        report.note = states.note
+    else:
+        states = slurm.JobStates({})
+    inside = str(root.resolve())
+    for serves, job_id in jobs.items():
+        state = states.of(job_id)
+        if not serves.startswith("/"):  # a search worker, not a run folder
+            report.workers.append((serves, job_id, state))
+            continue
+        if not serves.startswith(inside):
+            continue
+        row = rows.get(serves)
+        if row is None:
+            experiment, seed = experiment_and_seed(Path(serves))
+            row = rows[serves] = RunRow(experiment, seed, QUEUED)
+        row.job_id, row.job_state = job_id, state
+        if row.status == INTERRUPTED and state == "RUNNING":  # held on another node: its lock is not ours to see
+            row.status = RUNNING
+    report.runs = [rows[key] for key in sorted(rows)]
+    return report
+
+
+def _recorded_jobs(root: Path) -> dict[str, str]:
+    """What each job serves -> its latest job id, over the manifests at, above and under root."""
+    folders = [p for p in [root.resolve(), *root.resolve().parents] if slurm.manifest_path(p).exists()][:1]
+    folders += [p for p in slurm.find_manifests(root) if p.resolve() not in folders]
+    jobs: dict[str, str] = {}
+    for folder in folders:
+        jobs.update(slurm.latest_jobs(folder))
+    return jobs

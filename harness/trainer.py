@@ -12,13 +12,15 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from agents import SVGAgent
+from agents.agent import DivergenceError
 from agents.replay import ReplayBuffer
-from harness.config import RunConfig, to_dict
+from harness.config import RunConfig, to_dict, to_yaml
+from harness.lifecycle import ProgressBar, RunInterrupted, StepCost, StopSignals, say_to_stderr
 from harness.mirror import WandbMirror
-from harness.rundir import EVAL_COLUMNS, RunDirectory, git_commit, package_versions, run_lock
+from harness.contract import DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock
+from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
 from harness.suites import TaskSpec, get_task
 from harness.suites.wrappers import get_env_state, set_env_state
 
@@ -89,8 +91,10 @@ class Trainer:
     """
 
     def __init__(self, config: RunConfig, run_dir: RunDirectory,
-                 on_evaluation: EvaluationCallback | None = None) -> None:
+                 on_evaluation: EvaluationCallback | None = None,
+                 say: Callable[[str], None] = say_to_stderr) -> None:
         self.config = config
+        self.say = say
         self.run_dir = run_dir
         self.on_evaluation = on_evaluation
         self.spec: TaskSpec = get_task(config.suite, config.task)
@@ -151,14 +155,21 @@ class Trainer:
         resumed = self.run_dir.has_checkpoint()
         try:
             if resumed:
-                self.restore(self.run_dir.load_checkpoint())
+                checkpoint = self.run_dir.read_checkpoint(required=CHECKPOINT_KEYS)
+                if checkpoint.message:  # state.pt unreadable: resumed from state.prev.pt
+                    self.say(checkpoint.message)
+                self.restore(checkpoint.state)
             else:
                 self.start_fresh()
-        except Exception as error:  # a corrupt or mismatched checkpoint: keep it, say so
+        except CheckpointError:  # unreadable or of another version: the run folder stays untouched
+            raise
+        except Exception as error:  # a checkpoint that does not fit this agent: keep it, say so
             self._mark_failed(error)
             raise
+        if resumed:
+            self.say(f"resuming {self.run_dir.path} from step {self.progress.step}")
         summary = self.run_dir.read_summary() or {}
-        summary.update(self._identity(), status="running", error=None, total_steps=self.total_steps,
+        summary.update(self._identity(), status=RUNNING, error=None, total_steps=self.total_steps,
                        versions=package_versions(), git_commit=git_commit(), resumed=resumed)
         summary.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.run_dir.write_summary(summary)
@@ -169,21 +180,40 @@ class Trainer:
         eval_columns = EVAL_COLUMNS + (MODEL_ERROR_COLUMNS if self.agent.model is not None else [])
         eval_log, train_log = self.run_dir.open_logs(eval_columns)
         try:
-            self._loop(eval_log, train_log, mirror)
+            with StopSignals() as stop:
+                self._loop(eval_log, train_log, mirror, stop)
+        except RunInterrupted:
+            mirror.finish({"status": INTERRUPTED})
+            raise
+        except (KeyboardInterrupt, SystemExit) as error:  # a second Ctrl-C, or submitit's requeue exit
+            # no new checkpoint: the summary keeps the step of the last one, where a rerun resumes
+            self.run_dir.update_summary(status=INTERRUPTED, error=None, interrupted_by=type(error).__name__)
+            mirror.finish({"status": INTERRUPTED})
+            raise
         except BaseException as error:
             self._mark_failed(error, steps_done=self.progress.step)
-            mirror.finish({"status": "failed"})
+            mirror.finish({"status": FAILED})
             raise
         finally:
             eval_log.close()
             train_log.close()
-        summary = self.run_dir.update_summary(**self._results(), status="done")
+        summary = self.run_dir.update_summary(**self._results(), status=DONE)
         mirror.finish(summary)
         return summary
 
     def _mark_failed(self, error: BaseException, **fields) -> None:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        self.run_dir.update_summary(**self._identity(), status="failed", error=message, **fields)
+        if isinstance(error, DivergenceError):  # which loss, at which step: summary.json says
+            fields.update(diverged={"loss": error.loss, "value": str(error.value), "step": error.step})
+        self.run_dir.update_summary(**self._identity(), status=FAILED, error=message, **fields)
+
+    def _interrupt(self, signal_name: str) -> None:
+        """Checkpoint here (a step boundary: the state is whole), mark the run interrupted."""
+        self.progress.wall_time = self._wall_at_start + time.perf_counter() - self._session_start
+        self.run_dir.save_checkpoint(self.checkpoint_state())
+        self.run_dir.update_summary(status=INTERRUPTED, error=None, **self._results(), interrupted_by=signal_name)
+        raise RunInterrupted(f"{self.run_dir.path} interrupted by {signal_name} at step {self.progress.step}; "
+                             f"checkpointed")
 
     def _identity(self) -> dict:
         c = self.config
@@ -198,13 +228,13 @@ class Trainer:
                 "evaluations": p.evaluations, "wall_time": p.wall_time,
                 "steps_per_second": p.step / p.wall_time if p.wall_time > 0 else None}
 
-    def _loop(self, eval_log, train_log, mirror: WandbMirror) -> None:
+    def _loop(self, eval_log, train_log, mirror: WandbMirror, stop: StopSignals) -> None:
         p, c = self.progress, self.config
-        session_start, session_step = time.perf_counter(), p.step
-        wall_at_start = p.wall_time
+        self._session_start, self._wall_at_start = time.perf_counter(), p.wall_time
         row_clock, row_step = time.perf_counter(), p.step
-        bar = tqdm(total=self.total_steps, initial=p.step, disable=None if c.trainer.progress else True,
-                   desc=f"{c.task}/{c.agent.name}/seed {c.seed}", unit="step", dynamic_ncols=True, leave=False)
+        bar = ProgressBar(self.total_steps, p.step, c.trainer.seed_steps, enabled=c.trainer.progress,
+                          desc=f"{c.task}/{c.agent.name}/seed {c.seed}")
+        cost = StepCost(self.total_steps, enabled=c.preset == "paper" and self.agent.device.type == "cpu")
         while p.step < self.total_steps:
             if p.step < c.trainer.seed_steps:
                 action = self.action_rng.uniform(-1.0, 1.0, self.spec.act_dim).astype(np.float32)
@@ -217,9 +247,11 @@ class Trainer:
             p.episode_return += float(reward)
             p.episode_length += 1
             if p.step >= c.trainer.seed_steps:
+                cost.start()
                 for name, value in self.agent.update(self.replay, p.step).items():
                     self.metric_sums[name] += value
                     self.metric_counts[name] += 1
+                cost.stop(p.step, self.say)
             if terminated or truncated:
                 now = time.perf_counter()
                 row = {"step": p.step, "episode": p.episode, "episode_return": p.episode_return,
@@ -238,12 +270,14 @@ class Trainer:
                 next_obs, _ = self.env.reset()
                 self.agent.observe(next_obs)
             self.obs = next_obs
-            bar.update(1)
+            bar.update(p.step)
             if p.step % self.eval_every == 0 or p.step == self.total_steps:
-                p.wall_time = wall_at_start + time.perf_counter() - session_start
+                p.wall_time = self._wall_at_start + time.perf_counter() - self._session_start
                 self._evaluate_and_checkpoint(eval_log, mirror)
-                speed = (p.step - session_step) / max(time.perf_counter() - session_start, 1e-9)
-                bar.set_postfix(steps_per_s=f"{speed:.0f}", eval_return=f"{p.final_eval_return:.1f}")
+                bar.evaluated(p.final_eval_return)
+            if stop.requested and p.step < self.total_steps:
+                bar.close()
+                self._interrupt(stop.requested)
         bar.close()
 
     def _evaluate_and_checkpoint(self, eval_log, mirror: WandbMirror) -> None:
@@ -265,7 +299,7 @@ class Trainer:
         if row["return_mean"] > p.best_eval_return:
             p.best_eval_return, p.best_eval_step = row["return_mean"], p.step
         self.run_dir.save_checkpoint(self.checkpoint_state())
-        self.run_dir.update_summary(status="running", **self._results())
+        self.run_dir.update_summary(status=RUNNING, **self._results())
         if self.on_evaluation is not None:
             self.on_evaluation(p.step, row["return_mean"])
 
@@ -273,8 +307,10 @@ class Trainer:
 def train_run(config: RunConfig, path: str | Path, on_evaluation: EvaluationCallback | None = None) -> dict:
     """Train (or resume, or skip if done) the run at ``path``; returns its summary."""
     run_dir = RunDirectory(path)
-    with run_lock(run_dir.path):
+    with run_lock(run_dir.path):  # a run another process holds is refused before anything is written
         summary = run_dir.read_summary()
-        if summary and summary.get("status") == "done":
+        if summary and summary.get("status") == DONE:
             return summary
+        if run_dir.stored_config_text() is None:
+            run_dir.write_config(to_yaml(config))
         return Trainer(config, run_dir, on_evaluation).run()

@@ -32,7 +32,8 @@ from agents.dynamics import GRUDynamics, MLPEnsembleDynamics
 from agents.normalizer import RunningNormalizer
 from agents.replay import ReplayBuffer, SequenceBatch
 from harness.config import ConfigError, RunConfig, from_yaml
-from harness.rundir import CorruptCheckpointError, RunDirectory, atomic_write_bytes
+from harness.contract import atomic_write_bytes
+from harness.rundir import CheckpointError, RunDirectory
 
 FOLDER = "model_generalisation"
 CSV_NAME = "model_generalisation.csv"
@@ -135,7 +136,7 @@ def load_source(run_path: str | Path) -> SourceRun:
                           f"({type(error).__name__})") from error
     try:
         state = run_dir.load_checkpoint()
-    except CorruptCheckpointError as error:
+    except CheckpointError as error:
         raise ConfigError(str(error)) from error
     replay = state.get("replay")
     if not isinstance(replay, dict) or not {"size", "position", *ReplayBuffer._ARRAYS} <= set(replay):

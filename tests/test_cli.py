@@ -16,14 +16,16 @@ from harness.config import to_yaml
 from harness.launch import plan_jobs
 from harness.rundir import RunDirectory
 from harness.trainer import Trainer
-from tests.conftest import TINY
+from tests.conftest import tiny_for
 
 TINY_LABEL = "hidden_dim=16,model_hidden_dim=16,gru_hidden_dim=16,step_batch_size=16,seq_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
+SAC_LABEL = "hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
 
 
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """Run the real console script in a subprocess (as a user would)."""
-    env = dict(os.environ, WANDB_SILENT="true")
+def run_cli(*args: str, columns: int | None = None) -> tuple[int, str, str]:
+    """Run the real console script in a subprocess (as a user would), in a terminal of
+    ``columns`` if given."""
+    env = dict(os.environ, WANDB_SILENT="true", **({"COLUMNS": str(columns)} if columns else {}))
     done = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
                           env=env, timeout=600)
     return done.returncode, done.stdout, done.stderr
@@ -37,13 +39,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def tiny_run(out: Path, agent: str = "sac-svg", steps: int = 300, extra: tuple[str, ...] = (), *more: str):
     return run_cli("run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", agent,
                    "--preset", "quick", "--steps", str(steps), "--out", str(out), "--wandb", "disabled",
-                   *more, *TINY, *extra)
+                   *more, *tiny_for(agent), *extra)
 
 
 def crash_at(out: Path, agent: str, steps: int, crash_step: int) -> Path:
     """Start a tiny run as ``harness run`` would and kill it (an exception) at ``crash_step``."""
     job = plan_jobs("classic", ["inverted-pendulum"], agent, [0], "quick", "local", steps, str(out), "disabled",
-                    list(TINY))[0]
+                    tiny_for(agent))[0]
     run_dir = RunDirectory(job.path)
     run_dir.write_config(to_yaml(job.config))
     trainer = Trainer(job.config, run_dir)
@@ -60,7 +62,8 @@ def crash_at(out: Path, agent: str, steps: int, crash_step: int) -> Path:
     return job.path
 
 
-def run_folder(out: Path, agent: str = "sac-svg", seed: int = 0, label: str = TINY_LABEL) -> Path:
+def run_folder(out: Path, agent: str = "sac-svg", seed: int = 0, label: str | None = None) -> Path:
+    label = label or (SAC_LABEL if agent == "sac" else TINY_LABEL)
     return out / "classic" / "inverted-pendulum" / f"{agent}+{label}" / f"seed_{seed}"
 
 
@@ -166,18 +169,18 @@ def test_a_folder_holding_another_config_is_refused_and_kept(tmp_path):
 
 
 @pytest.mark.slow
-def test_corrupt_checkpoint_is_one_line_exit_1_and_loses_nothing(tmp_path):
+def test_corrupt_checkpoints_are_one_line_exit_1_and_change_nothing(tmp_path):
     folder = crash_at(tmp_path, "sac", 300, 250)
     (folder / "summary.json").write_text(json.dumps({"status": "running"}))  # as if killed by a signal
-    eval_before = (folder / "eval.csv").read_text()
-    (folder / "checkpoint" / "state.pt").write_bytes(b"not a checkpoint")
+    for name in ("state.pt", "state.prev.pt"):  # the latest and the previous one both damaged
+        (folder / "checkpoint" / name).write_bytes(b"not a checkpoint")
+    files = lambda: {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}  # noqa: E731
+    before = files()
     code, _, stderr = tiny_run(tmp_path, "sac", 300)
     assert code == 1
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and "unreadable" in lines[0], stderr
-    assert (folder / "eval.csv").read_text() == eval_before
-    assert (folder / "checkpoint" / "state.pt").read_bytes() == b"not a checkpoint"
-    assert json.loads((folder / "summary.json").read_text())["status"] == "failed"
+    assert len(lines) == 1 and "state.pt" in lines[0] and "state.prev.pt" in lines[0], stderr
+    assert files() == before  # (the empty lock file the command held is the only new file)
 
 
 @pytest.mark.slow
@@ -197,11 +200,14 @@ def test_diverging_run_is_marked_failed_with_one_line_and_exit_1(tmp_path):
 def test_parallel_jobs_and_status_table(tmp_path):
     code, _, stderr = tiny_run(tmp_path, "sac", 200, (), "--seeds", "2", "--jobs", "2")
     assert code == 0, stderr
-    code, stdout, _ = run_cli("status", str(tmp_path))
+    code, stdout, _ = run_cli("status", str(tmp_path), columns=80)
     assert code == 0
-    rows = [line for line in stdout.splitlines() if "inverted-pendulum" in line]
-    assert len(rows) == 2 and all("done" in row and "200/200" in row for row in rows)
-    assert [row.split("│")[4].strip() for row in rows] == ["0", "1"]
+    lines = stdout.splitlines()
+    assert max(map(len, lines)) <= 80, stdout  # readable in an 80-column terminal
+    header = lines[:next(i for i, line in enumerate(lines) if line.startswith("seed"))]
+    assert "".join(header) == f"classic/inverted-pendulum/sac+{SAC_LABEL}"  # the experiment, folded
+    rows = [line.split() for line in lines if "done" in line]
+    assert [row[:3] for row in rows] == [["0", "done", "200/200"], ["1", "done", "200/200"]]
 
 
 def test_list_json_names_agents_suites_and_dims(capsys):
@@ -218,7 +224,7 @@ def test_list_json_names_agents_suites_and_dims(capsys):
 def test_wandb_offline_mirror_writes_beside_the_run(tmp_path):
     code, _, stderr = run_cli("run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
                               "--preset", "quick", "--steps", "200", "--out", str(tmp_path), "--wandb", "offline",
-                              *TINY)
+                              *tiny_for("sac"))
     assert code == 0, stderr
     folder = run_folder(tmp_path, "sac")
     assert list((folder / "wandb").glob("offline-run-*")), "no offline wandb run beside the files"
@@ -228,9 +234,11 @@ def test_wandb_offline_mirror_writes_beside_the_run(tmp_path):
 @pytest.mark.slow
 def test_submitit_launcher_runs_every_seed_as_an_array_task(tmp_path):
     code, stdout, stderr = tiny_run(tmp_path, "sac", 200, ("launcher.cluster=local",), "--seeds", "2",
-                                    "--launcher", "submitit")
+                                    "--launcher", "submitit", "--wait")
     assert code == 0, stderr
     for seed in (0, 1):  # launcher settings do not label the run folder
         summary = json.loads((run_folder(tmp_path, "sac", seed) / "summary.json").read_text())
         assert summary["status"] == "done" and summary["steps_done"] == 200
-    assert list((tmp_path / ".submitit").glob("*_result.pkl"))
+    assert list((tmp_path / ".submitit").glob("*/*_result.pkl"))
+    manifest = json.loads((tmp_path / "slurm_jobs.json").read_text())
+    assert len(manifest["submissions"][0]["jobs"]) == 2

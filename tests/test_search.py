@@ -24,12 +24,11 @@ from studies.slots import slot_states
 from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
                                    search_space, suggest_schedule)
 from studies.storage import load_study
-from tests.conftest import TINY
+from tests.conftest import TINY_SAC
 from tests.test_cli import read_csv, run_cli
 
 SEARCH = ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
           "--preset", "quick"]
-TINY_SAC = [o for o in TINY if not o.startswith(("agent.model_", "agent.gru_", "agent.seq_"))]
 STUDY = "entropy-classic-inverted-pendulum-sac"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurm_cluster import Cluster, ClusterError, skip_reason, slurm_cluster  # noqa: F401
+from tests.slurm_cluster import Cluster, ClusterError, skip_reason
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,0 +1,136 @@
+"""What a user sees of a run's life in the terminal: stopping on Ctrl-C or SIGTERM at a step
+boundary, the progress bar, and what one step costs when the paper preset runs on a CPU."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+from tqdm import tqdm
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped on a signal after checkpointing: rerunning its command resumes it."""
+
+
+class StopSignals:
+    """Within ``with``, the first SIGINT or SIGTERM only asks the loop to stop (``requested``
+    names the signal), so the run checkpoints at the next step boundary; a second one stops
+    at once (KeyboardInterrupt), keeping the last checkpoint. Outside the main thread signals
+    cannot be caught, and the default behaviour stays."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for number in STOP_SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: object) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(number).name
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+class ProgressBar:
+    """tqdm over env steps whose rate is that of the last few seconds of learning steps: the
+    random-action seed steps (fast, no updates) say so instead of inflating the rate."""
+
+    WINDOW_SECONDS = 2.0
+
+    def __init__(self, total: int, initial: int, seed_steps: int, enabled: bool, desc: str) -> None:
+        self.total, self.seed_steps, self.shown = total, seed_steps, initial
+        self.bar = tqdm(total=total, initial=initial, disable=None if enabled else True, desc=desc, unit="step",
+                        dynamic_ncols=True, leave=False,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        self.window_clock, self.window_step = time.perf_counter(), initial
+        self.rate: float | None = None
+        self.eval_return: float | None = None
+        if initial < seed_steps:
+            self.bar.set_postfix_str("random actions (seed steps)", refresh=False)
+
+    def update(self, step: int) -> None:
+        self.bar.update(step - self.shown)
+        self.shown = step
+        now = time.perf_counter()
+        if step <= self.seed_steps:  # the window of learning steps starts when learning does
+            self.window_clock, self.window_step = now, step
+            return
+        if now - self.window_clock >= self.WINDOW_SECONDS:
+            self.rate = (step - self.window_step) / (now - self.window_clock)
+            self.window_clock, self.window_step = now, step
+            self._show()
+
+    def evaluated(self, eval_return: float) -> None:
+        self.eval_return = eval_return
+        self._show()
+        # evaluation time is not learning time: the next window starts now
+        self.window_clock, self.window_step = time.perf_counter(), self.shown
+
+    def _show(self) -> None:
+        parts = []
+        if self.rate is not None:
+            left = (self.total - self.shown) / max(self.rate, 1e-9)
+            parts.append(f"{self.rate:.1f} steps/s, {tqdm.format_interval(left)} left")
+        elif self.shown < self.seed_steps:
+            parts.append("random actions (seed steps)")
+        if self.eval_return is not None:
+            parts.append(f"eval return {self.eval_return:.1f}")
+        self.bar.set_postfix_str(", ".join(parts))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class StepCost:
+    """Times the first learning steps and, once, says what a step costs and how long the run
+    would take: for the paper preset on a CPU, where a run takes weeks and a GPU is expected."""
+
+    MEASURED_STEPS = 5
+
+    def __init__(self, total_steps: int, enabled: bool) -> None:
+        self.total_steps, self.enabled = total_steps, enabled
+        self.times: list[float] = []
+        self.clock = 0.0
+
+    def start(self) -> None:
+        if self.enabled:
+            self.clock = time.perf_counter()
+
+    def stop(self, step: int, say: Callable[[str], None]) -> None:
+        if not self.enabled:
+            return
+        self.times.append(time.perf_counter() - self.clock)
+        if len(self.times) < self.MEASURED_STEPS:
+            return
+        self.enabled = False
+        per_step = sorted(self.times)[len(self.times) // 2]
+        left = (self.total_steps - step) * per_step
+        say(f"the paper preset on a CPU: one env step's updates take {per_step:.2f} s here, so the "
+            f"{self.total_steps - step:,} steps left would take about {_duration(left)}; the paper's sizes "
+            f"expect a GPU (agent.device=cuda), or try --preset quick")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+def say_to_stderr(line: str) -> None:
+    """A status line that does not tear the progress bar."""
+    tqdm.write(line, file=sys.stderr)

@@ -1,0 +1,208 @@
+"""SLURM through submitit: submitting job arrays with what the user asked for, the manifest
+of submitted jobs in the output folder, the jobs' states, and sbatch refusals as one line.
+
+The manifest (``<out>/slurm_jobs.json``) lists every submission: its job ids and the run
+folders (or search worker) each job serves. ``harness status`` joins it with ``squeue`` and
+``sacct`` so a user sees a queued job before its run folder exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from harness.config import ConfigError, LauncherConfig
+from harness.contract import atomic_write_bytes
+
+MANIFEST_FILE = "slurm_jobs.json"
+LOG_FOLDER = ".submitit"
+# SLURM job states in which the job will still run (or is running): a rerun must not submit it again
+ACTIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED",
+                 "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT")
+
+
+class SubmissionRefused(ConfigError):
+    """sbatch refused the jobs, or no SLURM controller answered: exit 2, naming what to change."""
+
+
+# (pattern in sbatch's error, what it means, the launcher key and flag to change)
+_REFUSALS = [
+    (r"gres|generic resource|gpu", "a GPU (GRES) this cluster does not offer",
+     "launcher.gpus_per_node (--gpus)"),
+    (r"memory specification|mem", "more memory than a node has", "launcher.mem_gb (--mem)"),
+    (r"partition", "a partition that does not exist or you may not use", "launcher.partition (--partition)"),
+    (r"time limit", "a time limit above the partition's", "launcher.timeout_min (--time)"),
+    (r"account", "an account SLURM does not know for you", "launcher.account (--account)"),
+    (r"qos|quality of service", "a QoS SLURM does not allow you", "launcher.qos (--qos)"),
+    (r"node configuration", "more CPUs or memory than any node has",
+     "launcher.cpus_per_task (--cpus) or launcher.mem_gb (--mem)"),
+    (r"processors|cpu", "more CPUs than a node has", "launcher.cpus_per_task (--cpus)"),
+]
+_UNREACHABLE = r"unable to contact slurm controller|connection refused|slurm_load_|socket timed out|" \
+               r"could not establish a configuration source|cannot open|munge"
+
+
+def explain_refusal(stderr: str) -> str:
+    """One line naming why sbatch refused (its own words) and the launcher key to change."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+    said = re.sub(r"^sbatch:\s*error:\s*", "", said)
+    said = re.sub(r"^Batch job submission failed:\s*", "", said)
+    lowered = said.lower()
+    if re.search(_UNREACHABLE, lowered):
+        return f"cannot reach the SLURM controller ({said}); check that SLURM runs here and SLURM_CONF, " \
+               f"or use --launcher local"
+    for pattern, meaning, key in _REFUSALS:
+        if re.search(pattern, lowered):
+            return f"sbatch refused the jobs: {said} (they ask for {meaning}); change {key}"
+    return f"sbatch refused the jobs: {said}; check the launcher settings (harness run --help, launcher.*)"
+
+
+def make_executor(launcher: LauncherConfig, folder: Path, name: str) -> Any:
+    """A submitit executor asking for exactly what ``launcher`` says: no GPU unless asked."""
+    import submitit  # noqa: PLC0415 - only the submitit launcher needs it
+
+    if launcher.cluster is None and shutil.which("sbatch") is None:
+        raise SubmissionRefused("--launcher submitit: no SLURM here (sbatch is not on PATH); "
+                                "launcher.cluster=local runs the jobs with submitit on this machine")
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=launcher.cluster)
+    parameters: dict[str, Any] = {"name": name, "timeout_min": launcher.timeout_min,
+                                  "cpus_per_task": launcher.cpus_per_task, "mem_gb": launcher.mem_gb}
+    if launcher.gpus_per_node:
+        parameters["gpus_per_node"] = launcher.gpus_per_node
+    if executor.cluster == "slurm":
+        parameters["slurm_array_parallelism"] = max(1, launcher.jobs)
+        for key in ("partition", "account", "qos"):
+            value = getattr(launcher, key)
+            if value:
+                parameters[f"slurm_{key}"] = value
+    executor.update_parameters(**parameters)
+    return executor
+
+
+def submit_array(executor: Any, function: Callable[[Any], Any], arguments: list[Any]) -> list[Any]:
+    """Submit one array job; an sbatch refusal becomes one :class:`SubmissionRefused` line."""
+    from submitit.core.utils import FailedJobError  # noqa: PLC0415
+
+    try:
+        # submitit prints sbatch's stderr before raising; the refusal is said once, below
+        with contextlib.redirect_stderr(io.StringIO()):
+            return list(executor.map_array(function, arguments))
+    except FailedJobError as error:
+        raise SubmissionRefused(explain_refusal(str(error))) from error
+    except (OSError, subprocess.SubprocessError) as error:
+        raise SubmissionRefused(explain_refusal(f"sbatch: error: {error}")) from error
+
+
+# ---------------------------------------------------------------------------------- manifest
+
+
+def manifest_path(out: str | Path) -> Path:
+    return Path(out) / MANIFEST_FILE
+
+
+def read_manifest(out: str | Path) -> list[dict[str, Any]]:
+    """Every submission recorded in ``out`` (oldest first); an unreadable manifest reads as none."""
+    path = manifest_path(out)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return data.get("submissions", []) if isinstance(data, dict) else []
+
+
+def record_submission(out: str | Path, kind: str, jobs: Iterable[tuple[str, str]], cluster: str) -> Path:
+    """Append one submission: ``jobs`` are (job id, what it serves: a run folder or a worker name)."""
+    path = manifest_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    submissions = read_manifest(out)
+    submissions.append({"submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "kind": kind, "cluster": cluster,
+                        "jobs": [{"job_id": job_id, "serves": serves} for job_id, serves in jobs]})
+    atomic_write_bytes(path, json.dumps({"submissions": submissions}, indent=2).encode())
+    return path
+
+
+def latest_jobs(out: str | Path) -> dict[str, str]:
+    """What each recorded job serves -> the id of its latest job."""
+    latest: dict[str, str] = {}
+    for submission in read_manifest(out):
+        for job in submission.get("jobs", []):
+            latest[str(job["serves"])] = str(job["job_id"])
+    return latest
+
+
+def find_manifests(root: Path) -> list[Path]:
+    """Folders under (or at) ``root`` holding a manifest."""
+    root = Path(root)
+    found = [root] if manifest_path(root).exists() else []
+    return found + sorted(p.parent for p in root.rglob(MANIFEST_FILE) if p.parent != root)
+
+
+# ---------------------------------------------------------------------------------- job states
+
+
+@dataclass(frozen=True)
+class JobStates:
+    """SLURM states by job id; ``note`` says why some could not be read (e.g. no accounting)."""
+
+    states: dict[str, str]
+    note: str = ""
+
+    def of(self, job_id: str) -> str:
+        return self.states.get(job_id, "")
+
+
+def query_states(job_ids: Iterable[str], env: dict[str, str] | None = None) -> JobStates:
+    """States from ``squeue`` (jobs still queued or running) and ``sacct`` (ended jobs, where
+    the cluster keeps accounting). Array task ids look like ``123_4``."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return JobStates({})
+    if shutil.which("squeue") is None:
+        return JobStates({}, "squeue not found: SLURM job states unavailable here")
+    env = env or dict(os.environ)
+    states: dict[str, str] = {}
+    notes = []
+    base_ids = sorted({i.split("_")[0] for i in ids})
+    queue = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(base_ids)], env)
+    if queue is None:
+        notes.append("squeue failed: is SLURM reachable from here? job states unknown")
+    else:
+        states.update(_parse_pairs(queue))
+    missing = [i for i in ids if i not in states]
+    if missing and shutil.which("sacct"):
+        ended = _run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(sorted({i.split("_")[0]
+                                                                                            for i in missing}))], env)
+        if ended is None:
+            notes.append("sacct failed (no job accounting?): ended jobs show as 'ended'")
+        else:
+            states.update({k: v for k, v in _parse_pairs(ended).items() if k in missing})
+    for job_id in ids:
+        states.setdefault(job_id, "ended" if queue is not None else "")
+    return JobStates(states, "; ".join(notes))
+
+
+def _run(command: list[str], env: dict[str, str]) -> str | None:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=20, env=env, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def _parse_pairs(text: str) -> dict[str, str]:
+    pairs = {}
+    for line in text.splitlines():
+        job_id, _, state = line.strip().partition("|")
+        if job_id and state:
+            pairs[job_id] = state.split()[0]  # "CANCELLED by 0" -> CANCELLED
+    return pairs

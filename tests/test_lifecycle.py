@@ -1,0 +1,125 @@
+"""A run's life as a user sees it: Ctrl-C checkpoints and marks runs interrupted (exit 130),
+a rerun says where it resumes, the progress rate ignores the random-action phase, and the
+paper preset on a CPU says what a step costs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import lifecycle
+from harness.lifecycle import ProgressBar, StepCost
+from tests.conftest import TINY_SAC
+from tests.test_cli import read_csv, run_cli
+
+LABEL = "sac+hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
+RUN = ["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick",
+       "--wandb", "disabled", *TINY_SAC]
+
+
+def folder(out: Path, seed: int = 0) -> Path:
+    return out / "classic" / "inverted-pendulum" / LABEL / f"seed_{seed}"
+
+
+def summary(path: Path) -> dict:
+    try:
+        return json.loads((path / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def interrupt_after(out: Path, steps: int, evaluations: int, *more: str) -> subprocess.CompletedProcess:
+    """Start ``harness run``, press Ctrl-C (SIGINT) once ``evaluations`` rows are written."""
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", str(steps), "--out", str(out),
+                                *more], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and min(summary(folder(out, s)).get("evaluations", 0)
+                                         for s in range(2 if "--seeds" in more else 1)) < evaluations:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_marks_interrupted_and_the_rerun_resumes_to_the_same_result(tmp_path):
+    stopped = interrupt_after(tmp_path / "a", 1500, 3)
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.strip().endswith("rerun the same command to resume"), stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    run = folder(tmp_path / "a")
+    state = summary(run)
+    assert state["status"] == "interrupted" and state["interrupted_by"] == "SIGINT"
+    step = state["steps_done"]
+    assert 300 <= step < 1500
+    code, _, stderr = run_cli(*RUN, "--steps", "1500", "--out", str(tmp_path / "a"))
+    assert code == 0, stderr
+    assert f"resuming {run} from step {step}" in stderr  # the checkpoint Ctrl-C wrote, not the last evaluation's
+    assert summary(run)["status"] == "done"
+    code, _, stderr = run_cli(*RUN, "--steps", "1500", "--out", str(tmp_path / "b"))
+    assert code == 0, stderr
+    straight = folder(tmp_path / "b")
+    drop = lambda rows, key: [{k: v for k, v in r.items() if k != key} for r in rows]  # noqa: E731
+    assert drop(read_csv(run / "eval.csv"), "wall_time") == drop(read_csv(straight / "eval.csv"), "wall_time")
+    assert drop(read_csv(run / "train.csv"), "steps_per_second") == \
+        drop(read_csv(straight / "train.csv"), "steps_per_second")
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_parallel_jobs_interrupts_every_run_in_flight(tmp_path):
+    stopped = interrupt_after(tmp_path, 3000, 2, "--seeds", "2", "--jobs", "2")
+    assert stopped.returncode == 130, stopped.stderr
+    assert "rerun the same command to resume" in stopped.stderr and "Traceback" not in stopped.stderr
+    for seed in (0, 1):
+        state = summary(folder(tmp_path, seed))
+        assert state["status"] == "interrupted", state
+        assert (folder(tmp_path, seed) / "checkpoint" / "state.pt").exists()
+
+
+def test_all_seed_steps_is_warned(tmp_path):
+    code, _, stderr = run_cli(*RUN, "--steps", "60", "--out", str(tmp_path), "trainer.eval_every=60")
+    assert code == 0, stderr
+    assert "60 steps <= trainer.seed_steps=100: every step acts at random and nothing is learned" in stderr
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_rate_covers_learning_steps_only(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(lifecycle.time, "perf_counter", clock)
+    bar = ProgressBar(total=1000, initial=0, seed_steps=100, enabled=False, desc="t")
+    for step in range(1, 101):  # random actions: 1000 steps/s
+        clock.now += 0.001
+        bar.update(step)
+    assert bar.rate is None
+    for step in range(101, 201):  # learning: 20 steps/s
+        clock.now += 0.05
+        bar.update(step)
+    assert bar.rate == pytest.approx(20.0)
+    bar.close()
+
+
+def test_the_paper_preset_on_a_cpu_says_what_a_step_costs(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(lifecycle.time, "perf_counter", clock)
+    said: list[str] = []
+    cost = StepCost(total_steps=1_000_000, enabled=True)
+    for step in range(1001, 1001 + StepCost.MEASURED_STEPS + 3):
+        cost.start()
+        clock.now += 2.0
+        cost.stop(step, said.append)
+    assert len(said) == 1, said
+    assert "one env step's updates take 2.00 s here" in said[0]
+    assert "998,995 steps left would take about 23.1 days" in said[0] and "GPU" in said[0]
