@@ -21,8 +21,11 @@ class DivergenceError(FloatingPointError):
     """A loss became NaN or infinite: the run cannot continue. Names the loss and the step."""
 
     def __init__(self, loss: str, value: float, step: int) -> None:
-        super().__init__(f"{loss} is {value} at env step {step}")
+        super().__init__(loss, value, step)  # the args pickle, so it crosses process boundaries
         self.loss, self.value, self.step = loss, value, step
+
+    def __str__(self) -> str:
+        return f"{self.loss} is {self.value} at env step {self.step}"
 
 
 def _mean_of_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:

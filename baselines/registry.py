@@ -6,10 +6,9 @@ so ``--agent sac`` composes the same settings a user could write by hand.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
-
-from harness.names import unknown_name
 
 
 @dataclass(frozen=True)
@@ -73,5 +72,7 @@ class UnknownAgentError(LookupError):
 
 def get_agent(name: str) -> AgentVariant:
     if name not in AGENTS:
-        raise UnknownAgentError(unknown_name("agent", name, AGENTS))
+        close = difflib.get_close_matches(name, list(AGENTS), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownAgentError(f"unknown agent {name!r}{hint}; valid agents: {', '.join(AGENTS)}")
     return AGENTS[name]

@@ -190,15 +190,19 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
         click.echo("harness: interrupted; runs in flight were checkpointed and marked interrupted; "
                    "rerun the same command to resume", err=True)
         raise SystemExit(130) from None
-    except KeyboardInterrupt:  # waiting on SLURM jobs: they go on
-        click.echo(f"harness: stopped waiting; the SLURM jobs go on: harness status {out}", err=True)
+    except KeyboardInterrupt:
+        if launcher == "submitit":
+            click.echo(f"harness: stopped waiting; the SLURM jobs go on: harness status {out}", err=True)
+        else:
+            click.echo("harness: interrupted; rerun the same command to resume", err=True)
         raise SystemExit(130) from None
     print_results(results)
-    failed = [r for r in results if r.status in ("failed", "busy")]
+    verbs = {"failed": "failed", "busy": "was refused", "interrupted": "was interrupted (SLURM job cancelled?)",
+             "not started": "did not start"}
+    failed = [r for r in results if r.status in verbs]
     if failed:
         for result in failed:
-            verb = "failed" if result.status == "failed" else "was refused"
-            click.echo(f"harness: run {result.path} {verb}: {result.message}", err=True)
+            click.echo(f"harness: run {result.path} {verbs[result.status]}: {result.message}", err=True)
         raise HarnessFailure()
 
 
@@ -392,9 +396,10 @@ def _search_on_slurm(settings, launcher_overrides: list[str], wait: bool):
     from harness.config import compose_run  # noqa: PLC0415
 
     # the launcher group's YAML (conf/launcher/submitit.yaml) under the command's flags
-    launcher = compose_run(settings.agent, settings.preset, "submitit", [], launcher_overrides).launcher
-    submit_search_workers(settings, launcher, wait, say=lambda line: click.echo(f"harness: {line}", err=True))
-    if not wait:
+    given = [o for o in settings.overrides if o.lstrip("+~").startswith("launcher.")]  # launcher.* typed as overrides
+    launcher = compose_run(settings.agent, settings.preset, "submitit", [], [*given, *launcher_overrides]).launcher
+    ids = submit_search_workers(settings, launcher, wait, say=lambda line: click.echo(f"harness: {line}", err=True))
+    if not wait or not ids:
         return None
     study, _ = load_named_study(settings.study_name, settings.storage, settings.out)
     done = finished_count(study, settings.trials)
@@ -539,6 +544,9 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"harness: error: {error}", err=True)
         return 2
     except RunFailure as error:
+        click.echo(f"harness: {error}", err=True)
+        return 1
+    except OSError as error:  # a full disk, a folder that vanished: the cause in one line
         click.echo(f"harness: {error}", err=True)
         return 1
     except HarnessFailure:

@@ -54,6 +54,7 @@ class LauncherConfig:
     account: Optional[str] = None
     qos: Optional[str] = None
     timeout_min: int = 4320  # wall-clock limit per job; a timed-out job checkpoints and requeues
+    max_requeues: int = 20  # time-outs after which a job is not requeued again (submitit's max_num_timeout)
     cpus_per_task: int = 1
     gpus_per_node: int = 0
     mem_gb: int = 4

@@ -74,16 +74,23 @@ class RunBusyError(RuntimeError):
     """Another process is training in this run directory."""
 
 
+LOCK_ATTEMPTS = 10  # over about a second
+
+
 @contextmanager
 def run_lock(path: str | Path) -> Iterator[None]:
     """Hold the run folder's lock for as long as this process trains in it (RunBusyError if
     another process holds it). The kernel drops the lock when the process dies, however."""
     Path(path).mkdir(parents=True, exist_ok=True)
     with open(Path(path) / LOCK_FILE, "a") as handle:  # "a": a refused command changes nothing, not even mtime
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise RunBusyError(f"{path} is being trained by another process") from error
+        for attempt in range(LOCK_ATTEMPTS):  # a reader's is_locked probe holds it for an instant
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as error:
+                if attempt == LOCK_ATTEMPTS - 1:
+                    raise RunBusyError(f"{path} is being trained by another process") from error
+                time.sleep(0.1)
         try:
             yield
         finally:

@@ -1,17 +1,17 @@
 """Job planning and launching: every (task, seed) of a command is one job, run in local
 processes or as one submitit (SLURM) job array. A job trains, resumes or skips its run.
 
-Local: Ctrl-C reaches this process alone (the workers have process groups of their own);
-it asks each running run to checkpoint and stop, starts no new run, and raises
+Local: Ctrl-C reaches this process alone (each run's process has a group of its own); it
+asks each running run to checkpoint and stop, starts no new run, and raises
 KeyboardInterrupt once they have. SLURM: the command submits, records the jobs in the
 output folder's manifest and returns; ``wait`` blocks until they end.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import multiprocessing
 import os
+import queue
 import shutil
 import signal
 import sys
@@ -80,6 +80,16 @@ def start_over(jobs: list[Job], say: Callable[[str], None]) -> None:
     for job in doomed:
         if is_locked(job.path):
             raise ConfigError(f"--force: {job.path} is being trained by another process; not deleting it")
+    if doomed:  # a queued SLURM job would train its old config into the new folder
+        from harness import slurm  # noqa: PLC0415
+
+        recorded = slurm.latest_jobs(doomed[0].config.out)
+        ids = {job.path: recorded.get(str(job.path.resolve()), "") for job in doomed}
+        states = slurm.query_states([i for i in ids.values() if i])
+        for job in doomed:
+            if ids[job.path] and (states.of(ids[job.path]) in slurm.ACTIVE_STATES or not states.queue_read):
+                raise ConfigError(f"--force: {job.path} has SLURM job {ids[job.path]} queued or running "
+                                  f"({states.of(ids[job.path]) or states.note}); scancel it first")
     for job in doomed:
         summary = RunDirectory(job.path).read_summary() or {}
         files = sorted(p.name + ("/" if p.is_dir() else "") for p in job.path.iterdir())
@@ -109,7 +119,10 @@ def execute_job(job: Job) -> JobResult:
         return JobResult(job.path, "failed", str(error).splitlines()[0], run_dir.read_summary() or {})
     except Exception as error:  # noqa: BLE001 - reported to the user as one line
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        (job.path / "error.log").write_text(traceback.format_exc())  # the full traceback beside the run
+        try:
+            (job.path / "error.log").write_text(traceback.format_exc())  # the full traceback beside the run
+        except OSError:  # a full disk: the one line still reaches the user
+            pass
         return JobResult(job.path, "failed", message, run_dir.read_summary() or {})
 
 
@@ -141,7 +154,7 @@ def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
             except KeyboardInterrupt:
                 raise LaunchInterrupted(results + done + [_interrupted(job)]) from None
         return results + done
-    return results + _launch_pool(pending, launcher.jobs)
+    return results + _launch_processes(pending, launcher.jobs)
 
 
 def _interrupted(job: Job) -> JobResult:
@@ -149,56 +162,75 @@ def _interrupted(job: Job) -> JobResult:
     return JobResult(job.path, "interrupted", f"checkpointed at step {summary.get('steps_done', 0)}", summary)
 
 
-def _own_process_group() -> None:
-    """Pool workers: Ctrl-C at the terminal reaches the parent only, which asks each run to
-    stop once; and a worker whose parent dies is sent SIGTERM (Linux), so it checkpoints."""
+def _job_process(job: Job, results: Any) -> None:
+    """One local run in a process of its own: Ctrl-C at the terminal reaches the parent only
+    (its own process group), which forwards it once; a child whose parent dies is sent
+    SIGTERM (Linux), so it checkpoints too."""
     os.setpgrp()
     if sys.platform.startswith("linux"):
         import ctypes  # noqa: PLC0415
 
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _launch_pool(jobs: list[Job], processes: int) -> list[JobResult]:
-    context = multiprocessing.get_context("spawn")
-    pool = futures.ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_own_process_group)
-    submitted = {pool.submit(execute_job, job): job for job in jobs}
     try:
-        futures.wait(submitted)
+        results.put(execute_job(job))
     except KeyboardInterrupt:
-        for future in submitted:
-            future.cancel()  # runs not started stay as they are
-        for pid in list(getattr(pool, "_processes", {}) or {}):  # each running run checkpoints and stops
-            _signal(pid, signal.SIGINT)
+        results.put(_interrupted(job))
+
+
+def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
+    """Run ``jobs`` in at most ``at_once`` processes, one process per run. Ctrl-C starts no
+    new run and forwards one SIGINT to each running one (it checkpoints and stops); a second
+    Ctrl-C forwards another (it stops at once, keeping its last checkpoint)."""
+    context = multiprocessing.get_context("spawn")
+    results_queue = context.Queue()
+    pending, running = list(jobs), {}
+    done: dict[Path, JobResult] = {}
+    stopping = False
+
+    def collect(block: bool) -> None:
         try:
-            futures.wait(submitted)
-        except KeyboardInterrupt:  # asked twice: stop now, the last checkpoints stay
-            for pid in list(getattr(pool, "_processes", {}) or {}):
-                _signal(pid, signal.SIGINT)
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise LaunchInterrupted([_result_of(future, job) for future, job in submitted.items()]) from None
-    pool.shutdown(wait=True)
-    return [_result_of(future, job) for future, job in submitted.items()]
+            result = results_queue.get(timeout=0.2 if block else 0)
+            done[result.path] = result
+        except queue.Empty:
+            pass
+
+    while running or (pending and not stopping):
+        try:
+            while pending and len(running) < at_once and not stopping:
+                job = pending.pop(0)
+                process = context.Process(target=_job_process, args=(job, results_queue))
+                process.start()
+                running[process] = job
+            collect(block=True)
+            for process in [p for p in running if not p.is_alive()]:
+                process.join()
+                collect(block=False)
+                job = running.pop(process)
+                if job.path not in done:  # died without a word (killed): a rerun resumes it
+                    done[job.path] = JobResult(job.path, "failed", f"its process exited with code {process.exitcode}",
+                                               RunDirectory(job.path).read_summary() or {})
+        except KeyboardInterrupt:
+            stopping = True
+            for process in running:
+                _signal(process.pid, signal.SIGINT)
+    while True:  # results put just before a process ended
+        before = len(done)
+        collect(block=False)
+        if len(done) == before:
+            break
+    results = [done.get(job.path) or JobResult(job.path, "not started", "interrupted before it started",
+                                                RunDirectory(job.path).read_summary() or {}) for job in jobs]
+    if stopping:
+        raise LaunchInterrupted(results)
+    return results
 
 
-def _signal(pid: int, number: int) -> None:
+def _signal(pid: int | None, number: int) -> None:
     try:
-        os.kill(pid, number)
+        if pid is not None:
+            os.kill(pid, number)
     except ProcessLookupError:
         pass
-
-
-def _result_of(future: futures.Future, job: Job) -> JobResult:
-    if future.cancelled():
-        return JobResult(job.path, "not started", "interrupted before it started",
-                         RunDirectory(job.path).read_summary() or {})
-    error = future.exception()
-    if isinstance(error, KeyboardInterrupt):
-        return _interrupted(job)
-    if error is not None:  # the worker process died (e.g. killed): the run resumes on a rerun
-        return JobResult(job.path, "failed", f"{type(error).__name__}: {error}".splitlines()[0],
-                         RunDirectory(job.path).read_summary() or {})
-    return future.result()
 
 
 # ------------------------------------------------------------------------------------ SLURM
@@ -212,6 +244,9 @@ def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
     latest = slurm.latest_jobs(out)
     known = {str(job.path.resolve()): latest.get(str(job.path.resolve()), "") for job in jobs}
     states = slurm.query_states([job_id for job_id in known.values() if job_id])
+    if not states.queue_read and any(known.values()):  # a queued job submitted again would train twice
+        raise slurm.SubmissionRefused(f"cannot read the SLURM queue ({states.note}), so cannot tell which of "
+                                      f"these runs are still queued; not submitting anything")
     results, to_submit = [], []
     for job in jobs:
         job_id = known[str(job.path.resolve())]

@@ -11,7 +11,9 @@ from typing import Callable
 
 from tqdm import tqdm
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGUSR2: what SLURM sends (through submitit's --signal=USR2@90) before a time limit or a
+# preemption; after the checkpoint, submitit's own handler requeues the job (``pass_on``).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -19,13 +21,14 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-    """Within ``with``, the first SIGINT or SIGTERM only asks the loop to stop (``requested``
-    names the signal), so the run checkpoints at the next step boundary; a second one stops
-    at once (KeyboardInterrupt), keeping the last checkpoint. Outside the main thread signals
-    cannot be caught, and the default behaviour stays."""
+    """Within ``with``, the first SIGINT, SIGTERM or SIGUSR2 only asks the loop to stop
+    (``requested`` names the signal), so the run checkpoints at the next step boundary; a
+    second one stops at once (KeyboardInterrupt), keeping the last checkpoint. Outside the
+    main thread signals cannot be caught, and the default behaviour stays."""
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self._number: int | None = None
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -37,7 +40,14 @@ class StopSignals:
     def _handle(self, number: int, frame: object) -> None:
         if self.requested is not None:
             raise KeyboardInterrupt
-        self.requested = signal.Signals(number).name
+        self.requested, self._number = signal.Signals(number).name, number
+
+    def pass_on(self) -> None:
+        """Once the run has checkpointed: hand a SIGUSR2 to the handler that was there before
+        (submitit's, which requeues the job and exits); other signals stop here."""
+        previous = self._previous.get(self._number) if self._number == signal.SIGUSR2 else None
+        if callable(previous):
+            previous(self._number, None)
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():

@@ -9,6 +9,7 @@ folders (or search worker) each job serves. ``harness status`` joins it with ``s
 from __future__ import annotations
 
 import contextlib
+import getpass
 import io
 import json
 import os
@@ -34,18 +35,21 @@ class SubmissionRefused(ConfigError):
     """sbatch refused the jobs, or no SLURM controller answered: exit 2, naming what to change."""
 
 
-# (pattern in sbatch's error, what it means, the launcher key and flag to change)
+# (pattern in sbatch's error, what it means, the launcher key and flag to change), the most
+# specific first: "accounting/QOS policy" names the QoS, "account/partition combination" the
+# account, "CPU count per task" (said before "node configuration") the CPUs
 _REFUSALS = [
     (r"gres|generic resource|gpu", "a GPU (GRES) this cluster does not offer",
      "launcher.gpus_per_node (--gpus)"),
-    (r"memory specification|mem", "more memory than a node has", "launcher.mem_gb (--mem)"),
+    (r"qos|quality of service", "a QoS (or limits of it) SLURM does not allow you", "launcher.qos (--qos)"),
+    (r"account", "an account SLURM does not know for you (or not on this partition)",
+     "launcher.account (--account)"),
+    (r"memory specification|\bmem", "more memory than a node has", "launcher.mem_gb (--mem)"),
     (r"partition", "a partition that does not exist or you may not use", "launcher.partition (--partition)"),
     (r"time limit", "a time limit above the partition's", "launcher.timeout_min (--time)"),
-    (r"account", "an account SLURM does not know for you", "launcher.account (--account)"),
-    (r"qos|quality of service", "a QoS SLURM does not allow you", "launcher.qos (--qos)"),
+    (r"processors|cpu", "more CPUs than a node has", "launcher.cpus_per_task (--cpus)"),
     (r"node configuration", "more CPUs or memory than any node has",
      "launcher.cpus_per_task (--cpus) or launcher.mem_gb (--mem)"),
-    (r"processors|cpu", "more CPUs than a node has", "launcher.cpus_per_task (--cpus)"),
 ]
 _UNREACHABLE = r"unable to contact slurm controller|connection refused|slurm_load_|socket timed out|" \
                r"could not establish a configuration source|cannot open|munge"
@@ -53,17 +57,18 @@ _UNREACHABLE = r"unable to contact slurm controller|connection refused|slurm_loa
 
 def explain_refusal(stderr: str) -> str:
     """One line naming why sbatch refused (its own words) and the launcher key to change."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    said = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
-    said = re.sub(r"^sbatch:\s*error:\s*", "", said)
-    said = re.sub(r"^Batch job submission failed:\s*", "", said)
-    lowered = said.lower()
-    if re.search(_UNREACHABLE, lowered):
-        return f"cannot reach the SLURM controller ({said}); check that SLURM runs here and SLURM_CONF, " \
-               f"or use --launcher local"
+    lines = [re.sub(r"^(sbatch:\s*error:\s*)?(Batch job submission failed:\s*)?", "", line.strip())
+             for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line] or ["(sbatch said nothing)"]
+    said = errors[-1]
+    for line in errors:
+        if re.search(_UNREACHABLE, line.lower()):
+            return f"cannot reach the SLURM controller ({line}); check that SLURM runs here and SLURM_CONF, " \
+                   f"or use --launcher local"
     for pattern, meaning, key in _REFUSALS:
-        if re.search(pattern, lowered):
-            return f"sbatch refused the jobs: {said} (they ask for {meaning}); change {key}"
+        for line in errors:
+            if re.search(pattern, line.lower()):
+                return f"sbatch refused the jobs: {line} (they ask for {meaning}); change {key}"
     return f"sbatch refused the jobs: {said}; check the launcher settings (harness run --help, launcher.*)"
 
 
@@ -74,7 +79,8 @@ def make_executor(launcher: LauncherConfig, folder: Path, name: str) -> Any:
     if launcher.cluster is None and shutil.which("sbatch") is None:
         raise SubmissionRefused("--launcher submitit: no SLURM here (sbatch is not on PATH); "
                                 "launcher.cluster=local runs the jobs with submitit on this machine")
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=launcher.cluster)
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=launcher.cluster,
+                                     slurm_max_num_timeout=launcher.max_requeues)
     parameters: dict[str, Any] = {"name": name, "timeout_min": launcher.timeout_min,
                                   "cpus_per_task": launcher.cpus_per_task, "mem_gb": launcher.mem_gb}
     if launcher.gpus_per_node:
@@ -132,9 +138,12 @@ def record_submission(out: str | Path, kind: str, jobs: Iterable[tuple[str, str]
 
 
 def latest_jobs(out: str | Path) -> dict[str, str]:
-    """What each recorded job serves -> the id of its latest job."""
+    """What each recorded SLURM job serves -> the id of its latest job (submissions to
+    submitit's local or debug executor are processes here, not queued jobs: left out)."""
     latest: dict[str, str] = {}
     for submission in read_manifest(out):
+        if submission.get("cluster") != "slurm":
+            continue
         for job in submission.get("jobs", []):
             latest[str(job["serves"])] = str(job["job_id"])
     return latest
@@ -152,9 +161,11 @@ def find_manifests(root: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class JobStates:
-    """SLURM states by job id; ``note`` says why some could not be read (e.g. no accounting)."""
+    """SLURM states by job id; ``queue_read`` False when squeue could not be read (then no
+    state is known); ``note`` says why some could not be read (e.g. no accounting)."""
 
     states: dict[str, str]
+    queue_read: bool = True
     note: str = ""
 
     def of(self, job_id: str) -> str:
@@ -162,33 +173,32 @@ class JobStates:
 
 
 def query_states(job_ids: Iterable[str], env: dict[str, str] | None = None) -> JobStates:
-    """States from ``squeue`` (jobs still queued or running) and ``sacct`` (ended jobs, where
-    the cluster keeps accounting). Array task ids look like ``123_4``."""
+    """States from ``squeue`` (this user's jobs still queued or running; a job no longer
+    listed has ended) and ``sacct`` (how ended jobs ended, where the cluster keeps
+    accounting). Array task ids look like ``123_4``."""
     ids = sorted(set(job_ids))
     if not ids:
         return JobStates({})
     if shutil.which("squeue") is None:
-        return JobStates({}, "squeue not found: SLURM job states unavailable here")
+        return JobStates({}, False, "squeue not found: SLURM job states unavailable here")
     env = env or dict(os.environ)
-    states: dict[str, str] = {}
-    notes = []
-    base_ids = sorted({i.split("_")[0] for i in ids})
-    queue = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(base_ids)], env)
+    queue = _run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"], env)
     if queue is None:
-        notes.append("squeue failed: is SLURM reachable from here? job states unknown")
-    else:
-        states.update(_parse_pairs(queue))
+        return JobStates({}, False, "squeue failed: is SLURM reachable from here? job states unknown")
+    listed = _parse_pairs(queue)
+    states = {i: listed[i] for i in ids if i in listed}
     missing = [i for i in ids if i not in states]
+    note = ""
     if missing and shutil.which("sacct"):
-        ended = _run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(sorted({i.split("_")[0]
-                                                                                            for i in missing}))], env)
+        ended = _run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j",
+                      ",".join(sorted({i.split("_")[0] for i in missing}))], env)
         if ended is None:
-            notes.append("sacct failed (no job accounting?): ended jobs show as 'ended'")
+            note = "sacct failed (no job accounting?): ended jobs show as 'ended'"
         else:
             states.update({k: v for k, v in _parse_pairs(ended).items() if k in missing})
-    for job_id in ids:
-        states.setdefault(job_id, "ended" if queue is not None else "")
-    return JobStates(states, "; ".join(notes))
+    for job_id in missing:
+        states.setdefault(job_id, "ended")
+    return JobStates(states, True, note)
 
 
 def _run(command: list[str], env: dict[str, str]) -> str | None:

@@ -179,15 +179,13 @@ class Trainer:
             summary = self.run_dir.update_summary(wandb_run_id=mirror.run_id)
         eval_columns = EVAL_COLUMNS + (MODEL_ERROR_COLUMNS if self.agent.model is not None else [])
         eval_log, train_log = self.run_dir.open_logs(eval_columns)
+        self._checkpointed_stop = False
         try:
             with StopSignals() as stop:
                 self._loop(eval_log, train_log, mirror, stop)
-        except RunInterrupted:
-            mirror.finish({"status": INTERRUPTED})
-            raise
-        except (KeyboardInterrupt, SystemExit) as error:  # a second Ctrl-C, or submitit's requeue exit
-            # no new checkpoint: the summary keeps the step of the last one, where a rerun resumes
-            self.run_dir.update_summary(status=INTERRUPTED, error=None, interrupted_by=type(error).__name__)
+        except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C, SIGTERM, or submitit's requeue exit
+            if not self._checkpointed_stop:  # stopped at once: the summary keeps the last checkpoint's step
+                self.run_dir.update_summary(status=INTERRUPTED, error=None, interrupted_by=type(error).__name__)
             mirror.finish({"status": INTERRUPTED})
             raise
         except BaseException as error:
@@ -205,15 +203,25 @@ class Trainer:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
         if isinstance(error, DivergenceError):  # which loss, at which step: summary.json says
             fields.update(diverged={"loss": error.loss, "value": str(error.value), "step": error.step})
-        self.run_dir.update_summary(**self._identity(), status=FAILED, error=message, **fields)
+        try:
+            self.run_dir.update_summary(**self._identity(), status=FAILED, error=message, **fields)
+        except OSError:  # a full disk: the error itself still reaches the user
+            pass
 
-    def _interrupt(self, signal_name: str) -> None:
-        """Checkpoint here (a step boundary: the state is whole), mark the run interrupted."""
+    def _interrupt(self, stop: StopSignals) -> None:
+        """Checkpoint here (a step boundary: the state is whole), mark the run interrupted;
+        a SLURM job's SIGUSR2 then goes on to submitit, which requeues the job."""
         self.progress.wall_time = self._wall_at_start + time.perf_counter() - self._session_start
         self.run_dir.save_checkpoint(self.checkpoint_state())
-        self.run_dir.update_summary(status=INTERRUPTED, error=None, **self._results(), interrupted_by=signal_name)
-        raise RunInterrupted(f"{self.run_dir.path} interrupted by {signal_name} at step {self.progress.step}; "
-                             f"checkpointed")
+        self.run_dir.update_summary(status=INTERRUPTED, error=None, **self._results(), interrupted_by=stop.requested)
+        self._checkpointed_stop = True
+        self.say(f"{self.run_dir.path}: {stop.requested} at step {self.progress.step}; checkpointed")
+        try:
+            stop.pass_on()
+        except Exception as error:  # noqa: BLE001 - e.g. submitit's "timed-out too many times"
+            self.say(f"{self.run_dir.path}: not requeued ({str(error).splitlines()[0] if str(error) else error!r}); "
+                     f"rerun the same command to resume")
+        raise RunInterrupted(f"{self.run_dir.path} interrupted by {stop.requested} at step {self.progress.step}")
 
     def _identity(self) -> dict:
         c = self.config
@@ -277,7 +285,7 @@ class Trainer:
                 bar.evaluated(p.final_eval_return)
             if stop.requested and p.step < self.total_steps:
                 bar.close()
-                self._interrupt(stop.requested)
+                self._interrupt(stop)
         bar.close()
 
     def _evaluate_and_checkpoint(self, eval_log, mirror: WandbMirror) -> None:

@@ -38,17 +38,25 @@ def submit_search_workers(settings: SearchSettings, launcher: LauncherConfig, wa
                           say: Callable[[str], None] = print) -> list[str]:
     """Create the study, enqueue its slots, submit ``settings.workers`` worker jobs and record
     them in the study folder's manifest; with ``wait``, block until they end. Returns the
-    job ids; raises RunFailure-like one-line errors through ``harness.slurm``."""
+    job ids ([] when the study's worker jobs are still queued or running: none is added);
+    an sbatch refusal is one line (``harness.slurm.SubmissionRefused``)."""
     from harness import slurm  # noqa: PLC0415
 
     check_settings(settings)
+    folder = settings.study_dir
+    recorded = slurm.latest_jobs(folder)
+    states = slurm.query_states(recorded.values())
+    active = sorted(job_id for job_id in recorded.values() if states.of(job_id) in slurm.ACTIVE_STATES)
+    if active or (recorded and not states.queue_read):
+        say(f"worker jobs of {settings.study_name} are still queued or running ({', '.join(active) or states.note}); "
+            f"not submitting more: follow them with harness status {folder}")
+        return []
     if not is_url(settings.storage_text):
         say(f"the workers share the journal file {settings.storage_text}: every node must mount it at that path "
             f"(on many nodes, a postgresql:// --storage scales better)")
     parent = Worker(settings, say)
     trials = parent.study.get_trials(deepcopy=False)
     parent.enqueue_open_slots(trials, slot_states(trials, settings.trials))
-    folder = settings.study_dir
     executor = slurm.make_executor(launcher, folder / slurm.LOG_FOLDER, f"svgbench-search-{settings.study_name}")
     if executor.cluster == "slurm":
         executor.update_parameters(slurm_array_parallelism=settings.workers)

@@ -75,10 +75,12 @@ RUN = ["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "s
     (["run", "--suite", "mbpo", "--agent", "sac", "--launcher", "submitit2"],
      "unknown launcher 'submitit2' (did you mean 'submitit'?)"),
 ])
-def test_unknown_names_say_what_was_meant(tmp_path, capsys, argv, expected):
-    line = refused(argv + ["--out", str(tmp_path / "runs")], capsys)
+def test_unknown_names_say_what_was_meant(finished_sac, tmp_path, capsys, argv, expected):
+    out, _ = copy_of(finished_sac, tmp_path)
+    before = digest(out)
+    line = refused(argv + ["--out", str(out)], capsys)
     assert expected in line
-    assert not (tmp_path / "runs").exists()
+    assert digest(out) == before  # the runs already there: nothing lost or changed
 
 
 # 6-8: overrides: malformed, unknown key, wrong type (the message names only what was typed)
@@ -87,11 +89,13 @@ def test_unknown_names_say_what_was_meant(tmp_path, capsys, argv, expected):
     ("agent.hiden_dim=3", "no key 'hiden_dim' in agent"),
     ("trainer.eval_episodes=ten", "override 'trainer.eval_episodes=ten': 'ten' is not an integer"),
 ])
-def test_bad_overrides(tmp_path, capsys, override, expected):
-    line = refused(RUN + ["--out", str(tmp_path / "runs"), override], capsys)
+def test_bad_overrides(finished_sac, tmp_path, capsys, override, expected):
+    out, _ = copy_of(finished_sac, tmp_path)
+    before = digest(out)
+    line = refused(RUN + ["--out", str(out), "--steps", "200", *TINY_SAC, override], capsys)
     assert expected in line
     assert "launcher.jobs" not in line and "trainer.total_steps" not in line  # nothing the user did not type
-    assert not (tmp_path / "runs").exists()
+    assert digest(out) == before
 
 
 # 9: zero or negative counts
@@ -100,10 +104,12 @@ def test_bad_overrides(tmp_path, capsys, override, expected):
     ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--trials", "0"],
     ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--trials", "2", "--workers", "0"],
 ])
-def test_zero_or_negative_counts(tmp_path, capsys, argv):
-    line = refused(argv + ["--out", str(tmp_path / "runs")], capsys)
+def test_zero_or_negative_counts(finished_sac, tmp_path, capsys, argv):
+    out, _ = copy_of(finished_sac, tmp_path)
+    before = digest(out)
+    line = refused(argv + ["--out", str(out)], capsys)
     assert "is not in the range x>=1" in line
-    assert not (tmp_path / "runs").exists()
+    assert digest(out) == before
 
 
 # 10: an override the agent ignores
@@ -174,12 +180,11 @@ def test_a_checkpoint_of_another_format_is_refused(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", "1000", "--out", str(out),
                                 "--wandb", "disabled", *TINY_SAC], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and _evaluations(folder) < 2:
+    while time.time() < deadline and _evaluations(folder) < 3:  # a row is written before its checkpoint
         time.sleep(0.05)
     process.kill()
     process.communicate()
-    for name in ("state.pt", "state.prev.pt"):  # as a future svgbench with format 99 would write them
-        path = folder / "checkpoint" / name
+    for path in (folder / "checkpoint").glob("state*.pt"):  # as a future svgbench with format 99 would write them
         payload = torch.load(path, weights_only=True)
         payload["format"] = 99
         torch.save(payload, path)
@@ -212,9 +217,10 @@ def test_a_diverging_loss_names_the_loss_and_step(tmp_path):
 # 16: a report on a folder with no runs
 def test_a_report_on_a_folder_with_no_runs(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "r.html").write_text("an earlier report")
     line = refused(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r.html")], capsys)
     assert "no runs (summary.json files) or studies" in line
-    assert not (tmp_path / "r.html").exists()
+    assert (tmp_path / "r.html").read_text() == "an earlier report"  # not overwritten
 
 
 # 17: a study name that exists with another search space

@@ -40,7 +40,7 @@ def interrupt_after(out: Path, steps: int, evaluations: int, *more: str) -> subp
                                 *more], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and min(summary(folder(out, s)).get("evaluations", 0)
-                                         for s in range(2 if "--seeds" in more else 1)) < evaluations:
+                                         for s in range(2 if "--jobs" in more else 1)) < evaluations:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
@@ -72,14 +72,16 @@ def test_ctrl_c_checkpoints_marks_interrupted_and_the_rerun_resumes_to_the_same_
 
 
 @pytest.mark.slow
-def test_ctrl_c_with_parallel_jobs_interrupts_every_run_in_flight(tmp_path):
-    stopped = interrupt_after(tmp_path, 3000, 2, "--seeds", "2", "--jobs", "2")
+def test_ctrl_c_with_parallel_jobs_interrupts_every_run_in_flight_and_starts_no_other(tmp_path):
+    stopped = interrupt_after(tmp_path, 3000, 2, "--seeds", "3", "--jobs", "2")
     assert stopped.returncode == 130, stopped.stderr
     assert "rerun the same command to resume" in stopped.stderr and "Traceback" not in stopped.stderr
     for seed in (0, 1):
         state = summary(folder(tmp_path, seed))
-        assert state["status"] == "interrupted", state
+        assert state["status"] == "interrupted" and state["interrupted_by"] == "SIGINT", state
         assert (folder(tmp_path, seed) / "checkpoint" / "state.pt").exists()
+    assert not folder(tmp_path, 2).exists(), "a run started after Ctrl-C"
+    assert "not started" in stopped.stdout
 
 
 def test_all_seed_steps_is_warned(tmp_path):

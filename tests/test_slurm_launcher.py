@@ -6,6 +6,8 @@ an sbatch refusal is one line naming the key to change."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +18,6 @@ from tests.conftest import TINY_SAC
 from tests.test_cli import run_cli
 
 LABEL = "sac+hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
-pytestmark = pytest.mark.slow
 
 
 def submit(out: Path, steps: int, *more: str) -> tuple[int, str, str]:
@@ -49,6 +50,7 @@ def queued_ids() -> list[str]:
     return subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout.split()
 
 
+@pytest.mark.slow
 def test_two_seeds_with_the_launcher_defaults_and_wait(slurm_cluster, tmp_path):
     code, stdout, stderr = submit(tmp_path, 200, "--seeds", "2", "--wait")
     assert code == 0, stderr
@@ -60,6 +62,7 @@ def test_two_seeds_with_the_launcher_defaults_and_wait(slurm_cluster, tmp_path):
         str(folder_of(tmp_path, seed).resolve()) for seed in (0, 1)]
 
 
+@pytest.mark.slow
 def test_submit_returns_at_once_and_a_cancelled_run_resumes(slurm_cluster, tmp_path):
     started = time.time()
     code, _, stderr = submit(tmp_path, 100_000)
@@ -89,10 +92,12 @@ def test_submit_returns_at_once_and_a_cancelled_run_resumes(slurm_cluster, tmp_p
     assert steps == list(range(100, steps[-1] + 1, 100)), "evaluations lost or repeated across the resume"
 
 
+@pytest.mark.slow
 def test_an_sbatch_refusal_is_one_line_naming_the_key(slurm_cluster, tmp_path):
+    node_gb = int(open("/proc/meminfo").read().split()[1]) // 2**20  # MemTotal, kB -> GiB
     for flags, key in ((["--gpus", "1"], "launcher.gpus_per_node (--gpus)"),
-                       (["--mem", "100"], "launcher.mem_gb (--mem)"),
-                       (["--cpus", "64"], "launcher.cpus_per_task (--cpus)"),
+                       (["--mem", str(node_gb + 1)], "launcher.mem_gb (--mem)"),
+                       (["--cpus", str(os.cpu_count() + 1)], "launcher.cpus_per_task (--cpus)"),
                        (["--partition", "nowhere"], "launcher.partition (--partition)")):
         code, _, stderr = submit(tmp_path, 200, *flags)
         assert code == 2, (flags, stderr)
@@ -101,6 +106,7 @@ def test_an_sbatch_refusal_is_one_line_naming_the_key(slurm_cluster, tmp_path):
     assert not (tmp_path / "slurm_jobs.json").exists() and not queued_ids()
 
 
+@pytest.mark.slow
 def test_search_workers_as_slurm_jobs_end_with_exactly_n(slurm_cluster, tmp_path):
     code, stdout, stderr = run_cli("search", "entropy", "--suite", "classic", "--task", "inverted-pendulum",
                                    "--agent", "sac", "--preset", "quick", "--steps", "200", "--trials", "3",
@@ -114,6 +120,7 @@ def test_search_workers_as_slurm_jobs_end_with_exactly_n(slurm_cluster, tmp_path
     assert len(manifest["submissions"][0]["jobs"]) == 2
 
 
+@pytest.mark.slow
 def test_a_preempted_job_requeues_itself_and_resumes(slurm_cluster, tmp_path):
     code, _, stderr = submit(tmp_path, 100_000)
     assert code == 0, stderr
@@ -126,5 +133,54 @@ def test_a_preempted_job_requeues_itself_and_resumes(slurm_cluster, tmp_path):
     assert queued_ids() == [job_id], "the same job, requeued"
     log = next((tmp_path / ".submitit" / job_id).glob("*_log.err"))
     wait_until(lambda: "resuming" in log.read_text(), 30)
+    text = log.read_text()
+    # it checkpointed where the signal found it, and the requeued job resumed from exactly there
+    step = int(re.search(r"SIGUSR2 at step (\d+); checkpointed", text).group(1))
+    assert f"from step {step}" in text
     subprocess.run(["scancel", job_id], check=True)
     wait_until(lambda: not queued_ids(), 60)
+
+
+@pytest.mark.parametrize("said, key", [
+    ("Invalid account or account/partition combination specified", "launcher.account (--account)"),
+    ("Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", "launcher.qos (--qos)"),
+    ("CPU count per task can not be satisfied\nsbatch: error: Batch job submission failed: Requested node "
+     "configuration is not available", "launcher.cpus_per_task (--cpus)"),
+    ("Requested time limit is invalid (missing or exceeds some limit)", "launcher.timeout_min (--time)"),
+    ("Invalid partition name specified", "launcher.partition (--partition)"),
+])
+def test_sbatch_refusals_name_the_key_to_change(said, key):
+    from harness.slurm import explain_refusal
+
+    line = explain_refusal(f"sbatch: error: Batch job submission failed: {said}")
+    assert line.startswith("sbatch refused the jobs: ") and line.endswith(f"change {key}"), line
+
+
+def test_an_unreachable_controller_is_one_line():
+    from harness.slurm import explain_refusal
+
+    line = explain_refusal("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+                           "(connect failure)")
+    assert line.startswith("cannot reach the SLURM controller (Unable to contact slurm controller") and \
+        "SLURM_CONF" in line
+
+
+def test_no_sbatch_on_path_is_one_line_exit_2(tmp_path):
+    import subprocess as sp
+    import sys
+
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "WANDB_MODE": "disabled"}
+    done = sp.run([sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
+                   "--agent", "sac", "--preset", "quick", "--steps", "200", "--out", str(tmp_path / "runs"),
+                   "--launcher", "submitit", *TINY_SAC], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "harness: error: --launcher submitit: no SLURM here (sbatch is not on PATH); " \
+        "launcher.cluster=local runs the jobs with submitit on this machine"
+
+
+@pytest.mark.slow
+def test_wait_exits_1_naming_a_run_that_failed_on_the_node(slurm_cluster, tmp_path):
+    code, _, stderr = submit(tmp_path, 300, "--wait", "agent.critic_lr=1e30", "agent.actor_lr=1e30")
+    assert code == 1, stderr
+    failed = [line for line in stderr.splitlines() if line.startswith("harness: run ")]
+    assert len(failed) == 1 and "failed: DivergenceError" in failed[0], stderr

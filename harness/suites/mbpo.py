@@ -13,8 +13,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from harness.suites.base import EntropySchedule as S
-from harness.suites.base import TaskHyperparameters as HP
+from harness.suites.base import EntropySchedule, TaskHyperparameters
 from harness.suites.base import TaskSpec
 
 if TYPE_CHECKING:
@@ -49,27 +48,27 @@ _HUMANOID_KWARGS = dict(include_cinert_in_observation=False, include_cvel_in_obs
 TASKS: dict[str, TaskSpec] = {t.name: t for t in [
     _task(name="hopper", env_id="Hopper-v5",
           obs_dim=11, act_dim=3, budget=1_000_000, mbpo_figure_step=125_000,
-          paper=HP(horizon=2, entropy=S(init=0, final=-1, decay=0.5)),
-          authors_code=HP(horizon=2, entropy=S(init=0, final=-2, decay=0.03125)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=0, final=-1, decay=0.5)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=0, final=-2, decay=0.03125)),
           can_terminate=True, description="Hopper; ends when unhealthy (z, angle, state bounds)"),
     _task(name="walker2d", env_id="Walker2d-v5", env_kwargs={"xml_file": "walker2d.xml"},
           obs_dim=17, act_dim=6, budget=2_000_000, mbpo_figure_step=300_000,
-          paper=HP(horizon=2, entropy=S(init=-2, final=-3, decay=64)),
-          authors_code=HP(horizon=2, entropy=S(init=-2, final=-8, decay=0.0625)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-3, decay=64)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-8, decay=0.0625)),
           can_terminate=True, description="Walker2d with the v2 model; ends when 0.8<z<2, |angle|<1 fails"),
     _task(name="halfcheetah", env_id="HalfCheetah-v5",
           obs_dim=17, act_dim=6, budget=2_000_000, mbpo_figure_step=400_000,
-          paper=HP(horizon=2, entropy=S(init=-2, final=-2, decay=None)),
-          authors_code=HP(horizon=2, entropy=S(init=-2, final=-3, decay=1)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-2, decay=None)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-3, decay=1)),
           can_terminate=False, description="HalfCheetah; never terminates"),
     _task(name="ant", env_id="Ant-v5", env_kwargs={"include_cfrc_ext_in_observation": False},
           obs_dim=27, act_dim=8, budget=2_000_000, mbpo_figure_step=300_000,
-          paper=HP(horizon=2, entropy=S(init=2, final=-4, decay=1)),
-          authors_code=HP(horizon=2, entropy=S(init=0, final=-2, decay=4)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=2, final=-4, decay=1)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=0, final=-2, decay=4)),
           can_terminate=True, description="Ant, obs qpos[2:]+qvel; ends unless finite and 0.2<=z<=1"),
     _task(name="humanoid", env_id="Humanoid-v5", env_kwargs=_HUMANOID_KWARGS,
           obs_dim=45, act_dim=17, budget=5_000_000, mbpo_figure_step=300_000,
-          paper=HP(horizon=2, entropy=S(init=-1, final=-1, decay=None)),
-          authors_code=HP(horizon=2, entropy=S(init=-2, final=-2, decay=1)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-1, final=-1, decay=None)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-2, decay=1)),
           can_terminate=True, description="Humanoid, obs qpos[2:]+qvel, actions +-0.4; ends when z<1 or z>2"),
 ]}

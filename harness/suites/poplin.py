@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from harness.suites.base import EntropySchedule as S
-from harness.suites.base import TaskHyperparameters as HP
+from harness.suites.base import EntropySchedule, TaskHyperparameters
 from harness.suites.base import TaskSpec
 from harness.suites.poplin_rewards import REWARDS
 
@@ -145,32 +144,32 @@ _NO_EARLY_END = {"terminate_when_unhealthy": False}
 TASKS: dict[str, TaskSpec] = {t.name: t for t in [
     _task(name="ant", env_id="Ant-v5", env_kwargs={"include_cfrc_ext_in_observation": False, **_NO_EARLY_END},
           observation=partial(StateObservation, skip=2), obs_dim=27, act_dim=8, budget=200_000,
-          paper=HP(horizon=2, entropy=S(init=1, final=-4, decay=0.0625)),
-          authors_code=HP(horizon=2, entropy=S(init=1, final=-3, decay=0.5)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=1, final=-4, decay=0.0625)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=1, final=-3, decay=0.5)),
           description="MBBL ant: qpos[2:]+qvel; r = v_x - 3(z-0.57)^2 - 0.1|a|^2 + 1"),
     _task(name="hopper", env_id="Hopper-v5", env_kwargs=_NO_EARLY_END,
           observation=partial(StateObservation, skip=1), obs_dim=11, act_dim=3, budget=200_000,
-          paper=HP(horizon=2, entropy=S(init=1, final=1, decay=None)),
-          authors_code=HP(horizon=2, entropy=S(init=1, final=0, decay=32)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=1, final=1, decay=None)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=1, final=0, decay=32)),
           description="MBBL hopper: qpos[1:]+qvel; r = v_x - 3(z-1.3)^2 - 0.1|a|^2 + 1"),
     _task(name="swimmer", env_id="Swimmer-v5",
           observation=SwimmerObservation, obs_dim=9, act_dim=2, budget=50_000,
-          paper=HP(horizon=2, entropy=S(init=-2, final=-16, decay=16)),
-          authors_code=HP(horizon=2, entropy=S(init=-2, final=-32, decay=0.125)),
+          paper=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-16, decay=16)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-32, decay=0.125)),
           description="MBBL swimmer: qpos[2:]+qvel+tip x velocity; r = previous tip velocity - 1e-4|a|^2"),
     _task(name="cheetah", env_id="HalfCheetah-v5",
           observation=partial(StateObservation, skip=1), obs_dim=17, act_dim=6, budget=200_000,
-          paper=HP(horizon=3, entropy=S(init=0, final=-4, decay=1)),
-          authors_code=HP(horizon=2, entropy=S(init=-1, final=-4, decay=1)),
+          paper=TaskHyperparameters(horizon=3, entropy=EntropySchedule(init=0, final=-4, decay=1)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-1, final=-4, decay=1)),
           description="MBBL cheetah: qpos[1:]+qvel; r = v_x - 0.1|a|^2"),
     _task(name="walker2d", env_id="Walker2d-v5", env_kwargs={"xml_file": "walker2d.xml", **_NO_EARLY_END},
           observation=partial(StateObservation, skip=1), obs_dim=17, act_dim=6, budget=200_000,
-          paper=HP(horizon=4, entropy=S(init=1, final=1, decay=None)),
-          authors_code=HP(horizon=2, entropy=S(init=-2, final=-16, decay=0.015625)),
+          paper=TaskHyperparameters(horizon=4, entropy=EntropySchedule(init=1, final=1, decay=None)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-2, final=-16, decay=0.015625)),
           description="MBBL walker2d: qpos[1:]+qvel; r = v_x - 3(z-1.3)^2 - 0.1|a|^2 + 1"),
     _task(name="pets-cheetah", env_id="HalfCheetah-v5",
           observation=PetsCheetahObservation, obs_dim=19, act_dim=6, budget=50_000, reset_noise=0.001,
-          paper=HP(horizon=4, entropy=S(init=-2, final=-4, decay=0.0625)),
-          authors_code=HP(horizon=2, entropy=S(init=0, final=0, decay=0)),
+          paper=TaskHyperparameters(horizon=4, entropy=EntropySchedule(init=-2, final=-4, decay=0.0625)),
+          authors_code=TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=0, final=0, decay=0)),
           description="PETS cheetah: 19-d obs, reset noise N(0, 0.001^2); r = v_x' - 0.1|a|^2"),
 ]}
