@@ -12,10 +12,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich import box
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from baselines import AGENTS
 from harness.config import ConfigError, RunFailure, agent_override_warnings, launchers, presets
@@ -120,20 +118,6 @@ def check_out_folder(out: str) -> None:
         raise ConfigError(f"cannot write to --out {out}: {error.strerror or error}") from error
 
 
-def print_results(results) -> None:
-    """What each run of the command reached, grouped like ``harness status``."""
-    from harness.status import RunRow, experiment_and_seed  # noqa: PLC0415
-
-    rows = []
-    for result in results:
-        s = result.summary
-        experiment, seed = experiment_and_seed(result.path)
-        rows.append(RunRow(experiment, seed, result.status, s.get("steps_done"), s.get("total_steps"),
-                           s.get("final_eval_return"), s.get("best_eval_return"), s.get("wall_time"),
-                           job_id=result.job_id))
-    print_run_tables(console(), rows)
-
-
 @cli.command("run", context_settings={"ignore_unknown_options": False})
 @click.option("--suite", required=True, help=f"One of: {', '.join(SUITES)}.")
 @click.option("--agent", required=True, help=f"One of: {', '.join(AGENTS)}.")
@@ -162,6 +146,7 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     from baselines import get_agent  # noqa: PLC0415
     from harness.config import flatten_config_file  # noqa: PLC0415
     from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over  # noqa: PLC0415
+    from harness.run_tables import print_results  # noqa: PLC0415
 
     overrides = [o for path in config_files for o in flatten_config_file(path)] + list(overrides)
     suite_tasks = get_suite(suite)
@@ -186,7 +171,7 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
         results = launch(job_list, job_list[0].config.launcher, wait=wait or launcher != "submitit",
                          say=lambda line: click.echo(f"harness: {line}", err=True))
     except LaunchInterrupted as stopped:
-        print_results(stopped.results)
+        print_results(console(), stopped.results)
         click.echo("harness: interrupted; runs in flight were checkpointed and marked interrupted; "
                    "rerun the same command to resume", err=True)
         raise SystemExit(130) from None
@@ -196,7 +181,7 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
         else:
             click.echo("harness: interrupted; rerun the same command to resume", err=True)
         raise SystemExit(130) from None
-    print_results(results)
+    print_results(console(), results)
     verbs = {"failed": "failed", "busy": "was refused", "interrupted": "was interrupted (SLURM job cancelled?)",
              "not started": "did not start"}
     failed = [r for r in results if r.status in verbs]
@@ -211,6 +196,7 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
 def status_command(run_dir: str) -> None:
     """The runs under RUN_DIR, one table per experiment: state, steps, returns, wall time and,
     for runs submitted to SLURM, the job and its state."""
+    from harness.run_tables import print_run_tables  # noqa: PLC0415
     from harness.status import collect_status  # noqa: PLC0415
 
     report = collect_status(Path(run_dir))
@@ -222,64 +208,6 @@ def status_command(run_dir: str) -> None:
         out.print(f"{what}: SLURM job {job_id} {state}", highlight=False)
     if report.note:
         out.print(f"({report.note})", highlight=False)
-
-
-def print_run_tables(out: Console, rows) -> None:
-    """One table per experiment (suite/task/agent folder), one row per seed; errors below.
-    Fits an 80-column terminal: names too long for it fold onto the next line."""
-    with_jobs = any(row.job_id for row in rows)
-    experiments: dict[str, list] = {}
-    for row in rows:
-        experiments.setdefault(row.experiment, []).append(row)
-    for experiment, group in experiments.items():
-        out.print(Text(experiment, style="bold", overflow="fold"))
-        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
-        for column, justify in (("seed", "right"), ("status", "left"), ("steps", "right"), ("final", "right"),
-                                ("best", "right"), ("time", "right")):
-            table.add_column(column, justify=justify, no_wrap=True)
-        if with_jobs:
-            table.add_column("SLURM job", no_wrap=True)
-        for row in group:
-            cells = [row.seed, row.status, _steps(row.steps_done, row.total_steps), _number(row.final_return),
-                     _number(row.best_return), _duration(row.wall_time)]
-            table.add_row(*cells, *([f"{row.job_id} {row.job_state}".strip()] if with_jobs else []))
-        out.print(table)
-        for row in group:
-            if row.error:
-                out.print(Text(f"  seed {row.seed}: {row.error}", overflow="fold"))
-
-
-def _number(value) -> str:
-    return "" if value is None else f"{value:.1f}"
-
-
-def _count(n: int) -> str:
-    """12, 15.0k, 1.00M: short enough for an 80-column table."""
-    if n >= 1_000_000:
-        return f"{n / 1e6:.2f}M"
-    if n >= 10_000:
-        return f"{n / 1e3:.1f}k"
-    return str(n)
-
-
-def _steps(done, total) -> str:
-    if done is None and total is None:
-        return ""
-    return f"{_count(int(done or 0))}/{_count(int(total)) if total else '?'}"
-
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{seconds:02d}s"
 
 
 @cli.command("report")
