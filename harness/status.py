@@ -15,6 +15,7 @@ from harness import slurm
 from harness.contract import INTERRUPTED, RUNNING, SEED_PREFIX, SUMMARY_FILE, read_summary, run_state
 
 QUEUED = "queued"  # read only: a submitted job whose run has written nothing yet
+STARTING = "starting"  # read only: its job runs, the run has written nothing yet
 NOT_STARTED = "not started"  # read only: its job ended (cancelled, failed) before the run wrote anything
 
 
@@ -79,7 +80,10 @@ def collect_status(root: Path, query_slurm: bool = True) -> StatusReport:
         row = rows.get(serves)
         if row is None:  # its job has written nothing yet, or ended before it could
             experiment, seed = experiment_and_seed(Path(serves))
-            status = QUEUED if state in slurm.ACTIVE_STATES or not states.queue_read else NOT_STARTED
+            if state == "RUNNING":
+                status = STARTING
+            else:
+                status = QUEUED if state in slurm.ACTIVE_STATES or not states.queue_read else NOT_STARTED
             row = rows[serves] = RunRow(experiment, seed, status)
         row.job_id, row.job_state = job_id, state
         if row.status == INTERRUPTED and state == "RUNNING":  # held on another node: its lock is not ours to see

@@ -10,6 +10,7 @@ itself; its trial is taken over (and its runs resumed) once its heartbeat is sti
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Callable
 
 from harness.config import LauncherConfig
@@ -52,8 +53,8 @@ def submit_search_workers(settings: SearchSettings, launcher: LauncherConfig, wa
             f"not submitting more: follow them with harness status {folder}")
         return []
     if not is_url(settings.storage_text):
-        say(f"the workers share the journal file {settings.storage_text}: every node must mount it at that path "
-            f"(on many nodes, a postgresql:// --storage scales better)")
+        say(f"the workers share the journal file {Path(settings.storage_text).resolve()}: every node must mount "
+            f"it at that path (on many nodes, a postgresql:// --storage scales better)")
     parent = Worker(settings, say)
     trials = parent.study.get_trials(deepcopy=False)
     parent.enqueue_open_slots(trials, slot_states(trials, settings.trials))

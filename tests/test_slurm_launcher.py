@@ -73,7 +73,9 @@ def test_submit_returns_at_once_and_a_cancelled_run_resumes(slurm_cluster, tmp_p
     code, stdout, _ = run_cli("status", str(tmp_path))  # the job is listed, its run folder written or not
     assert code == 0, stdout
     row = next(line for line in stdout.splitlines() if f" {job_id} " in f"{line} ")
-    assert any(state in row for state in ("PENDING", "RUNNING")) and ("queued" in row or "running" in row), row
+    words = row.split()  # seed, the run's state, ..., the job and its SLURM state
+    assert (words[1], words[-1]) in (("queued", "PENDING"), ("starting", "RUNNING"), ("running", "RUNNING")), row
+    assert words[-2] == job_id
     folder = folder_of(tmp_path)
     wait_until(lambda: summary_of(folder).get("evaluations", 0) >= 2)
     subprocess.run(["scancel", job_id], check=True)
