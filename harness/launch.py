@@ -167,6 +167,7 @@ def _job_process(job: Job, results: Any) -> None:
     (its own process group), which forwards it once; a child whose parent dies is sent
     SIGTERM (Linux), so it checkpoints too."""
     os.setpgrp()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the parent's forwarded Ctrl-C, even if inherited ignored
     if sys.platform.startswith("linux"):
         import ctypes  # noqa: PLC0415
 
@@ -194,25 +195,30 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
         except queue.Empty:
             pass
 
-    while running or (pending and not stopping):
-        try:
-            while pending and len(running) < at_once and not stopping:
-                job = pending.pop(0)
-                process = context.Process(target=_job_process, args=(job, results_queue))
-                process.start()
-                running[process] = job
-            collect(block=True)
-            for process in [p for p in running if not p.is_alive()]:
-                process.join()
-                collect(block=False)
-                job = running.pop(process)
-                if job.path not in done:  # died without a word (killed): a rerun resumes it
-                    done[job.path] = JobResult(job.path, "failed", f"its process exited with code {process.exitcode}",
-                                               RunDirectory(job.path).read_summary() or {})
-        except KeyboardInterrupt:
-            stopping = True
-            for process in running:
-                _signal(process.pid, signal.SIGINT)
+    # Ctrl-C must reach this loop even where SIGINT was inherited ignored (a shell's background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        while running or (pending and not stopping):
+            try:
+                while pending and len(running) < at_once and not stopping:
+                    job = pending.pop(0)
+                    process = context.Process(target=_job_process, args=(job, results_queue))
+                    process.start()
+                    running[process] = job
+                collect(block=True)
+                for process in [p for p in running if not p.is_alive()]:
+                    process.join()
+                    collect(block=False)
+                    job = running.pop(process)
+                    if job.path not in done:  # died without a word (killed): a rerun resumes it
+                        done[job.path] = JobResult(job.path, "failed", f"its process exited with code "
+                                                   f"{process.exitcode}", RunDirectory(job.path).read_summary() or {})
+            except KeyboardInterrupt:
+                stopping = True
+                for process in running:
+                    _signal(process.pid, signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     while True:  # results put just before a process ended
         before = len(done)
         collect(block=False)
