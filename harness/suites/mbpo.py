@@ -32,8 +32,8 @@ def _build(env_id: str, env_kwargs: dict[str, Any], terminal_alive_bonus: bool =
 
 
 def _task(*, name: str, env_id: str, env_kwargs: dict[str, Any] | None = None, obs_dim: int, act_dim: int,
-          budget: int, mbpo_figure_step: int, paper: HP, authors_code: HP, can_terminate: bool,
-          description: str) -> TaskSpec:
+          budget: int, mbpo_figure_step: int, paper: TaskHyperparameters, authors_code: TaskHyperparameters,
+          can_terminate: bool, description: str) -> TaskSpec:
     """A TaskSpec of this suite: every per-task fact is a keyword argument."""
     return TaskSpec(
         suite=SUITE, name=name, env_id=env_id, obs_dim=obs_dim, act_dim=act_dim, budget=budget,

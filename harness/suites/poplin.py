@@ -123,8 +123,9 @@ def _build(name: str, env_id: str, env_kwargs: dict[str, Any], observation: Call
 
 
 def _task(*, name: str, env_id: str, env_kwargs: dict[str, Any] | None = None,
-          observation: Callable[[], StateObservation], obs_dim: int, act_dim: int, budget: int, paper: HP,
-          authors_code: HP, description: str, reset_noise: float | None = None) -> TaskSpec:
+          observation: Callable[[], StateObservation], obs_dim: int, act_dim: int, budget: int,
+          paper: TaskHyperparameters, authors_code: TaskHyperparameters, description: str,
+          reset_noise: float | None = None) -> TaskSpec:
     """A TaskSpec of this suite: every per-task fact is a keyword argument. No task ends
     early (``can_terminate=False``)."""
     return TaskSpec(
