@@ -43,7 +43,12 @@ def interrupt_after(out: Path, steps: int, evaluations: int, *more: str) -> subp
                                          for s in range(2 if "--jobs" in more else 1)) < evaluations:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # the command ignored Ctrl-C: fail, and leave no process behind
+        process.kill()
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"harness run did not stop within 120 s of Ctrl-C:\n{stderr}") from None
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
