@@ -94,10 +94,13 @@ SLURM_FLAGS = {"gpus": "gpus_per_node", "partition": "partition", "time_min": "t
                "mem_gb": "mem_gb", "account": "account", "qos": "qos"}
 
 
-def launcher_settings(launcher: str, jobs: int | None, slurm_flags: dict) -> list[str]:
-    """The launcher.* settings of the command's flags; SLURM flags need ``--launcher submitit``."""
+def launcher_settings(launcher: str, jobs: int | None, slurm_flags: dict, wait: bool) -> list[str]:
+    """The launcher.* settings of the command's flags; SLURM flags and ``--wait`` need
+    ``--launcher submitit``."""
     if launcher not in launchers():
         raise ConfigError(unknown_name("launcher", launcher, launchers()))
+    if wait and launcher != "submitit":
+        raise ConfigError("--wait only applies to --launcher submitit (a local command always waits)")
     given = {name: value for name, value in slurm_flags.items() if value not in (None, False)}
     if launcher != "submitit" and given:
         flags = ", ".join("--" + name.replace("_min", "").replace("_gb", "") for name in given)
@@ -153,9 +156,7 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     get_agent(agent)
     for line in agent_override_warnings(agent, overrides):
         click.echo(f"harness: warning: {line}", err=True)
-    if wait and launcher != "submitit":
-        raise ConfigError("--wait only applies to --launcher submitit (the local launcher always waits)")
-    settings = list(overrides) + launcher_settings(launcher, jobs, slurm_flags)
+    settings = list(overrides) + launcher_settings(launcher, jobs, slurm_flags, wait)
     chosen = list(dict.fromkeys(tasks)) or list(suite_tasks)
     job_list = plan_jobs(suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode,
                          settings, force=force)
@@ -294,9 +295,7 @@ def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, stu
                               seeds=seeds, study=study_name, storage=storage, workers=workers, sampler=sampler,
                               pruner=pruner, study_seed=study_seed, out=out, wandb=wandb_mode,
                               overrides=list(overrides))
-    launcher_overrides = launcher_settings(launcher, None, slurm_flags)
-    if wait and launcher != "submitit":
-        raise ConfigError("--wait only applies to --launcher submitit (local workers are always waited for)")
+    launcher_overrides = launcher_settings(launcher, None, slurm_flags, wait)
     try:
         if launcher == "submitit":
             study = _search_on_slurm(settings, launcher_overrides, wait)

@@ -83,13 +83,11 @@ def start_over(jobs: list[Job], say: Callable[[str], None]) -> None:
     if doomed:  # a queued SLURM job would train its old config into the new folder
         from harness import slurm  # noqa: PLC0415
 
-        recorded = slurm.latest_jobs(doomed[0].config.out)
-        ids = {job.path: recorded.get(str(job.path.resolve()), "") for job in doomed}
-        states = slurm.query_states([i for i in ids.values() if i])
-        for job in doomed:
-            if ids[job.path] and (states.of(ids[job.path]) in slurm.ACTIVE_STATES or not states.queue_read):
-                raise ConfigError(f"--force: {job.path} has SLURM job {ids[job.path]} queued or running "
-                                  f"({states.of(ids[job.path]) or states.note}); scancel it first")
+        ids, states = slurm.recorded_job_states(doomed[0].config.out, [str(job.path.resolve()) for job in doomed])
+        for path, job_id in ids.items():
+            if states.may_be_queued(job_id):
+                raise ConfigError(f"--force: {path} has SLURM job {job_id} queued or running "
+                                  f"({states.of(job_id) or states.note}); scancel it first")
     for job in doomed:
         summary = RunDirectory(job.path).read_summary() or {}
         files = sorted(p.name + ("/" if p.is_dir() else "") for p in job.path.iterdir())
@@ -247,19 +245,16 @@ def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
     from harness import slurm  # noqa: PLC0415
 
     out = Path(jobs[0].config.out)
-    latest = slurm.latest_jobs(out)
-    known = {str(job.path.resolve()): latest.get(str(job.path.resolve()), "") for job in jobs}
-    states = slurm.query_states([job_id for job_id in known.values() if job_id])
-    if not states.queue_read and any(known.values()):  # a queued job submitted again would train twice
+    ids, states = slurm.recorded_job_states(out, [str(job.path.resolve()) for job in jobs])
+    if ids and not states.queue_read:  # a queued job submitted again would train twice
         raise slurm.SubmissionRefused(f"cannot read the SLURM queue ({states.note}), so cannot tell which of "
                                       f"these runs are still queued; not submitting anything")
     results, to_submit = [], []
     for job in jobs:
-        job_id = known[str(job.path.resolve())]
-        state = states.of(job_id) if job_id else ""
-        if state in slurm.ACTIVE_STATES:
-            results.append(JobResult(job.path, "queued", f"already queued as SLURM job {job_id} ({state})",
-                                     job_id=job_id))
+        job_id = ids.get(str(job.path.resolve()), "")
+        if job_id and states.may_be_queued(job_id):
+            results.append(JobResult(job.path, "queued", f"already queued as SLURM job {job_id} "
+                                     f"({states.of(job_id)})", job_id=job_id))
         elif is_locked(job.path):
             results.append(JobResult(job.path, "busy", "another process here is training it"))
         else:
@@ -289,8 +284,9 @@ def _wait_for(handle: Any, job: Job) -> JobResult:
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - cancelled, killed or failed on the node
-        first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        return JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {first}",
+        from harness.slurm import first_line  # noqa: PLC0415
+
+        return JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {first_line(error)}",
                          RunDirectory(job.path).read_summary() or {}, job_id=handle.job_id)
     result.job_id = handle.job_id
     return result

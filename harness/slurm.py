@@ -171,6 +171,24 @@ class JobStates:
     def of(self, job_id: str) -> str:
         return self.states.get(job_id, "")
 
+    def may_be_queued(self, job_id: str) -> bool:
+        """Whether the job may still run: queued or running, or unknown because the queue
+        could not be read (then submitting it again could train one run twice)."""
+        return self.of(job_id) in ACTIVE_STATES or not self.queue_read
+
+
+def recorded_job_states(out: str | Path, serves: Iterable[str] | None = None) -> tuple[dict[str, str], JobStates]:
+    """The latest recorded SLURM job of each of ``serves`` that has one (of every recorded
+    one when None), and those jobs' states."""
+    latest = latest_jobs(out)
+    ids = latest if serves is None else {key: latest[key] for key in serves if key in latest}
+    return ids, query_states(ids.values())
+
+
+def first_line(error: BaseException) -> str:
+    """What a job's error says first (submitit's errors open with blank lines)."""
+    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
 
 def query_states(job_ids: Iterable[str], env: dict[str, str] | None = None) -> JobStates:
     """States from ``squeue`` (this user's jobs still queued or running; a job no longer

@@ -49,7 +49,7 @@ def experiment_and_seed(folder: Path) -> tuple[str, str]:
     return "/".join(parts[:3]), parts[3].removeprefix(SEED_PREFIX)
 
 
-def collect_status(root: Path, query_slurm: bool = True) -> StatusReport:
+def collect_status(root: Path) -> StatusReport:
     """Every run folder (a folder with summary.json) under ``root``, sorted by path, joined
     with the jobs of every manifest at, above or under ``root``."""
     root = Path(root)
@@ -64,11 +64,8 @@ def collect_status(root: Path, query_slurm: bool = True) -> StatusReport:
             summary.get("final_eval_return"), summary.get("best_eval_return"), summary.get("wall_time"),
             summary.get("error") or "")
     jobs = _recorded_jobs(root)
-    if jobs and query_slurm:
-        states = slurm.query_states(jobs.values())
-        report.note = states.note
-    else:
-        states = slurm.JobStates({})
+    states = slurm.query_states(jobs.values())
+    report.note = states.note
     inside = root.resolve()
     for serves, job_id in jobs.items():
         state = states.of(job_id)
@@ -83,7 +80,7 @@ def collect_status(root: Path, query_slurm: bool = True) -> StatusReport:
             if state == "RUNNING":
                 status = STARTING
             else:
-                status = QUEUED if state in slurm.ACTIVE_STATES or not states.queue_read else NOT_STARTED
+                status = QUEUED if states.may_be_queued(job_id) else NOT_STARTED
             row = rows[serves] = RunRow(experiment, seed, status)
         row.job_id, row.job_state = job_id, state
         if row.status == INTERRUPTED and state == "RUNNING":  # held on another node: its lock is not ours to see

@@ -45,11 +45,11 @@ def submit_search_workers(settings: SearchSettings, launcher: LauncherConfig, wa
 
     check_settings(settings)
     folder = settings.study_dir
-    recorded = slurm.latest_jobs(folder)
-    states = slurm.query_states(recorded.values())
-    active = sorted(job_id for job_id in recorded.values() if states.of(job_id) in slurm.ACTIVE_STATES)
-    if active or (recorded and not states.queue_read):
-        say(f"worker jobs of {settings.study_name} are still queued or running ({', '.join(active) or states.note}); "
+    recorded, states = slurm.recorded_job_states(folder)
+    active = sorted(job_id for job_id in recorded.values() if states.may_be_queued(job_id))
+    if active:
+        say(f"worker jobs of {settings.study_name} are still queued or running ({', '.join(active)}"
+            f"{'; ' + states.note if states.note else ''}); "
             f"not submitting more: follow them with harness status {folder}")
         return []
     if not is_url(settings.storage_text):
@@ -77,8 +77,7 @@ def submit_search_workers(settings: SearchSettings, launcher: LauncherConfig, wa
         try:
             handle.result()
         except Exception as error:  # noqa: BLE001 - one line per worker that ended badly
-            first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-            failures.append(f"worker job {handle.job_id}: {first}")
+            failures.append(f"worker job {handle.job_id}: {slurm.first_line(error)}")
     for line in failures:
         say(line)
     return ids
