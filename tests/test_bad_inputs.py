@@ -19,9 +19,7 @@ import pytest
 
 from harness.cli import main
 from tests.conftest import TINY_SAC
-from tests.test_cli import run_cli
-
-SAC_LABEL = "hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
+from tests.test_cli import run_folder, tiny_run
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -53,14 +51,34 @@ def finished_sac(tmp_path_factory) -> Path:
 
 
 def sac_run(out: Path, steps: int, *more: str):
-    return run_cli("run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick",
-                   "--steps", str(steps), "--out", str(out), "--wandb", "disabled", *TINY_SAC, *more)
+    """``harness run`` of the tiny SAC run (flags or overrides in ``more``), in a subprocess."""
+    return tiny_run(out, "sac", steps, more)
 
 
 def copy_of(finished: Path, tmp_path: Path) -> tuple[Path, Path]:
     out = tmp_path / "runs"
     shutil.copytree(finished, out)
-    return out, out / "classic" / "inverted-pendulum" / f"sac+{SAC_LABEL}" / "seed_0"
+    return out, run_folder(out, "sac")
+
+
+def start_sac(out: Path, steps: int, evaluations: int) -> subprocess.Popen:
+    """Start the tiny SAC run in the background; return once ``evaluations`` rows are in
+    its eval.csv (a row is written just before its checkpoint)."""
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", str(steps), "--out", str(out),
+                                "--wandb", "disabled", *TINY_SAC], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    eval_csv, deadline = run_folder(out, "sac") / "eval.csv", time.time() + 120
+    while time.time() < deadline and (len(eval_csv.read_text().splitlines()) - 1 if eval_csv.exists() else 0) \
+            < evaluations:
+        time.sleep(0.05)
+    return process
+
+
+def killed_after(out: Path, steps: int, evaluations: int) -> Path:
+    """SIGKILL the tiny SAC run once ``evaluations`` rows are written; its run folder."""
+    process = start_sac(out, steps, evaluations)
+    process.kill()
+    process.communicate()
+    return run_folder(out, "sac")
 
 
 RUN = ["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick"]
@@ -153,14 +171,7 @@ def test_another_config_is_refused_and_force_starts_over(finished_sac, tmp_path)
 @pytest.mark.slow
 def test_a_truncated_checkpoint_falls_back_to_the_previous(tmp_path):
     out = tmp_path / "runs"
-    folder = out / "classic" / "inverted-pendulum" / f"sac+{SAC_LABEL}" / "seed_0"
-    process = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", "1000", "--out", str(out),
-                                "--wandb", "disabled", *TINY_SAC], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and _evaluations(folder) < 3:
-        time.sleep(0.05)
-    process.kill()
-    process.communicate()
+    folder = killed_after(out, 1000, 3)
     latest = folder / "checkpoint" / "state.pt"
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
     code, _, err = sac_run(out, 1000)
@@ -176,14 +187,7 @@ def test_a_checkpoint_of_another_format_is_refused(tmp_path):
     import torch
 
     out = tmp_path / "runs"
-    folder = out / "classic" / "inverted-pendulum" / f"sac+{SAC_LABEL}" / "seed_0"
-    process = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", "1000", "--out", str(out),
-                                "--wandb", "disabled", *TINY_SAC], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and _evaluations(folder) < 3:  # a row is written before its checkpoint
-        time.sleep(0.05)
-    process.kill()
-    process.communicate()
+    folder = killed_after(out, 1000, 3)
     for path in (folder / "checkpoint").glob("state*.pt"):  # as a future svgbench with format 99 would write them
         payload = torch.load(path, weights_only=True)
         payload["format"] = 99
@@ -194,13 +198,6 @@ def test_a_checkpoint_of_another_format_is_refused(tmp_path):
     line = one_line(err)
     assert "checkpoint format 99" in line and "nothing was changed" in line
     assert {k: v for k, v in digest(out).items() if not k.endswith(".lock")} == before
-
-
-def _evaluations(folder: Path) -> int:
-    try:
-        return max(0, len((folder / "eval.csv").read_text().splitlines()) - 1)
-    except OSError:
-        return 0
 
 
 # 15: a diverging loss: failed, and summary.json names the loss and the step
@@ -249,13 +246,9 @@ def test_an_unreachable_storage_url(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_run_held_by_another_process_is_left_untouched(tmp_path):
     out = tmp_path / "runs"
-    first = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", "100000", "--out", str(out),
-                              "--wandb", "disabled", *TINY_SAC], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    folder = out / "classic" / "inverted-pendulum" / f"sac+{SAC_LABEL}" / "seed_0"
+    first = start_sac(out, 100000, 1)
+    folder = run_folder(out, "sac")
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and _evaluations(folder) < 1:
-            time.sleep(0.2)
         (folder / "summary.json").stat()
         lock_before = (folder / ".lock").stat().st_mtime_ns
         code, _, err = sac_run(out, 100000)

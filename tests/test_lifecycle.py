@@ -4,7 +4,6 @@ paper preset on a CPU says what a step costs."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -16,22 +15,18 @@ import pytest
 from harness import lifecycle
 from harness.lifecycle import ProgressBar, StepCost
 from tests.conftest import TINY_SAC
-from tests.test_cli import read_csv, run_cli
-
-LABEL = "sac+hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
+from harness.contract import read_summary
+from tests.test_cli import read_csv, run_cli, run_folder
 RUN = ["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick",
        "--wandb", "disabled", *TINY_SAC]
 
 
 def folder(out: Path, seed: int = 0) -> Path:
-    return out / "classic" / "inverted-pendulum" / LABEL / f"seed_{seed}"
+    return run_folder(out, "sac", seed)
 
 
 def summary(path: Path) -> dict:
-    try:
-        return json.loads((path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+    return read_summary(path) or {}
 
 
 def interrupt_after(out: Path, steps: int, evaluations: int, *more: str) -> subprocess.CompletedProcess:

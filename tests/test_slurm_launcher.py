@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_SAC
-from tests.test_cli import run_cli
-
-LABEL = "sac+hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
+from harness.contract import read_summary
+from tests.test_cli import run_cli, run_folder
 
 
 def submit(out: Path, steps: int, *more: str) -> tuple[int, str, str]:
@@ -27,14 +26,11 @@ def submit(out: Path, steps: int, *more: str) -> tuple[int, str, str]:
 
 
 def folder_of(out: Path, seed: int = 0) -> Path:
-    return out / "classic" / "inverted-pendulum" / LABEL / f"seed_{seed}"
+    return run_folder(out, "sac", seed)
 
 
 def summary_of(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+    return read_summary(folder) or {}
 
 
 def wait_until(condition, seconds: float = 120.0) -> None:
