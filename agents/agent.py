@@ -3,34 +3,38 @@ into Algorithm 1's single-step and multi-step updates."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from agents import objectives as eq
+from agents.compile import OneWarning, compile_loss
 from agents.config import AgentConfig
+from agents.metrics import DivergenceError, raise_if_not_finite
 from agents.networks import CriticEnsemble, TanhGaussianActor, polyak_update
 from agents.normalizer import RunningNormalizer
 from agents.replay import NoSequenceError, ReplayBuffer
 from agents.world_model import WorldModel
 
 
-class DivergenceError(FloatingPointError):
-    """A loss became NaN or infinite: the run cannot continue. Names the loss and the step."""
-
-    def __init__(self, loss: str, value: float, step: int) -> None:
-        super().__init__(loss, value, step)  # the args pickle, so it crosses process boundaries
-        self.loss, self.value, self.step = loss, value, step
-
-    def __str__(self) -> str:
-        return f"{self.loss} is {self.value} at env step {self.step}"
-
-
-def _mean_of_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
-    """Each key's mean over a list of metric dicts with the same keys ({} for none)."""
-    return {name: float(np.mean([m[name] for m in metrics])) for name in (metrics[0] if metrics else {})}
+@contextlib.contextmanager
+def constants(*modules: torch.nn.Module | None) -> Iterator[None]:
+    """Treat the modules' parameters as constants while the block builds a graph: the
+    backward pass then computes no gradient for them (with ``backward(inputs=...)`` alone,
+    a compiled backward would still compute them)."""
+    parameters = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
+            p.requires_grad_(True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,16 +43,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+__all__ = ["DivergenceError", "SVGAgent", "resolve_device"]  # DivergenceError: raised by update()
+
+
 class SVGAgent:
     """Actor pi, critic ensemble Q (+ EMA target), temperature alpha and, when the config
     expands values through a model (actor: SVG(H), critic: MVE), a world model (f, r, d).
     With horizon 0, or neither expansion, this is exactly SAC.
 
     obs_dim, act_dim: sizes; actions live in [-1, 1]^act_dim. ``total_steps`` is T of eq. (14).
+    ``config.fast_path`` and ``config.compile`` choose how the same updates are computed;
+    ``warn`` receives the one line that says a compile mode fell back to "off".
     """
 
     def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, total_steps: int,
-                 seed: int | np.random.SeedSequence) -> None:
+                 seed: int | np.random.SeedSequence, warn: Callable[[str], None] | None = None) -> None:
         if config.horizon is None:
             raise ValueError("agent.horizon must be resolved before building the agent")
         self.config = config
@@ -57,32 +66,43 @@ class SVGAgent:
         self.device = resolve_device(config.device)
         self.horizon = int(config.horizon)
         self.rng = np.random.default_rng(seed)
-        c = config
+        c, fast = config, config.fast_path
         self.actor = TanhGaussianActor(obs_dim, act_dim, c.hidden_dim, c.hidden_depth,
                                        (c.log_std_min, c.log_std_max)).to(self.device)
-        self.critic = CriticEnsemble(obs_dim, act_dim, c.hidden_dim, c.hidden_depth).to(self.device)
+        self.critic = CriticEnsemble(obs_dim, act_dim, c.hidden_dim, c.hidden_depth,
+                                     batched=fast.batched_ensembles).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(c.init_temperature), device=self.device, requires_grad=True)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
-        self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=c.temperature_lr)
+        self.actor_optimizer = self._adam(self.actor.parameters(), c.actor_lr)
+        self.critic_optimizer = self._adam(self.critic.parameters(), c.critic_lr)
+        self.temperature_optimizer = self._adam([self.log_alpha], c.temperature_lr)
         self.normalizer = RunningNormalizer(obs_dim, c.obs_std_min, c.obs_std_max)
         self.model: WorldModel | None = None
         if (c.actor_expansion or c.critic_expansion) and self.horizon > 0:
             self.model = self._build_world_model(c).to(self.device)
-            self.dynamics_optimizer = torch.optim.Adam(self.model.dynamics.parameters(), lr=c.model_lr)
-            self.reward_optimizer = torch.optim.Adam(self.model.reward_head.parameters(), lr=c.model_lr)
-            self.termination_optimizer = torch.optim.Adam(self.model.termination_logit.parameters(), lr=c.model_lr)
+            self.dynamics_optimizer = self._adam(self.model.dynamics.parameters(), c.model_lr)
+            self.reward_optimizer = self._adam(self.model.reward_head.parameters(), c.model_lr)
+            self.termination_optimizer = self._adam(self.model.termination_logit.parameters(), c.model_lr)
         self.updates_done = 0
+        # the loss functions, compiled or not (agent.compile); updates call only these
+        compile_mode, warn = c.compile, OneWarning(warn)
+        self.actor_losses = compile_loss(self.actor_and_temperature_losses, compile_mode, self.device, warn)
+        self.critic_loss = compile_loss(self.critic_loss_of_batch, compile_mode, self.device, warn)
+        self.model_losses = compile_loss(self.reward_and_termination_losses, compile_mode, self.device, warn)
+        self.dynamics_loss = compile_loss(self.dynamics_loss_of_sequences, compile_mode, self.device, warn)
+
+    def _adam(self, parameters, lr: float) -> torch.optim.Adam:
+        """Adam; fused (one kernel per step) on the fast path, parameter by parameter otherwise."""
+        return torch.optim.Adam(parameters, lr=lr, fused=True if self.config.fast_path.fused_optimizers else None)
 
     def _build_world_model(self, c: AgentConfig) -> WorldModel:
         if c.dynamics == "gru":
             return WorldModel.gru(self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth,
                                   c.gru_hidden_dim, c.gru_layers, c.dynamics_decoder == "linear",
-                                  c.dynamics_detach_predicted_state)
+                                  c.dynamics_detach_predicted_state, fast_step=c.fast_path.gru_zero_state_step)
         if c.dynamics == "mlp-ensemble":
             return WorldModel.mlp_ensemble(self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth,
-                                           c.ensemble_size)
+                                           c.ensemble_size, batched=c.fast_path.batched_ensembles)
         raise ValueError(f"unknown dynamics {c.dynamics!r}; valid: gru, mlp-ensemble")
 
     # ----------------------------------------------------------------- acting
@@ -117,55 +137,79 @@ class SVGAgent:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
-    def update(self, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def update(self, replay: ReplayBuffer, step: int) -> dict[str, torch.Tensor | float]:
         """Algorithm 1 for one env step: N_step single-step updates, then N_seq dynamics updates.
 
         Returns the last single-step update's metrics and the dynamics metrics averaged over
-        the step's N_seq updates (so ``dynamics_clipped`` is the fraction of them clipped)."""
+        the step's N_seq updates (so ``dynamics_clipped`` is the fraction of them clipped).
+        The plain path reads them (floats) and raises ``DivergenceError`` at once; with
+        ``fast_path.deferred_metrics`` they are device tensors, read at log intervals
+        (``agents.metrics.MetricSums``), so an update never waits for the device."""
         c = self.config
-        metrics: dict[str, float] = {}
+        metrics: dict[str, torch.Tensor | float] = {}
         for _ in range(c.num_step_updates):
-            batch = replay.sample(c.step_batch_size, self.rng)
-            obs = self.normalizer.normalize(self._tensor(batch.obs))
-            next_obs = self.normalizer.normalize(self._tensor(batch.next_obs))
-            action, reward = self._tensor(batch.action), self._tensor(batch.reward)
-            terminated = self._tensor(batch.terminated)
+            with record_function("replay sampling"):
+                batch = replay.sample(c.step_batch_size, self.rng)
+                obs = self.normalizer.normalize(self._tensor(batch.obs))
+                next_obs = self.normalizer.normalize(self._tensor(batch.next_obs))
+                action, reward = self._tensor(batch.action), self._tensor(batch.reward)
+                terminated = self._tensor(batch.terminated)
             if self.updates_done % c.actor_update_every == 0:
                 metrics.update(self.update_actor_and_temperature(obs, step))
             metrics.update(self.update_critic(obs, action, reward, next_obs, terminated))
             if self.model is not None:
                 metrics.update(self.update_reward_and_termination(obs, action, reward, terminated))
             if self.updates_done % c.critic_target_update_every == 0:
-                polyak_update(self.critic_target, self.critic, c.critic_tau)
+                with record_function("target update"):
+                    polyak_update(self.critic_target, self.critic, c.critic_tau, fused=c.fast_path.fused_optimizers)
             self.updates_done += 1
         if self.model is not None:
-            dynamics_metrics = [self.update_dynamics(replay) for _ in range(c.num_seq_updates)]
-            metrics.update(_mean_of_metrics([m for m in dynamics_metrics if m]))
-        for name, value in metrics.items():
-            if not math.isfinite(value):
-                raise DivergenceError(name, value, step)
+            dynamics_metrics = [m for m in (self.update_dynamics(replay) for _ in range(c.num_seq_updates)) if m]
+            if dynamics_metrics:
+                metrics.update({name: torch.stack([m[name] for m in dynamics_metrics]).mean()
+                                for name in dynamics_metrics[0]})
+        if not c.fast_path.deferred_metrics:
+            metrics = {name: float(value) for name, value in metrics.items()}
+            raise_if_not_finite(metrics, step)
         return metrics
 
-    def update_actor_and_temperature(self, obs: torch.Tensor, step: int) -> dict[str, float]:
-        """Actor by eq. (9) (eq. (7) when H = 0), then alpha by eq. (8)."""
-        alpha = self.alpha.detach()
-        horizon = self.actor_horizon(step)
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=inputs)
+        optimizer.step()
+
+    def actor_and_temperature_losses(self, obs: torch.Tensor, horizon: int,
+                                     target_entropy: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The actor's eq. (9) (eq. (7) when H = 0) and the temperature's eq. (8), from one
+        rollout; also the entropy estimate. alpha is a constant in (9), log pi in (8)."""
         value, first_log_prob = eq.entropy_regularized_value_expansion(
-            obs, horizon, self.actor.sample, self.model, self.critic, alpha, self.config.discount)
+            obs, horizon, self.actor.sample, self.model, self.critic, self.alpha.detach(), self.config.discount)
         average = horizon + 1 if self.config.actor_objective_average else None
         actor_loss = eq.svg_actor_objective(value, average)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))
-        self.actor_optimizer.step()
-
-        target_entropy = self.target_entropy(step)
         alpha_loss = eq.temperature_objective(first_log_prob, self.alpha, target_entropy)
-        self.temperature_optimizer.zero_grad(set_to_none=True)
-        alpha_loss.backward(inputs=[self.log_alpha])
-        self.temperature_optimizer.step()
-        return {"actor_loss": actor_loss.item(), "alpha_loss": alpha_loss.item(),
-                "alpha": self.alpha.item(), "target_entropy": target_entropy,
-                "entropy": self.actor.entropy_estimate(first_log_prob.detach()).item()}
+        return actor_loss, alpha_loss, self.actor.entropy_estimate(first_log_prob.detach())
+
+    def update_actor_and_temperature(self, obs: torch.Tensor, step: int) -> dict[str, torch.Tensor | float]:
+        """Actor by eq. (9) (eq. (7) when H = 0), then alpha by eq. (8).
+
+        The two losses share no parameter (each treats the other's as a constant), so one
+        backward pass gives each exactly its own gradient; only the actor's parameters and
+        log alpha receive one (not the critic's or the model's)."""
+        target_entropy = self.target_entropy(step)
+        with record_function("actor rollout forward"), constants(self.critic, self.model):
+            # no gradient graph for the critic's and the model's parameters
+            actor_loss, alpha_loss, entropy = self.actor_losses(
+                obs, self.actor_horizon(step), torch.full((), target_entropy, device=self.device))
+        with record_function("actor rollout backward"):
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            self.temperature_optimizer.zero_grad(set_to_none=True)
+            (actor_loss + alpha_loss).backward(inputs=[*self.actor.parameters(), self.log_alpha])
+            self.actor_optimizer.step()
+        with record_function("temperature"):
+            self.temperature_optimizer.step()
+        return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(),
+                "alpha": self.alpha.detach(), "target_entropy": target_entropy, "entropy": entropy}
 
     def critic_target_value(self, reward: torch.Tensor, next_obs: torch.Tensor,
                             terminated: torch.Tensor) -> torch.Tensor:
@@ -175,37 +219,55 @@ class SVGAgent:
             next_value = eq.soft_value(self.critic_target(next_obs, next_action), next_log_prob, self.alpha)
             return eq.soft_bellman_target(reward, terminated, next_value, self.config.discount)
 
-    def update_critic(self, obs, action, reward, next_obs, terminated) -> dict[str, float]:
-        """Critic ensemble by eq. (4): on SAC's target eq. (5), or on MVE's H-step targets."""
-        if self.config.critic_expansion and self.model is not None:
-            states, actions, targets, weights = eq.soft_value_expansion_targets(
-                reward, terminated, next_obs, self.horizon, self.actor.sample, self.model, self.critic_target,
-                self.alpha.detach(), self.config.discount)
-            q_values = torch.stack([self.critic(x, u) for x, u in zip([obs, *states], [action, *actions])])
-            critic_loss = eq.value_expansion_critic_loss(q_values, targets, weights)
-        else:
+    def critic_loss_of_batch(self, obs, action, reward, next_obs, terminated) -> torch.Tensor:
+        """Eq. (4) on SAC's target eq. (5), or on MVE's H-step targets (eq. (3) in the critic)."""
+        if not (self.config.critic_expansion and self.model is not None):
             target = self.critic_target_value(reward, next_obs, terminated)
-            critic_loss = eq.soft_bellman_residual(self.critic(obs, action), target)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        return {"critic_loss": critic_loss.item()}
+            return eq.soft_bellman_residual(self.critic(obs, action), target)
+        states, actions, targets, weights = eq.soft_value_expansion_targets(
+            reward, terminated, next_obs, self.horizon, self.actor.sample, self.model, self.critic_target,
+            self.alpha.detach(), self.config.discount)
+        inputs = list(zip([obs, *states], [action, *actions]))
+        if self.critic.batched:  # the H+1 steps as one batch through the batched heads
+            q_values = self.critic(torch.cat([x for x, _ in inputs]), torch.cat([u for _, u in inputs]))
+            q_values = q_values.view(q_values.shape[0], len(inputs), -1).transpose(0, 1)
+        else:
+            q_values = torch.stack([self.critic(x, u) for x, u in inputs])
+        return eq.value_expansion_critic_loss(q_values, targets, weights)
 
-    def update_reward_and_termination(self, obs, action, reward, terminated) -> dict[str, float]:
-        """Reward model by eq. (11), termination model by eq. (13), on the single-step batch."""
+    def update_critic(self, obs, action, reward, next_obs, terminated) -> dict[str, torch.Tensor]:
+        """Critic ensemble by eq. (4): on SAC's target eq. (5), or on MVE's H-step targets."""
+        with record_function("critic"):
+            critic_loss = self.critic_loss(obs, action, reward, next_obs, terminated)
+            self._step(self.critic_optimizer, critic_loss)
+        return {"critic_loss": critic_loss.detach()}
+
+    def reward_and_termination_losses(self, obs, action, reward, terminated) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward model eq. (11) and termination model eq. (13) on the single-step batch."""
         assert self.model is not None
         loss_r = eq.reward_loss(self.model.reward(obs, action), reward)
-        self.reward_optimizer.zero_grad(set_to_none=True)
-        loss_r.backward()
-        self.reward_optimizer.step()
         loss_d = eq.termination_loss(self.model.termination_logit(obs, action), terminated,
                                      balance_classes=self.config.termination_pos_weight)
-        self.termination_optimizer.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.termination_optimizer.step()
-        return {"reward_loss": loss_r.item(), "termination_loss": loss_d.item()}
+        return loss_r, loss_d
 
-    def update_dynamics(self, replay: ReplayBuffer) -> dict[str, float]:
+    def update_reward_and_termination(self, obs, action, reward, terminated) -> dict[str, torch.Tensor]:
+        """Reward model by eq. (11), termination model by eq. (13): separate networks, so one
+        backward pass of the summed losses gives each exactly its own loss's gradient."""
+        with record_function("reward and termination"):
+            loss_r, loss_d = self.model_losses(obs, action, reward, terminated)
+            self.reward_optimizer.zero_grad(set_to_none=True)
+            self.termination_optimizer.zero_grad(set_to_none=True)
+            (loss_r + loss_d).backward()
+            self.reward_optimizer.step()
+            self.termination_optimizer.step()
+        return {"reward_loss": loss_r.detach(), "termination_loss": loss_d.detach()}
+
+    def dynamics_loss_of_sequences(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Eq. (10) on normalised sequences (see the dynamics model's ``training_loss``)."""
+        assert self.model is not None
+        return self.model.dynamics.training_loss(states, actions)
+
+    def update_dynamics(self, replay: ReplayBuffer) -> dict[str, torch.Tensor]:
         """Dynamics by eq. (10) on sequences that stay inside one episode (H transitions for
         the GRU, one-step transitions per member for the MLP ensemble).
 
@@ -215,19 +277,21 @@ class SVGAgent:
         ensemble members), and ``dynamics_clipped``, the fraction of models clipped."""
         assert self.model is not None
         length, count = self.model.dynamics.training_batch(self.horizon, self.config.seq_batch_size)
-        try:
-            sequences = replay.sample_sequences(count, length, self.rng)
-        except NoSequenceError:  # too few steps stored yet (seed_steps < H, or tiny episodes)
-            return {}
-        states = self.normalizer.normalize(self._tensor(sequences.states))
-        loss = self.model.dynamics.training_loss(states, self._tensor(sequences.actions))
-        self.dynamics_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clipping = self.model.dynamics.clip_gradient(self.config.dynamics_grad_clip, length)
-        self.dynamics_optimizer.step()
-        norms, clipped = zip(*clipping)
-        return {"dynamics_loss": loss.item(), "dynamics_grad_norm": float(np.mean(norms)),
-                "dynamics_clipped": float(np.mean(clipped))}
+        with record_function("replay sampling"):
+            try:
+                sequences = replay.sample_sequences(count, length, self.rng)
+            except NoSequenceError:  # too few steps stored yet (seed_steps < H, or tiny episodes)
+                return {}
+            states = self.normalizer.normalize(self._tensor(sequences.states))
+            actions = self._tensor(sequences.actions)
+        with record_function("dynamics"):
+            loss = self.dynamics_loss(states, actions)
+            self.dynamics_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norms, clipped = self.model.dynamics.clip_gradient(self.config.dynamics_grad_clip, length)
+            self.dynamics_optimizer.step()
+        return {"dynamics_loss": loss.detach(), "dynamics_grad_norm": norms.mean(),
+                "dynamics_clipped": clipped.float().mean()}
 
     @torch.no_grad()
     def model_error(self, states: np.ndarray, actions: np.ndarray) -> float:

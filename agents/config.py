@@ -15,6 +15,31 @@ class EntropyScheduleConfig:
     decay: Optional[float] = None  # beta of eq. (14); None means a constant target (init)
 
 
+COMPILE_MODES = ("off", "compile", "cudagraphs")  # agent.compile
+
+
+@dataclass
+class FastPathConfig:
+    """The fast update path: the same math as the plain path (every option off), less
+    work and no host synchronisation per update. Each option is tested against the plain
+    path for the same losses and parameters (tests/test_fast_path.py)."""
+
+    # critic heads and MLP-ensemble members as one batched matmul (stacked weights), not a
+    # Python loop; an ensemble rollout on the CPU evaluates only each rollout's own member
+    batched_ensembles: bool = True
+    # the GRU cell written out, its first step (h = 0) without the W_hh h matmuls
+    gru_zero_state_step: bool = True
+    # update metrics stay tensors on the device and are read at log intervals (a train.csv
+    # row, an evaluation); the divergence check reads one flag per metric there
+    deferred_metrics: bool = True
+    # fused Adam (one kernel per optimiser step) and the target-critic update as one
+    # multi-tensor lerp; the plain path steps and lerps parameter by parameter
+    fused_optimizers: bool = True
+    # replay storage as tensors on the agent's device: sampled batches are gathered there
+    # (indices drawn on the host with the same RNG stream, so no host-device sync)
+    replay_on_device: bool = True
+
+
 @dataclass
 class AgentConfig:
     """Every knob of SAC / SAC-SVG(H). Paper values (Table 3) unless a comment says otherwise."""
@@ -78,3 +103,7 @@ class AgentConfig:
     target_entropy: EntropyScheduleConfig = field(default_factory=EntropyScheduleConfig)
     # "auto": CUDA when available, else CPU
     device: str = "auto"
+    fast_path: FastPathConfig = field(default_factory=FastPathConfig)
+    # "off", "compile" (torch.compile of the loss functions) or "cudagraphs" (on CUDA,
+    # torch.compile with CUDA graphs); one warning line and "off" where that cannot run
+    compile: str = "off"

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from agents.networks import mlp, orthogonal_init
+from agents.networks import EnsembleMLP, mlp, orthogonal_init
 from agents.objectives import multi_step_dynamics_loss
 
 
 def clip_summed_loss_gradient(parameters: Iterable[nn.Parameter], max_norm_of_mean: float,
-                              summed_terms: int) -> tuple[float, bool]:
+                              summed_terms: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Clip the gradient of a loss *summed* over ``summed_terms`` squared errors per sequence
     as the authors' code clips the gradient of the same errors' *mean*.
 
@@ -25,11 +25,45 @@ def clip_summed_loss_gradient(parameters: Iterable[nn.Parameter], max_norm_of_me
     clipped one (Adam's step does not depend on that constant factor, up to its epsilon).
     Clipping the sum at 1.0 instead would clip almost every update. ``max_norm_of_mean`` <= 0
     disables clipping. Returns the norm of the sum's gradient before clipping, and whether
-    it was clipped.
+    it was clipped, as tensors on the parameters' device (read them without a host sync
+    inside the update).
     """
     threshold = max_norm_of_mean * summed_terms if max_norm_of_mean > 0 else math.inf
-    norm = float(nn.utils.clip_grad_norm_(parameters, threshold))
+    norm = nn.utils.clip_grad_norm_(parameters, threshold, foreach=True)
     return norm, norm > threshold
+
+
+def clip_member_gradients(parameters: Iterable[nn.Parameter], threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``clip_grad_norm_`` applied to each member of stacked ensemble parameters on its own:
+    every parameter's first dimension is the member. The same formula as torch's
+    (coefficient ``threshold / (norm + 1e-6)``, at most 1). Returns the norms (E,) before
+    clipping and which members were clipped (E,)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    coefficient = (threshold / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coefficient.view(-1, *([1] * (g.dim() - 1))))
+    return norms, norms > threshold
+
+
+def gru_layer_step(x: torch.Tensor, h: torch.Tensor | None, w_ih: torch.Tensor, w_hh: torch.Tensor,
+                   b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """One step of one GRU layer as ``torch.nn.GRU`` computes it (gates r, z, n):
+
+        r = sigma(W_ir x + b_ir + W_hr h + b_hr),  z = sigma(W_iz x + b_iz + W_hz h + b_hz),
+        n = tanh(W_in x + b_in + r (W_hn h + b_hn)),  h' = (1 - z) n + z h.
+
+    ``h`` None means h = 0: the W_hh h matmul (half the layer's work) is skipped, since it
+    is zero, and h' = (1 - z) n. x: (B, in), h: (B, hidden) -> (B, hidden)."""
+    i_r, i_z, i_n = nn.functional.linear(x, w_ih, b_ih).chunk(3, dim=-1)
+    if h is None:
+        h_r, h_z, h_n = b_hh.chunk(3)
+    else:
+        h_r, h_z, h_n = nn.functional.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return (1.0 - z) * n if h is None else (1.0 - z) * n + z * h
 
 
 class GRUDynamics(nn.Module):
@@ -41,7 +75,7 @@ class GRUDynamics(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
                  gru_hidden_dim: int, gru_layers: int, decoder_depth: int | None = None,
-                 detach_predicted_state: bool = False) -> None:
+                 detach_predicted_state: bool = False, fast_step: bool = False) -> None:
         super().__init__()
         self.encoder = mlp(obs_dim + act_dim, hidden_dim, gru_hidden_dim, hidden_depth)
         self.gru = nn.GRU(gru_hidden_dim, gru_hidden_dim, num_layers=gru_layers)
@@ -49,18 +83,38 @@ class GRUDynamics(nn.Module):
         self.decoder = mlp(gru_hidden_dim, hidden_dim, obs_dim, depth)
         self.state_dim = obs_dim
         self.detach_predicted_state = detach_predicted_state
+        # The fast path: the GRU cell written out (``gru_layer_step``), and h_1 = 0 passed
+        # as None so the first step skips the W_hh h matmuls. Same parameters and math.
+        self.fast_step = fast_step
         self.apply(orthogonal_init)
 
-    def initial_hidden(self, state: torch.Tensor) -> torch.Tensor:
-        """h_1 = 0: (layers, B, hidden)."""
+    def initial_hidden(self, state: torch.Tensor) -> torch.Tensor | None:
+        """h_1 = 0: (layers, B, hidden), or None (meaning zero) on the fast path."""
+        if self.fast_step:
+            return None
         return state.new_zeros(self.gru.num_layers, state.shape[0], self.gru.hidden_size)
 
     def next_state(self, state: torch.Tensor, action: torch.Tensor,
-                   hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One model transition. state: (B, D), action: (B, A), hidden: (L, B, Hd)."""
-        encoded = self.encoder(torch.cat([state, action], dim=-1)).unsqueeze(0)
-        output, hidden = self.gru(encoded, hidden)
-        return state + self.decoder(output.squeeze(0)), hidden
+                   hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One model transition. state: (B, D), action: (B, A), hidden: (L, B, Hd) or None (zero)."""
+        encoded = self.encoder(torch.cat([state, action], dim=-1))
+        if self.fast_step:
+            hidden = self._cell_step(encoded, hidden)
+            output = hidden[-1]
+        else:
+            output, hidden = self.gru(encoded.unsqueeze(0), hidden)
+            output = output.squeeze(0)
+        return state + self.decoder(output), hidden
+
+    def _cell_step(self, x: torch.Tensor, hidden: torch.Tensor | None) -> torch.Tensor:
+        """All layers of one GRU step with ``gru_layer_step``: (B, in), (L, B, Hd) or None -> (L, B, Hd)."""
+        layers = []
+        for layer in range(self.gru.num_layers):
+            x = gru_layer_step(x, None if hidden is None else hidden[layer],
+                               getattr(self.gru, f"weight_ih_l{layer}"), getattr(self.gru, f"weight_hh_l{layer}"),
+                               getattr(self.gru, f"bias_ih_l{layer}"), getattr(self.gru, f"bias_hh_l{layer}"))
+            layers.append(x)
+        return torch.stack(layers)
 
     def unroll(self, first_state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """f_theta(x_1, u_{1:T}) -> predicted x_{2:T+1}: (B, D), (B, T, A) -> (B, T, D).
@@ -84,35 +138,52 @@ class GRUDynamics(nn.Module):
         """(10) on sequences states (B, T+1, D), actions (B, T, A)."""
         return multi_step_dynamics_loss(self.unroll(states[:, 0], actions), states[:, 1:])
 
-    def clip_gradient(self, max_norm_of_mean: float, steps: int) -> list[tuple[float, bool]]:
+    def clip_gradient(self, max_norm_of_mean: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Clip the gradient of ``training_loss`` on ``steps``-transition sequences as the
         authors' code clips its model's (``clip_summed_loss_gradient``, T x D = steps x
-        state dims). One (gradient norm, clipped) pair: the GRU is one model."""
-        return [clip_summed_loss_gradient(self.parameters(), max_norm_of_mean, steps * self.state_dim)]
+        state dims). Gradient norms and whether clipped, each (1,): the GRU is one model."""
+        norm, clipped = clip_summed_loss_gradient(self.parameters(), max_norm_of_mean, steps * self.state_dim)
+        return norm.reshape(1), clipped.reshape(1)
 
 
 class MLPEnsembleDynamics(nn.Module):
     """E deterministic MLPs x_{t+1} = x_t + g_e(x_t, u_t), each trained on its own one-step
     minibatch (the architecture the paper compares in Fig. 3). A rollout samples one member
-    per start state and keeps it for every step; the "hidden state" carries that index."""
+    per start state and keeps it for every step; the "hidden state" carries that index.
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int) -> None:
+    ``batched`` (the fast path) evaluates the members as one batched module; in a rollout
+    on the CPU it evaluates only each rollout's own member (on other devices all members in
+    one batched matmul, which needs no host synchronisation). Same parameters and math."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int,
+                 batched: bool = False) -> None:
         super().__init__()
-        self.members = nn.ModuleList(mlp(obs_dim + act_dim, hidden_dim, obs_dim, hidden_depth) for _ in range(members))
+        self.net = EnsembleMLP(members, obs_dim + act_dim, hidden_dim, obs_dim, hidden_depth)
+        self.members = members
         self.state_dim = obs_dim
-        self.apply(orthogonal_init)
+        self.batched = batched
 
     def initial_hidden(self, state: torch.Tensor) -> torch.Tensor:
         """A member index per rollout: (B,)."""
-        return torch.randint(0, len(self.members), (state.shape[0],), device=state.device)
+        return torch.randint(0, self.members, (state.shape[0],), device=state.device)
 
     def member_deltas(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Every member's predicted state change: (E, B, D)."""
+        return self.net(torch.cat([state, action], dim=-1), self.batched)
+
+    def own_member_deltas(self, state: torch.Tensor, action: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """Each row's own member's predicted change, computing no other member's: (B, D).
+        Rows are grouped by member (a host read of the group sizes)."""
         inputs = torch.cat([state, action], dim=-1)
-        return torch.stack([member(inputs) for member in self.members])
+        order = torch.argsort(member, stable=True)
+        sizes = torch.bincount(member, minlength=self.members).tolist()
+        grouped = torch.cat([self.net.member(e, rows) for e, rows in enumerate(inputs[order].split(sizes)) if rows.shape[0]])
+        return grouped[torch.argsort(order)]
 
     def next_state(self, state: torch.Tensor, action: torch.Tensor,
                    member: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.batched and state.device.type == "cpu" and not torch.compiler.is_compiling():
+            return state + self.own_member_deltas(state, action, member), member
         deltas = self.member_deltas(state, action)
         return state + deltas[member, torch.arange(state.shape[0], device=state.device)], member
 
@@ -127,28 +198,25 @@ class MLPEnsembleDynamics(nn.Module):
 
     def training_batch(self, horizon: int, batch_size: int) -> tuple[int, int]:
         """One-step transitions, a separate minibatch of ``batch_size`` for every member."""
-        return 1, batch_size * len(self.members)
+        return 1, batch_size * self.members
 
     def training_loss(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """(10) with T = 1 for each member on its own slice, summed over members.
         states: (E*B, 2, D), actions: (E*B, 1, A)."""
-        members = len(self.members)
-        states = states.view(members, -1, *states.shape[1:])
-        actions = actions.view(members, -1, *actions.shape[1:])
-        losses = []
-        for e, member in enumerate(self.members):
-            x, u = states[e, :, 0], actions[e, :, 0]
-            predicted = (x + member(torch.cat([x, u], dim=-1))).unsqueeze(1)
-            losses.append(multi_step_dynamics_loss(predicted, states[e, :, 1:]))
-        return torch.stack(losses).sum()
+        states = states.view(self.members, -1, *states.shape[1:])
+        actions = actions.view(self.members, -1, *actions.shape[1:])
+        x, u = states[:, :, 0], actions[:, :, 0]
+        predicted = (x + self.net(torch.cat([x, u], dim=-1), self.batched)).unsqueeze(2)  # (E, B, 1, D)
+        return torch.stack([multi_step_dynamics_loss(predicted[e], states[e, :, 1:])
+                            for e in range(self.members)]).sum()
 
-    def clip_gradient(self, max_norm_of_mean: float, steps: int) -> list[tuple[float, bool]]:
+    def clip_gradient(self, max_norm_of_mean: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Clip each member's gradient on its own, as the authors' code clips its one model:
         a member's loss is eq. (10) with T = 1 on its own minibatch, summed over D state
         dimensions, so its threshold is ``max_norm_of_mean * D``. The members share no
         parameters and the ensemble's loss is their plain sum, so a member's gradient is
         exactly its own loss's; one clip over the whole ensemble would let one member's
-        large gradient shrink every other member's step. One (gradient norm, clipped) pair
-        per member."""
-        return [clip_summed_loss_gradient(member.parameters(), max_norm_of_mean, steps * self.state_dim)
-                for member in self.members]
+        large gradient shrink every other member's step. Gradient norms and whether
+        clipped, each (E,)."""
+        threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
+        return clip_member_gradients(self.parameters(), threshold)

@@ -73,21 +73,89 @@ class TanhGaussianActor(nn.Module):
         return -log_prob.mean()
 
 
-class CriticEnsemble(nn.Module):
-    """E independent Q networks Q_i(x, u); forward returns (E, B)."""
+class EnsembleLinear(nn.Module):
+    """E independent affine maps y_e = x_e W_e + b_e with stacked weights: (E, in, out).
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, num_heads: int = 2) -> None:
+    Each member is initialised as ``orthogonal_init`` initialises one ``nn.Linear``.
+    """
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
         super().__init__()
-        self.heads = nn.ModuleList(mlp(obs_dim + act_dim, hidden_dim, 1, hidden_depth) for _ in range(num_heads))
-        self.apply(orthogonal_init)
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_features))
+        with torch.no_grad():
+            for member in self.weight:
+                member.copy_(nn.init.orthogonal_(torch.empty(out_features, in_features)).T)
+
+    def forward(self, x: torch.Tensor, batched: bool) -> torch.Tensor:
+        """x: (B, in), shared by every member, or (E, B, in), one batch per member -> (E, B, out).
+
+        ``batched``: one batched matmul for all members (the fast path); otherwise one
+        matmul per member in a Python loop (the plain path). Same math."""
+        members = self.weight.shape[0]
+        if batched:
+            if x.dim() == 2:
+                x = x.expand(members, *x.shape)
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.stack([torch.addmm(self.bias[e], x if x.dim() == 2 else x[e], self.weight[e])
+                            for e in range(members)])
+
+    def member(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Member e alone: (N, in) -> (N, out)."""
+        return torch.addmm(self.bias[e], x, self.weight[e])
+
+
+class EnsembleMLP(nn.Module):
+    """E independent MLPs of the same shape (``mlp``'s layers), as stacked weights."""
+
+    def __init__(self, members: int, input_dim: int, hidden_dim: int, output_dim: int, hidden_depth: int) -> None:
+        super().__init__()
+        widths = [input_dim] + [hidden_dim] * hidden_depth + [output_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.members = members
+
+    def forward(self, x: torch.Tensor, batched: bool) -> torch.Tensor:
+        """(B, in) or (E, B, in) -> (E, B, out); see ``EnsembleLinear.forward``."""
+        for i, layer in enumerate(self.layers):
+            x = layer(x, batched)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+    def member(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Member e alone on its own rows: (N, in) -> (N, out)."""
+        for i, layer in enumerate(self.layers):
+            x = layer.member(e, x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class CriticEnsemble(nn.Module):
+    """E independent Q networks Q_i(x, u); forward returns (E, B).
+
+    ``batched`` evaluates the heads as one batched module (the fast path) instead of a
+    loop over heads; the parameters and the math are the same."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, num_heads: int = 2,
+                 batched: bool = False) -> None:
+        super().__init__()
+        self.heads = EnsembleMLP(num_heads, obs_dim + act_dim, hidden_dim, 1, hidden_depth)
+        self.batched = batched
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        inputs = torch.cat([obs, action], dim=-1)
-        return torch.stack([head(inputs).squeeze(-1) for head in self.heads], dim=0)
+        return self.heads(torch.cat([obs, action], dim=-1), self.batched).squeeze(-1)
 
 
 @torch.no_grad()
-def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Exponential moving average target <- tau * source + (1 - tau) * target."""
-    for target_param, param in zip(target.parameters(), source.parameters()):
+def polyak_update(target: nn.Module, source: nn.Module, tau: float, fused: bool = False) -> None:
+    """Exponential moving average target <- tau * source + (1 - tau) * target.
+
+    ``fused``: one multi-tensor lerp over every parameter (the fast path) instead of one
+    lerp per parameter; same arithmetic."""
+    targets, sources = list(target.parameters()), list(source.parameters())
+    if fused:
+        torch._foreach_lerp_(targets, sources, tau)
+        return
+    for target_param, param in zip(targets, sources):
         target_param.lerp_(param, tau)

@@ -8,24 +8,28 @@ import numpy as np
 import torch
 
 
+Array = "np.ndarray | torch.Tensor"
+
+
 @dataclass
 class TransitionBatch:
     """Single-step transitions (x, u, r, x', d). obs/next_obs: (B, D); action: (B, A);
-    reward, terminated: (B,). ``terminated`` is 1 only for real terminations."""
+    reward, terminated: (B,). ``terminated`` is 1 only for real terminations. NumPy arrays,
+    or tensors on the buffer's device when it stores there."""
 
-    obs: np.ndarray
-    action: np.ndarray
-    reward: np.ndarray
-    next_obs: np.ndarray
-    terminated: np.ndarray
+    obs: Array
+    action: Array
+    reward: Array
+    next_obs: Array
+    terminated: Array
 
 
 @dataclass
 class SequenceBatch:
     """H-transition sequences from one episode: states (B, H+1, D), actions (B, H, A)."""
 
-    states: np.ndarray
-    actions: np.ndarray
+    states: Array
+    actions: Array
 
 
 class NoSequenceError(ValueError):
@@ -38,15 +42,23 @@ class ReplayBuffer:
     ``episode_end`` marks the last transition of an episode (terminated or truncated); no
     sampled sequence continues past such a transition, and none
     runs across the write position once the ring has wrapped.
+
+    ``device`` (the fast path's ``replay_on_device``): the transitions are stored as tensors
+    on that device and batches are gathered there. Indices are still drawn on the host with
+    the same NumPy stream from the small ``episode_end`` flags kept there, so a batch holds
+    the same transitions as without ``device``, and sampling never waits for the device.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: torch.device | str | None = None) -> None:
         self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.action = np.zeros((capacity, act_dim), dtype=np.float32)
-        self.reward = np.zeros(capacity, dtype=np.float32)
-        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.device = None if device is None else torch.device(device)
+        zeros = (lambda *shape: np.zeros(shape, dtype=np.float32)) if self.device is None else \
+            (lambda *shape: torch.zeros(shape, dtype=torch.float32, device=self.device))
+        self.obs = zeros(capacity, obs_dim)
+        self.next_obs = zeros(capacity, obs_dim)
+        self.action = zeros(capacity, act_dim)
+        self.reward = zeros(capacity)
+        self.terminated = zeros(capacity)
         self.episode_end = np.zeros(capacity, dtype=bool)
         self.position = 0  # next slot to write
         self.size = 0
@@ -57,6 +69,8 @@ class ReplayBuffer:
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
             terminated: bool, truncated: bool) -> None:
         i = self.position
+        if self.device is not None:
+            obs, action, next_obs = (torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in (obs, action, next_obs))
         self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = obs, action, reward, next_obs
         self.terminated[i] = float(terminated)
         self.episode_end[i] = bool(terminated or truncated)
@@ -65,9 +79,18 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
         """Uniform single-step transitions."""
-        idx = rng.integers(0, self.size, size=batch_size)
+        idx = self._on_device(rng.integers(0, self.size, size=batch_size))
         return TransitionBatch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
                                self.terminated[idx])
+
+    def _on_device(self, indices: np.ndarray) -> np.ndarray | torch.Tensor:
+        """Host-drawn indices for gathering from the storage (copied without a sync to CUDA)."""
+        if self.device is None:
+            return indices
+        tensor = torch.from_numpy(indices)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def _oldest(self) -> int:
         return self.position if self.size == self.capacity else 0
@@ -110,8 +133,9 @@ class ReplayBuffer:
 
     def sequences_at(self, starts: np.ndarray, length: int) -> SequenceBatch:
         """The ``length``-transition sequences beginning at the slots ``starts`` (B,)."""
-        steps = (starts[:, None] + np.arange(length)[None, :]) % self.capacity  # (B, H)
-        states = np.concatenate([self.obs[steps[:, :1]], self.next_obs[steps]], axis=1)
+        steps = self._on_device((starts[:, None] + np.arange(length)[None, :]) % self.capacity)  # (B, H)
+        concatenate = np.concatenate if self.device is None else torch.cat
+        states = concatenate([self.obs[steps[:, :1]], self.next_obs[steps]], axis=1)
         return SequenceBatch(states=states, actions=self.action[steps])
 
     _ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "episode_end")
@@ -120,7 +144,7 @@ class ReplayBuffer:
         """The stored slots as they lie in the ring, so a reload samples exactly as before.
         The tensors share the buffer's memory (no copy of a buffer that can hold 1M
         transitions): save them before the buffer changes."""
-        state = {name: torch.from_numpy(getattr(self, name)[: self.size]) for name in self._ARRAYS}
+        state = {name: torch.as_tensor(getattr(self, name)[: self.size]).cpu() for name in self._ARRAYS}
         state.update(position=self.position, size=self.size)
         return state
 
@@ -129,5 +153,6 @@ class ReplayBuffer:
         if size > self.capacity:
             raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
         for name in self._ARRAYS:
-            getattr(self, name)[:size] = state[name].numpy()
+            array = getattr(self, name)
+            array[:size] = state[name].numpy() if isinstance(array, np.ndarray) else state[name]
         self.size, self.position = size, int(state["position"])

@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 import yaml
 from omegaconf import OmegaConf
 
-from agents.config import AgentConfig
+from agents.config import COMPILE_MODES, AgentConfig
 from baselines import AGENTS
 from harness.names import unknown_name
 from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
@@ -34,7 +34,9 @@ class TrainerConfig:
     eval_episodes: int = 10
     seed_steps: int = 1000  # uniformly random actions before learning starts
     progress: bool = True
-    torch_threads: int = 1
+    # None: one per core this process may run on (its share of the cores under --jobs N,
+    # its allocation under SLURM); harness.process
+    torch_threads: Optional[int] = None
 
 
 @dataclass
@@ -221,6 +223,8 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
         raise ConfigError(f"unknown agent.dynamics_decoder {agent.dynamics_decoder!r}; valid: mlp, linear")
     if agent.dynamics not in ("gru", "mlp-ensemble"):
         raise ConfigError(f"unknown agent.dynamics {agent.dynamics!r}; valid: gru, mlp-ensemble")
+    if agent.compile not in COMPILE_MODES:
+        raise ConfigError(unknown_name("agent.compile mode", agent.compile, COMPILE_MODES))
     if agent.horizon < 0:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:

@@ -59,8 +59,10 @@ STATUSES = (RUNNING, DONE, FAILED, INTERRUPTED)
 
 # Keys that change where or how a run executes, not what it computes: they neither label a
 # run folder nor make a stored config differ, and runs differing only in them are seeds of
-# one experiment in a report.
-OPERATIONAL_KEYS = ("out", "wandb", "launcher", "trainer.progress", "trainer.torch_threads", "agent.device")
+# one experiment in a report. The fast path and compile modes compute the same math
+# (tests/test_fast_path.py), so a run may resume with another of them.
+OPERATIONAL_KEYS = ("out", "wandb", "launcher", "trainer.progress", "trainer.torch_threads", "agent.device",
+                    "agent.fast_path", "agent.compile")
 
 
 def is_operational(key: str) -> bool:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from harness.config import (ConfigError, LauncherConfig, RunConfig, build_run_config, from_yaml,
                             override_label, scientific_differences, to_dict)
 from harness.contract import DONE, RunBusyError, is_locked, run_path
+from harness.process import available_cores, core_share, pin_to_cores
 from harness.rundir import CheckpointError, RunDirectory
 
 
@@ -160,11 +161,13 @@ def _interrupted(job: Job) -> JobResult:
     return JobResult(job.path, "interrupted", f"checkpointed at step {summary.get('steps_done', 0)}", summary)
 
 
-def _job_process(job: Job, results: Any) -> None:
-    """One local run in a process of its own: Ctrl-C at the terminal reaches the parent only
-    (its own process group), which forwards it once; a child whose parent dies is sent
-    SIGTERM (Linux), so it checkpoints too."""
+def _job_process(job: Job, results: Any, cores: list[int]) -> None:
+    """One local run in a process of its own, on its share of the cores (so its torch
+    threads, one per core, do not contend with the other runs'): Ctrl-C at the terminal
+    reaches the parent only (its own process group), which forwards it once; a child whose
+    parent dies is sent SIGTERM (Linux), so it checkpoints too."""
     os.setpgrp()
+    pin_to_cores(cores)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the parent's forwarded Ctrl-C, even if inherited ignored
     if sys.platform.startswith("linux"):
         import ctypes  # noqa: PLC0415
@@ -183,6 +186,8 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
     context = multiprocessing.get_context("spawn")
     results_queue = context.Queue()
     pending, running = list(jobs), {}
+    cores, free_slots = available_cores(), list(range(at_once))  # slot k runs on the k-th share of the cores
+    slots: dict[Any, int] = {}
     done: dict[Path, JobResult] = {}
     stopping = False
 
@@ -199,15 +204,18 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
         while running or (pending and not stopping):
             try:
                 while pending and len(running) < at_once and not stopping:
-                    job = pending.pop(0)
-                    process = context.Process(target=_job_process, args=(job, results_queue))
+                    job, slot = pending.pop(0), free_slots.pop(0)
+                    process = context.Process(target=_job_process,
+                                              args=(job, results_queue, core_share(slot, at_once, cores)))
                     process.start()
                     running[process] = job
+                    slots[process] = slot
                 collect(block=True)
                 for process in [p for p in running if not p.is_alive()]:
                     process.join()
                     collect(block=False)
                     job = running.pop(process)
+                    free_slots.append(slots.pop(process))
                     if job.path not in done:  # died without a word (killed): a rerun resumes it
                         done[job.path] = JobResult(job.path, "failed", f"its process exited with code "
                                                    f"{process.exitcode}", RunDirectory(job.path).read_summary() or {})

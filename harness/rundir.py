@@ -35,7 +35,8 @@ CHECKPOINT_FILE = "state.pt"
 PREVIOUS_CHECKPOINT_FILE = "state.prev.pt"
 # The layout of a checkpoint file: {"format": CHECKPOINT_FORMAT, "code": code_version(), "state": ...}.
 # Bump it when ``state`` changes in a way an older reader would misread.
-CHECKPOINT_FORMAT = 1
+# 2: critic heads and MLP-ensemble members as stacked weights (the fast path's batched modules).
+CHECKPOINT_FORMAT = 2
 # The keys of the trainer's state (``Trainer.checkpoint_state``) that ``Trainer.restore``
 # reads: a checkpoint lacking one is refused as another format, not half-restored.
 CHECKPOINT_KEYS = ("agent", "replay", "env", "obs", "progress", "action_rng", "torch_rng", "cuda_rng",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,10 +14,12 @@ import torch
 
 from agents import SVGAgent
 from agents.agent import DivergenceError
+from agents.metrics import MetricSums
 from agents.replay import ReplayBuffer
 from harness.config import RunConfig, to_dict, to_yaml
 from harness.lifecycle import ProgressBar, RunInterrupted, StepCost, StopSignals, say_to_stderr
 from harness.mirror import WandbMirror
+from harness.process import keep_freed_memory, set_torch_threads
 from harness.contract import DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock
 from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
 from harness.suites import TaskSpec, get_task
@@ -101,20 +102,22 @@ class Trainer:
         trainer = config.trainer
         self.total_steps = int(trainer.total_steps)
         self.eval_every = int(trainer.eval_every)
-        torch.set_num_threads(max(1, trainer.torch_threads))
+        set_torch_threads(trainer.torch_threads)
+        keep_freed_memory()
         torch.manual_seed(config.seed)
         options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
         self.env = self.spec.make_env(**options)
         self.eval_env = self.spec.make_env(**options)
         # independent streams for the agent's replay sampling and the seed steps' actions
         agent_seed, action_seed = np.random.SeedSequence(config.seed).spawn(2)
-        self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, agent_seed)
-        self.replay = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, config.agent.replay_capacity)
+        self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, agent_seed,
+                              warn=lambda line: say(f"warning: {line}"))
+        replay_device = self.agent.device if config.agent.fast_path.replay_on_device else None
+        self.replay = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, config.agent.replay_capacity, replay_device)
         self.action_rng = np.random.default_rng(action_seed)
         self.progress = Progress()
         self.obs: np.ndarray | None = None
-        self.metric_sums: dict[str, float] = defaultdict(float)
-        self.metric_counts: dict[str, int] = defaultdict(int)
+        self.metrics = MetricSums()  # update metrics since the last train.csv row
 
     # ------------------------------------------------------------------ state
 
@@ -130,7 +133,7 @@ class Trainer:
             "progress": vars(self.progress).copy(), "action_rng": self.action_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "metric_sums": dict(self.metric_sums), "metric_counts": dict(self.metric_counts),
+            **self.metrics.state_dict(),
         }
 
     def restore(self, state: dict) -> None:
@@ -144,8 +147,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.metric_sums = defaultdict(float, state["metric_sums"])
-        self.metric_counts = defaultdict(int, state["metric_counts"])
+        self.metrics.load_state_dict(state)
         self.run_dir.truncate_logs(self.progress.step)
 
     # ------------------------------------------------------------------ loop
@@ -256,22 +258,18 @@ class Trainer:
             p.episode_length += 1
             if p.step >= c.trainer.seed_steps:
                 cost.start()
-                for name, value in self.agent.update(self.replay, p.step).items():
-                    self.metric_sums[name] += value
-                    self.metric_counts[name] += 1
+                self.metrics.add(self.agent.update(self.replay, p.step), p.step)
                 cost.stop(p.step, self.say)
             if terminated or truncated:
                 now = time.perf_counter()
                 row = {"step": p.step, "episode": p.episode, "episode_return": p.episode_return,
                        "episode_length": p.episode_length,
                        "steps_per_second": (p.step - row_step) / max(now - row_clock, 1e-9)}
-                row.update({k: self.metric_sums[k] / self.metric_counts[k] for k in self.metric_sums})
+                row.update(self.metrics.read())  # the log interval: one host read, the divergence check
                 row["target_entropy"] = self.agent.target_entropy(p.step)
                 row["alpha"] = self.agent.alpha.item()
                 train_log.append(row)
                 mirror.log("train", row)
-                self.metric_sums.clear()
-                self.metric_counts.clear()
                 row_clock, row_step = now, p.step
                 p.episode += 1
                 p.episode_return, p.episode_length = 0.0, 0
@@ -290,6 +288,7 @@ class Trainer:
 
     def _evaluate_and_checkpoint(self, eval_log, mirror: WandbMirror) -> None:
         p, c = self.progress, self.config
+        self.metrics.check_finite()  # a diverged run is neither evaluated nor checkpointed
         eval_seed = 1_000_003 * (c.seed + 1) + p.evaluations
         holdout = None
         if self.agent.model is not None:

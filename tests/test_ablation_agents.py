@@ -100,14 +100,15 @@ def _filled_agent(agent_name: str, overrides: list[str]) -> tuple[SVGAgent, Repl
 
 def test_ensemble_members_differ_and_each_is_trained():
     agent, replay = _filled_agent("sac-svg-ensemble", [])
-    members = agent.model.dynamics.members
-    assert len(members) == 5
-    before = [torch.cat([p.detach().clone().flatten() for p in m.parameters()]) for m in members]
+    dynamics = agent.model.dynamics
+    assert dynamics.members == 5
+    member = lambda e: torch.cat([p[e].detach().clone().flatten() for p in dynamics.parameters()])  # noqa: E731
+    before = [member(e) for e in range(5)]
     x, u = torch.randn(8, 9), torch.rand(8, 1)
     first = agent.model.dynamics.member_deltas(x, u)
     assert all(not torch.allclose(first[0], first[e]) for e in range(1, 5)), "members must differ"
     losses = [agent.update(replay, 500)["dynamics_loss"] for _ in range(30)]
-    after = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in members]
+    after = [member(e) for e in range(5)]
     assert all(not torch.equal(b, a) for b, a in zip(before, after)), "every member must be trained"
     assert losses[-1] < losses[0]
     deltas = agent.model.dynamics.member_deltas(x, u)

@@ -1,0 +1,68 @@
+"""``agent.compile``: the agent's loss functions run eagerly, through torch.compile, or (on
+CUDA) through torch.compile with CUDA graphs. A mode that cannot run says so in one line
+and the run goes on with "off": the same math, eagerly."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from agents.config import COMPILE_MODES
+
+
+def say_warning(line: str) -> None:
+    sys.stderr.write(f"warning: {line}\n")
+
+
+class OneWarning:
+    """Passes on the first line only: one warning per agent however many losses fall back."""
+
+    def __init__(self, warn: Callable[[str], None] | None) -> None:
+        self.warn = warn or say_warning
+        self.given = False
+
+    def __call__(self, line: str) -> None:
+        if not self.given:
+            self.given = True
+            self.warn(line)
+
+
+class CompiledLoss:
+    """A compiled loss function that falls back to the eager one, for good, when
+    compilation or CUDA-graph capture fails (one warning line, via ``warn``)."""
+
+    def __init__(self, eager: Callable, compiled: Callable, mode: str, warn: Callable[[str], None]) -> None:
+        self.eager, self.compiled, self.mode, self.warn = eager, compiled, mode, warn
+        self.failed = False
+
+    def __call__(self, *args: Any) -> Any:
+        if self.failed:
+            return self.eager(*args)
+        try:
+            if self.mode == "cudagraphs":
+                torch.compiler.cudagraph_mark_step_begin()
+            return self.compiled(*args)
+        except Exception as error:  # noqa: BLE001 - any compiler or capture failure: fall back
+            self.failed = True
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            self.warn(f"agent.compile={self.mode} failed ({type(error).__name__}: {reason[:160]}); "
+                      "running with agent.compile=off")
+            return self.eager(*args)
+
+
+def compile_loss(fn: Callable, mode: str, device: torch.device, warn: Callable[[str], None]) -> Callable:
+    """``fn`` as ``agent.compile`` asks: itself ("off"), torch.compile'd ("compile"), or
+    torch.compile'd with CUDA graphs ("cudagraphs", CUDA only; elsewhere: one warning, "off")."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"agent.compile must be one of {', '.join(COMPILE_MODES)}, not {mode!r}")
+    if mode == "off":
+        return fn
+    if mode == "cudagraphs" and device.type != "cuda":
+        warn(f"agent.compile=cudagraphs needs a CUDA device, this agent is on {device.type}; "
+             "running with agent.compile=off")
+        return fn
+    compiled = torch.compile(fn, mode="reduce-overhead" if mode == "cudagraphs" else None, dynamic=False)
+    return CompiledLoss(fn, compiled, mode, warn)

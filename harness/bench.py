@@ -1,0 +1,364 @@
+"""Throughput of the agents on this machine (``harness bench``, benchmarks/throughput.py).
+
+For each (agent, preset, task): the agent of a real run config (``harness run``'s config
+for that suite, task, agent and preset), its replay buffer filled with random transitions
+of the task's sizes, then
+
+- ms per env step of updates: Algorithm 1's work for one env step (``agent.update``),
+  median of ``updates`` calls after ``warmup`` calls, with min and max;
+- its break-down by part (``torch.profiler`` labels in agents/agent.py: dynamics, critic,
+  actor rollout forward and backward, temperature, reward and termination, target update,
+  replay sampling), from one profiled update, as fractions of that update;
+- FLOPs per env step, counted from the matmul shapes of every layer an update runs
+  (``torch.utils.flop_counter``), and the achieved fraction of this device's matmul peak
+  (an fp32 matmul measured here with the same threads);
+- env steps/s of the whole training loop: the trainer's per-step work (act, MuJoCo step,
+  replay, normaliser, update, metrics) on the task's real environment, no evaluation;
+- with ``parallel`` N > 1: env steps/s of N such loops at once, each in its own process
+  on its share of the cores (as ``harness run --jobs N`` runs seeds), against one alone.
+
+Updates are timed at env step ``UPDATE_STEP`` (past the authors' 10k-step model-free
+warm-up), so the actor uses the H-step model expansion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UPDATE_STEP = 20_000
+FILLED_TRANSITIONS = 20_000
+PARTS = ("dynamics", "critic", "actor rollout forward", "actor rollout backward", "temperature",
+         "reward and termination", "target update", "replay sampling")
+DEFAULT_AGENTS = ("sac", "sac-svg", "mve", "sac-svg-ensemble")
+DEFAULT_PRESETS = ("paper", "authors-code")
+DEFAULT_TASKS = ("mbpo/hopper", "mbpo/humanoid")
+
+
+@dataclass
+class BenchSettings:
+    agents: tuple[str, ...] = DEFAULT_AGENTS
+    presets: tuple[str, ...] = DEFAULT_PRESETS
+    tasks: tuple[str, ...] = DEFAULT_TASKS  # suite/task
+    device: str = "cpu"
+    threads: int = 1
+    updates: int = 20
+    warmup: int = 3
+    loop_steps: int = 20  # learning steps of the whole-loop measurement (0: skip it)
+    parallel: int = 1  # > 1: also N whole loops at once
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass
+class BenchRow:
+    agent: str
+    preset: str
+    task: str
+    device: str
+    threads: int
+    update_ms_median: float
+    update_ms_min: float
+    update_ms_max: float
+    gflop_per_step: float
+    peak_fraction: float
+    breakdown: dict[str, float] = field(default_factory=dict)  # part -> fraction of one update
+    loop_steps_per_second: float | None = None
+    parallel: dict[str, float] | None = None
+
+
+def _synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(device: str, size: int | None = None, repeats: int = 10) -> float:
+    """The best fp32 matmul rate of ``repeats`` (size x size) @ (size x size) products."""
+    import torch
+
+    dev = torch.device(device)
+    size = size or (8192 if dev.type == "cuda" else 2048)
+    a, b = torch.randn(size, size, device=dev), torch.randn(size, size, device=dev)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        _synchronize(dev)
+        started = time.perf_counter()
+        a @ b
+        _synchronize(dev)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def build(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...], seed: int = 0):
+    """(run config, task spec, agent, replay) for one benchmark row."""
+    from agents import SVGAgent
+    from agents.replay import ReplayBuffer
+    from harness.config import build_run_config
+    from harness.suites import get_task
+
+    suite, name = task.split("/")
+    config = build_run_config(suite, name, agent, seed, preset=preset,
+                              overrides=[f"agent.device={device}", *overrides])
+    spec = get_task(suite, name)
+    learner = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, config.trainer.total_steps, seed)
+    replay_device = learner.device if config.agent.fast_path.replay_on_device else None
+    replay = ReplayBuffer(spec.obs_dim, spec.act_dim, max(FILLED_TRANSITIONS, config.trainer.seed_steps + 1000),
+                          replay_device)
+    return config, spec, learner, replay
+
+
+def fill_random(learner, replay, obs_dim: int, act_dim: int, count: int = FILLED_TRANSITIONS) -> None:
+    """Random transitions in episodes of 1000 steps (sizes, not values, set the cost)."""
+    rng = np.random.default_rng(0)
+    for t in range(count):
+        obs = rng.normal(size=obs_dim)
+        replay.add(obs, rng.uniform(-1, 1, act_dim), float(rng.normal()), obs + 0.1 * rng.normal(size=obs_dim),
+                   False, t % 1000 == 999)
+        learner.observe(obs)
+
+
+def time_updates(learner, replay, updates: int, warmup: int) -> list[float]:
+    """Seconds of each of ``updates`` timed calls of ``agent.update``, after ``warmup``."""
+    from agents.metrics import MetricSums
+
+    metrics = MetricSums()
+    for _ in range(warmup):
+        metrics.add(learner.update(replay, UPDATE_STEP), UPDATE_STEP)
+    metrics.read()
+    seconds = []
+    for _ in range(updates):
+        _synchronize(learner.device)
+        started = time.perf_counter()
+        metrics.add(learner.update(replay, UPDATE_STEP), UPDATE_STEP)
+        _synchronize(learner.device)
+        seconds.append(time.perf_counter() - started)
+    metrics.read()
+    return seconds
+
+
+def update_breakdown(learner, replay) -> dict[str, float]:
+    """Each part's share of one profiled update (CPU time on the CPU, device time on CUDA)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if learner.device.type == "cuda" else [])
+    with _quiet_stderr(), profile(activities=activities) as profiler:  # the profiler's own log lines
+        learner.update(replay, UPDATE_STEP)
+        _synchronize(learner.device)
+    times: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+    total = 0.0
+    for event in profiler.key_averages():
+        if event.key in times:
+            spent = event.device_time_total if learner.device.type == "cuda" else event.cpu_time_total
+            times[event.key] += spent
+            total += spent
+    return {part: spent / total for part, spent in times.items() if total > 0}
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (C++ libraries write there directly) for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def count_gflop(learner, replay) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        learner.update(replay, UPDATE_STEP)
+    return counter.get_total_flops() / 1e9
+
+
+def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
+                          steps: int, threads: int | None = None, start: Any = None) -> float:
+    """Env steps/s of the trainer's per-step work (act, env step, replay, normaliser,
+    update, metric sums; a train.csv read at each episode end), after the seed steps."""
+    from agents.metrics import MetricSums
+    from harness.process import keep_freed_memory, set_torch_threads
+
+    set_torch_threads(threads)
+    keep_freed_memory()
+    config, spec, learner, replay = build(agent, preset, task, device, overrides)
+    env = spec.make_env()
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    metrics = MetricSums()
+
+    def env_step(action):
+        nonlocal obs
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        replay.add(obs, action, float(reward), next_obs, terminated, truncated)
+        learner.observe(next_obs)
+        if terminated or truncated:
+            next_obs, _ = env.reset()
+            learner.observe(next_obs)
+            metrics.read()
+        obs = next_obs
+
+    for _ in range(config.trainer.seed_steps):
+        env_step(rng.uniform(-1, 1, spec.act_dim).astype(np.float32))
+    for t in range(2):  # warm-up
+        env_step(learner.act(obs, deterministic=False))
+        metrics.add(learner.update(replay, UPDATE_STEP + t), UPDATE_STEP + t)
+    if start is not None:  # parallel runs start their timed steps together
+        start.wait()
+    _synchronize(learner.device)
+    started = time.perf_counter()
+    for t in range(steps):
+        env_step(learner.act(obs, deterministic=False))
+        metrics.add(learner.update(replay, UPDATE_STEP + t), UPDATE_STEP + t)
+    metrics.read()
+    _synchronize(learner.device)
+    return steps / (time.perf_counter() - started)
+
+
+def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any) -> None:
+    from harness.process import pin_to_cores
+
+    pin_to_cores(cores)
+    results.put(loop_steps_per_second(*args, threads=len(cores), start=start))
+
+
+def parallel_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
+                              steps: int, processes: int) -> dict[str, float]:
+    """One loop alone on all cores, then ``processes`` loops at once on equal shares of the
+    cores (``harness run --jobs N``'s rule): env steps/s of each, and the speed-up."""
+    from harness.process import available_cores, core_share
+
+    context = multiprocessing.get_context("spawn")
+    cores = available_cores()
+    rates = {}
+    for count in (1, processes):
+        start, results = context.Barrier(count), context.Queue()
+        workers = [context.Process(target=_parallel_worker,
+                                   args=((agent, preset, task, device, overrides, steps),
+                                         core_share(k, count, cores), start, results)) for k in range(count)]
+        for worker in workers:
+            worker.start()
+        rates[count] = [results.get() for _ in workers]
+        for worker in workers:
+            worker.join()
+    alone, together = rates[1][0], sum(rates[processes])
+    return {"processes": processes, "cores": len(cores), "alone_steps_per_second": alone,
+            "together_steps_per_second": together, "speedup": together / alone}
+
+
+def bench_row(agent: str, preset: str, task: str, settings: BenchSettings, peak: float) -> BenchRow:
+    from harness.process import keep_freed_memory, set_torch_threads
+
+    set_torch_threads(settings.threads)
+    keep_freed_memory()
+    _, spec, learner, replay = build(agent, preset, task, settings.device, settings.overrides)
+    fill_random(learner, replay, spec.obs_dim, spec.act_dim)
+    seconds = time_updates(learner, replay, settings.updates, settings.warmup)
+    gflop = count_gflop(learner, replay)
+    median = statistics.median(seconds)
+    row = BenchRow(agent, preset, task, str(learner.device), settings.threads, 1000 * median, 1000 * min(seconds),
+                   1000 * max(seconds), gflop, gflop / median / peak, update_breakdown(learner, replay))
+    if settings.loop_steps > 0:
+        row.loop_steps_per_second = loop_steps_per_second(agent, preset, task, settings.device, settings.overrides,
+                                                          settings.loop_steps, settings.threads)
+    if settings.parallel > 1:
+        row.parallel = parallel_steps_per_second(agent, preset, task, settings.device, settings.overrides,
+                                                 settings.loop_steps or 20, settings.parallel)
+    return row
+
+
+def machine_description(device: str) -> dict[str, Any]:
+    import torch
+
+    from harness.contract import git_commit
+    from harness.process import available_cores
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": len(available_cores()),
+            "torch": torch.__version__, "commit": git_commit(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def run_benchmark(settings: BenchSettings, say=print) -> dict[str, Any]:
+    """Every (agent, preset, task) row; ``say`` gets one line per row as it finishes."""
+    from harness.process import keep_freed_memory, set_torch_threads
+
+    set_torch_threads(settings.threads)
+    keep_freed_memory()
+    peak = matmul_peak_gflops(settings.device)
+    rows = []
+    for task in settings.tasks:
+        for preset in settings.presets:
+            for agent in settings.agents:
+                row = bench_row(agent, preset, task, settings, peak)
+                rows.append(row)
+                say(markdown_row(row))
+    return {"machine": machine_description(settings.device), "matmul_peak_gflops": peak,
+            "settings": asdict(settings), "rows": [asdict(row) for row in rows]}
+
+
+MARKDOWN_HEADER = ("| agent | preset | task | device, threads | ms/env step: median (min-max) | GFLOP/step | "
+                   "% of matmul peak | loop env steps/s | largest parts of an update |\n"
+                   "|---|---|---|---|---|---|---|---|---|")
+
+
+def markdown_row(row: BenchRow) -> str:
+    parts = sorted(row.breakdown.items(), key=lambda item: -item[1])[:4]
+    largest = ", ".join(f"{name} {100 * share:.0f}%" for name, share in parts)
+    loop = f"{row.loop_steps_per_second:.2f}" if row.loop_steps_per_second else "-"
+    return (f"| {row.agent} | {row.preset} | {row.task} | {row.device}, {row.threads} | "
+            f"{row.update_ms_median:.1f} ({row.update_ms_min:.1f}-{row.update_ms_max:.1f}) | "
+            f"{row.gflop_per_step:.2f} | {100 * row.peak_fraction:.0f}% | {loop} | {largest} |")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    lines = [f"Machine: {machine['cpu']} ({machine['cores']} cores)"
+             + (f", {machine['gpu']}" if "gpu" in machine else "")
+             + f"; torch {machine['torch']}; commit {machine['commit']}; "
+             f"measured fp32 matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s.", "", MARKDOWN_HEADER]
+    rows = [BenchRow(**row) for row in result["rows"]]
+    lines += [markdown_row(row) for row in rows]
+    parallel = [row for row in rows if row.parallel]
+    if parallel:
+        lines += ["", "| agent | preset | task | runs at once | cores | env steps/s alone | together | speed-up |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r.agent} | {r.preset} | {r.task} | {r.parallel['processes']} | {r.parallel['cores']} | "
+                  f"{r.parallel['alone_steps_per_second']:.2f} | {r.parallel['together_steps_per_second']:.2f} | "
+                  f"{r.parallel['speedup']:.2f}x |" for r in parallel]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: dict[str, Any], json_path: str | None, markdown_path: str | None) -> None:
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+    if markdown_path:
+        Path(markdown_path).write_text(markdown(result))

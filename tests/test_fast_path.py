@@ -1,0 +1,231 @@
+"""The fast update path computes the plain path's math: every ``agent.fast_path`` option,
+and ``agent.compile``, gives the same losses and parameters after a few updates on the
+same batches with the same noise."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from agents import SVGAgent
+from agents.config import AgentConfig, EntropyScheduleConfig, FastPathConfig
+from agents.metrics import DivergenceError, MetricSums
+from agents.replay import ReplayBuffer
+
+OBS, ACT = 5, 2
+PLAIN = FastPathConfig(**{f.name: False for f in dataclasses.fields(FastPathConfig)})
+OPTIONS = [f.name for f in dataclasses.fields(FastPathConfig)]
+
+# (name, AgentConfig settings): SAC, SAC-SVG(2) with the GRU (paper and authors' code
+# settings), the MLP-ensemble ablation, MVE in the critic
+AGENTS = {
+    "sac": dict(horizon=0, actor_expansion=False),
+    "sac-svg": dict(horizon=2),
+    "sac-svg-authors": dict(horizon=2, dynamics_decoder="linear", dynamics_detach_predicted_state=True,
+                            termination_pos_weight=True, actor_objective_average=True, hidden_depth=3),
+    "sac-svg-ensemble": dict(horizon=2, dynamics="mlp-ensemble", ensemble_size=3),
+    "sac-svg-mve": dict(horizon=2, critic_expansion=True),
+}
+
+
+def tiny_config(agent: str, fast_path: FastPathConfig, **extra) -> AgentConfig:
+    settings = dict(hidden_dim=32, hidden_depth=2, model_hidden_dim=32, gru_hidden_dim=32, step_batch_size=16,
+                    seq_batch_size=16, num_seq_updates=2, replay_capacity=2000, device="cpu",
+                    target_entropy=EntropyScheduleConfig(-1.0, -2.0, 1.0), fast_path=fast_path)
+    return AgentConfig(**{**settings, **AGENTS[agent], **extra})
+
+
+def run_updates(config: AgentConfig, updates: int = 4, warn=None) -> tuple[list[dict[str, float]], dict]:
+    """A freshly seeded agent after ``updates`` updates on a seeded replay: the losses of
+    every update and the final parameters of every network."""
+    torch.manual_seed(0)
+    agent = SVGAgent(OBS, ACT, config, total_steps=1000, seed=1, warn=warn)
+    device = agent.device if config.fast_path.replay_on_device else None
+    replay = ReplayBuffer(OBS, ACT, config.replay_capacity, device)
+    rng = np.random.default_rng(2)
+    for t in range(400):
+        obs = rng.normal(size=OBS)
+        replay.add(obs, rng.uniform(-1, 1, ACT), float(rng.normal()), 0.9 * obs + 0.1 * rng.normal(size=OBS),
+                   t % 97 == 96, t % 50 == 49)
+        agent.observe(obs)
+    losses = []
+    for _ in range(updates):
+        torch.manual_seed(3 + len(losses))  # the same noise for the same draws
+        losses.append({k: float(v) for k, v in agent.update(replay, 500).items()})
+    state = agent.state_dict()
+    parameters = {name: state[name] for name in ("actor", "critic", "critic_target", "log_alpha", "model") if name in state}
+    return losses, parameters
+
+
+def assert_same(plain: tuple, fast: tuple) -> None:
+    (plain_losses, plain_parameters), (fast_losses, fast_parameters) = plain, fast
+    for before, after in zip(plain_losses, fast_losses):
+        assert before.keys() == after.keys()
+        for name in before:
+            assert after[name] == pytest.approx(before[name], rel=1e-4, abs=1e-5), name
+    torch.testing.assert_close(fast_parameters, plain_parameters, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def plain_results():
+    return {agent: run_updates(tiny_config(agent, PLAIN)) for agent in AGENTS}
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+@pytest.mark.parametrize("option", OPTIONS + ["all"])
+def test_each_fast_path_option_gives_the_plain_losses_and_parameters(agent, option, plain_results):
+    fast = FastPathConfig() if option == "all" else dataclasses.replace(PLAIN, **{option: True})
+    result = run_updates(tiny_config(agent, fast))
+    assert_same(plain_results[agent], result)
+    # and the updates did learn: the parameters moved away from their initial values
+    initial = run_updates(tiny_config(agent, fast), updates=0)[1]
+    assert not torch.equal(result[1]["actor"]["trunk.0.weight"], initial["actor"]["trunk.0.weight"])
+
+
+def test_the_defaults_are_the_fast_path():
+    assert all(getattr(AgentConfig().fast_path, option) for option in OPTIONS)
+    assert AgentConfig().compile == "off"
+
+
+def test_the_plain_and_fast_paths_differ_in_how_they_compute():
+    """The options are not no-ops: each changes the code that runs (and not the math)."""
+    plain = SVGAgent(OBS, ACT, tiny_config("sac-svg-ensemble", PLAIN), 1000, 0)
+    fast = SVGAgent(OBS, ACT, tiny_config("sac-svg-ensemble", FastPathConfig()), 1000, 0)
+    assert not plain.critic.batched and fast.critic.batched
+    assert not plain.model.dynamics.batched and fast.model.dynamics.batched
+    assert plain.actor_optimizer.defaults["fused"] is None and fast.actor_optimizer.defaults["fused"] is True
+    gru = SVGAgent(OBS, ACT, tiny_config("sac-svg", FastPathConfig()), 1000, 0).model.dynamics
+    assert gru.initial_hidden(torch.zeros(3, OBS)) is None  # h_1 = 0 skipped, not multiplied
+
+
+def test_the_gru_zero_state_step_equals_torch_gru_from_a_zero_state():
+    from agents.dynamics import GRUDynamics
+
+    torch.manual_seed(0)
+    model = GRUDynamics(OBS, ACT, 16, 1, 16, 2)
+    x, u = torch.randn(7, OBS), torch.randn(7, 4, ACT)
+    expected = model.unroll(x, u)
+    model.fast_step = True
+    torch.testing.assert_close(model.unroll(x, u), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_ensemble_rollout_evaluates_only_each_rollouts_member():
+    from agents.dynamics import MLPEnsembleDynamics
+
+    torch.manual_seed(0)
+    ensemble = MLPEnsembleDynamics(OBS, ACT, 16, 2, members=4, batched=True)
+    x, u = torch.randn(50, OBS), torch.randn(50, ACT)
+    member = torch.randint(0, 4, (50,))
+    everyone = ensemble.member_deltas(x, u)[member, torch.arange(50)]
+    torch.testing.assert_close(ensemble.own_member_deltas(x, u, member), everyone)
+
+
+def test_device_replay_holds_and_samples_the_same_transitions():
+    rng = np.random.default_rng(0)
+    host, device = ReplayBuffer(3, 1, 64), ReplayBuffer(3, 1, 64, device="cpu")
+    for t in range(100):  # wraps the ring
+        row = (rng.normal(size=3), rng.uniform(-1, 1, 1), float(rng.normal()), rng.normal(size=3), t % 13 == 12, t % 10 == 9)
+        host.add(*row)
+        device.add(*row)
+    a, b = host.sample(32, np.random.default_rng(5)), device.sample(32, np.random.default_rng(5))
+    assert isinstance(b.obs, torch.Tensor)
+    for name in ("obs", "action", "reward", "next_obs", "terminated"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name).numpy())
+    a, b = host.sample_sequences(16, 3, np.random.default_rng(6)), device.sample_sequences(16, 3, np.random.default_rng(6))
+    np.testing.assert_array_equal(a.states, b.states.numpy())
+    np.testing.assert_array_equal(a.actions, b.actions.numpy())
+    restored = ReplayBuffer(3, 1, 64, device="cpu")
+    restored.load_state_dict(host.state_dict())
+    np.testing.assert_array_equal(restored.sample(8, np.random.default_rng(1)).obs.numpy(),
+                                  host.sample(8, np.random.default_rng(1)).obs)
+
+
+# ------------------------------------------------------------------ deferred metrics
+
+
+def test_deferred_metrics_report_the_first_divergence_at_the_log_interval():
+    sums = MetricSums()
+    sums.add({"critic_loss": torch.tensor(1.0), "actor_loss": torch.tensor(2.0)}, step=10)
+    sums.add({"critic_loss": torch.tensor(float("inf")), "actor_loss": torch.tensor(2.0)}, step=11)
+    sums.add({"critic_loss": torch.tensor(float("nan")), "actor_loss": torch.tensor(float("nan"))}, step=12)
+    with pytest.raises(DivergenceError) as raised:
+        sums.read()
+    assert (raised.value.loss, raised.value.step, raised.value.value) == ("critic_loss", 11, float("inf"))
+
+
+def test_deferred_metrics_read_means_once_and_survive_a_checkpoint():
+    sums = MetricSums()
+    for step, value in enumerate([1.0, 2.0, 6.0]):
+        sums.add({"critic_loss": torch.tensor(value), "target_entropy": -1.0}, step)
+    state = sums.state_dict()
+    assert state == {"metric_sums": {"critic_loss": 9.0, "target_entropy": -3.0},
+                     "metric_counts": {"critic_loss": 3, "target_entropy": 3}}
+    restored = MetricSums()
+    restored.load_state_dict(state)
+    restored.add({"critic_loss": torch.tensor(3.0), "target_entropy": -1.0}, 3)
+    assert restored.read() == {"critic_loss": 3.0, "target_entropy": -1.0}
+    assert restored.read() == {}
+
+
+def test_the_plain_path_raises_at_the_diverging_update_and_the_fast_path_does_not_wait():
+    for fast_path, raises in ((PLAIN, True), (FastPathConfig(), False)):
+        torch.manual_seed(0)
+        agent = SVGAgent(OBS, ACT, tiny_config("sac", fast_path), 1000, 0)
+        replay = ReplayBuffer(OBS, ACT, 100)
+        for t in range(50):
+            replay.add(np.ones(OBS), np.zeros(ACT), float("nan"), np.ones(OBS), False, False)
+        if raises:
+            with pytest.raises(DivergenceError, match="critic_loss is nan at env step 7"):
+                agent.update(replay, 7)
+        else:
+            metrics = agent.update(replay, 7)
+            assert isinstance(metrics["critic_loss"], torch.Tensor)
+            sums = MetricSums()
+            sums.add(metrics, 7)
+            with pytest.raises(DivergenceError, match="critic_loss is nan at env step 7"):
+                sums.read()
+
+
+# ------------------------------------------------------------------ agent.compile
+
+
+def test_compile_mode_gives_the_plain_losses_and_parameters(plain_results, monkeypatch):
+    """torch.compile of the loss functions on the CPU (inductor), with eager RNG so the
+    noise is the same draws."""
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "fallback_random", True)
+    torch._dynamo.reset()
+    lines = []
+    result = run_updates(tiny_config("sac-svg", FastPathConfig(), compile="compile"), updates=3, warn=lines.append)
+    assert lines == []  # it compiled: no fall-back
+    plain = plain_results["sac-svg"]
+    assert_same((plain[0][:3], run_updates(tiny_config("sac-svg", PLAIN), updates=3)[1]), result)
+
+
+def test_cudagraphs_on_the_cpu_falls_back_to_off_with_one_line(plain_results):
+    lines = []
+    result = run_updates(tiny_config("sac-svg", PLAIN, compile="cudagraphs"), warn=lines.append)
+    assert len(lines) == 1 and "agent.compile=cudagraphs needs a CUDA device" in lines[0]
+    assert_same(plain_results["sac-svg"], result)
+
+
+def test_a_failing_compilation_falls_back_to_off_with_one_line(plain_results, monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def compiled(*args):
+            raise RuntimeError("backend exploded\nwith a long traceback")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    lines = []
+    result = run_updates(tiny_config("sac-svg", PLAIN, compile="compile"), warn=lines.append)
+    assert lines == ["agent.compile=compile failed (RuntimeError: backend exploded); running with agent.compile=off"]
+    assert_same(plain_results["sac-svg"], result)
+
+
+def test_an_unknown_compile_mode_is_refused():
+    with pytest.raises(ValueError, match="agent.compile must be one of off, compile, cudagraphs, not 'fast'"):
+        SVGAgent(OBS, ACT, tiny_config("sac", PLAIN, compile="fast"), 1000, 0)
