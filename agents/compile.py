@@ -44,6 +44,10 @@ class CompiledLoss:
         try:
             if self.mode == "cudagraphs":
                 torch.compiler.cudagraph_mark_step_begin()
+                # a graph's outputs live in memory its next replay overwrites: keep copies
+                # (a clone keeps the autograd history, so backward still runs through it)
+                return torch.utils._pytree.tree_map(
+                    lambda x: x.clone() if isinstance(x, torch.Tensor) else x, self.compiled(*args))
             return self.compiled(*args)
         except Exception as error:  # noqa: BLE001 - any compiler or capture failure: fall back
             self.failed = True

@@ -55,11 +55,12 @@ class MetricSums:
         """Raise ``DivergenceError`` for the earliest non-finite metric since the last read."""
         if not self._first_bad:
             return
-        names = list(self._first_bad)
+        names = list(self._first_bad)  # in the order the update reports them
         steps, values = (torch.stack([self._first_bad[n][i] for n in names]).tolist() for i in (0, 1))
-        bad = [(step, name, value) for name, step, value in zip(names, steps, values) if step >= 0]
-        if bad:
-            step, name, value = min(bad)
+        bad = [(step, order, name, value) for order, (name, step, value) in enumerate(zip(names, steps, values))
+               if step >= 0]
+        if bad:  # the earliest step; at one step, the first metric reported (as the plain path)
+            step, _, name, value = min(bad)
             raise DivergenceError(name, value, int(step))
 
     def read(self) -> dict[str, float]:

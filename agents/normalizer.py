@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from agents.transfer import to_device
+
 
 class RunningNormalizer:
     """Running mean and standard deviation of every observed state (Chan et al. parallel
@@ -43,9 +45,9 @@ class RunningNormalizer:
         if self.count == 0:
             return obs
         key = (obs.device, obs.dtype)
-        if key not in self._tensors:  # copied to the device once per update, not per call
-            self._tensors[key] = (torch.as_tensor(self.mean, dtype=obs.dtype, device=obs.device),
-                                  torch.as_tensor(self.std, dtype=obs.dtype, device=obs.device))
+        if key not in self._tensors:  # copied to the device once per update (without a sync), not per call
+            self._tensors[key] = (to_device(self.mean, obs.device).to(obs.dtype),
+                                  to_device(self.std, obs.device).to(obs.dtype))
         mean, std = self._tensors[key]
         return (obs - mean) / std
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from agents.transfer import to_device
+
 
 Array = "np.ndarray | torch.Tensor"
 
@@ -70,7 +72,7 @@ class ReplayBuffer:
             terminated: bool, truncated: bool) -> None:
         i = self.position
         if self.device is not None:
-            obs, action, next_obs = (torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in (obs, action, next_obs))
+            obs, action, next_obs = (to_device(x, self.device) for x in (obs, action, next_obs))
         self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = obs, action, reward, next_obs
         self.terminated[i] = float(terminated)
         self.episode_end[i] = bool(terminated or truncated)
@@ -87,10 +89,7 @@ class ReplayBuffer:
         """Host-drawn indices for gathering from the storage (copied without a sync to CUDA)."""
         if self.device is None:
             return indices
-        tensor = torch.from_numpy(indices)
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor.to(self.device)
+        return to_device(indices, self.device, np.int64)
 
     def _oldest(self) -> int:
         return self.position if self.size == self.capacity else 0

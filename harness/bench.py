@@ -7,8 +7,12 @@ of the task's sizes, then
 - ms per env step of updates: Algorithm 1's work for one env step (``agent.update``),
   median of ``updates`` calls after ``warmup`` calls, with min and max;
 - its break-down by part (``torch.profiler`` labels in agents/agent.py: dynamics, critic,
-  actor rollout forward and backward, temperature, reward and termination, target update,
-  replay sampling), from one profiled update, as fractions of that update;
+  actor rollout forward, actor rollout backward (with the actor's optimiser step; the
+  temperature's gradient comes from the same backward pass), temperature (its optimiser
+  step), reward and termination, target update, replay sampling), from one profiled
+  update, as fractions of the labelled parts' time (CPU time; on CUDA the device time of
+  kernels launched from the labelled code: backward kernels run on autograd's thread and
+  are attributed only partly);
 - FLOPs per env step, counted from the matmul shapes of every layer an update runs
   (``torch.utils.flop_counter``), and the achieved fraction of this device's matmul peak
   (an fp32 matmul measured here with the same threads);
@@ -28,6 +32,7 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import statistics
 import sys
 import time
@@ -243,26 +248,43 @@ def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any) ->
 
 def parallel_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
                               steps: int, processes: int) -> dict[str, float]:
-    """One loop alone on all cores, then ``processes`` loops at once on equal shares of the
-    cores (``harness run --jobs N``'s rule): env steps/s of each, and the speed-up."""
+    """``processes`` loops at once, each on its share of the cores (``harness run --jobs N``'s
+    rule), against one loop alone on all the cores and one alone on one share: env steps/s
+    of each, and the speed-ups."""
     from harness.process import available_cores, core_share
 
     context = multiprocessing.get_context("spawn")
     cores = available_cores()
-    rates = {}
-    for count in (1, processes):
-        start, results = context.Barrier(count), context.Queue()
+
+    def rates(core_sets: list[list[int]]) -> list[float]:
+        start, results = context.Barrier(len(core_sets)), context.Queue()
         workers = [context.Process(target=_parallel_worker,
-                                   args=((agent, preset, task, device, overrides, steps),
-                                         core_share(k, count, cores), start, results)) for k in range(count)]
+                                   args=((agent, preset, task, device, overrides, steps), chosen, start, results))
+                   for chosen in core_sets]
         for worker in workers:
             worker.start()
-        rates[count] = [results.get() for _ in workers]
-        for worker in workers:
-            worker.join()
-    alone, together = rates[1][0], sum(rates[processes])
-    return {"processes": processes, "cores": len(cores), "alone_steps_per_second": alone,
-            "together_steps_per_second": together, "speedup": together / alone}
+        measured: list[float] = []
+        try:
+            while len(measured) < len(workers):
+                try:
+                    measured.append(results.get(timeout=5))
+                except queue.Empty:
+                    dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+                    if dead:  # the others would wait for it at the barrier for ever
+                        raise RuntimeError(f"a benchmark process died (exit code {dead[0]})") from None
+        finally:
+            for worker in workers:
+                if worker.is_alive() and len(measured) < len(workers):
+                    worker.terminate()
+                worker.join()
+        return measured
+
+    all_cores = rates([cores])[0]
+    one_share = rates([core_share(0, processes, cores)])[0]
+    together = sum(rates([core_share(k, processes, cores) for k in range(processes)]))
+    return {"processes": processes, "cores": len(cores), "alone_steps_per_second": all_cores,
+            "alone_on_a_share_steps_per_second": one_share, "together_steps_per_second": together,
+            "speedup": together / all_cores, "speedup_over_a_share": together / one_share}
 
 
 def bench_row(agent: str, preset: str, task: str, settings: BenchSettings, peak: float) -> BenchRow:
@@ -339,6 +361,18 @@ def markdown_row(row: BenchRow) -> str:
             f"{row.gflop_per_step:.2f} | {100 * row.peak_fraction:.0f}% | {loop} | {largest} |")
 
 
+PARALLEL_HEADER = ("| agent | preset | task | runs at once | cores | env steps/s: one run on all cores | "
+                   "one run on its share | all runs together | speed-up over one on all cores | over one on its share |\n"
+                   "|---|---|---|---|---|---|---|---|---|---|")
+
+
+def parallel_row(row: BenchRow) -> str:
+    p = row.parallel or {}
+    return (f"| {row.agent} | {row.preset} | {row.task} | {p['processes']} | {p['cores']} | "
+            f"{p['alone_steps_per_second']:.2f} | {p['alone_on_a_share_steps_per_second']:.2f} | "
+            f"{p['together_steps_per_second']:.2f} | {p['speedup']:.2f}x | {p['speedup_over_a_share']:.2f}x |")
+
+
 def markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
     lines = [f"Machine: {machine['cpu']} ({machine['cores']} cores)"
@@ -349,11 +383,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [markdown_row(row) for row in rows]
     parallel = [row for row in rows if row.parallel]
     if parallel:
-        lines += ["", "| agent | preset | task | runs at once | cores | env steps/s alone | together | speed-up |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r.agent} | {r.preset} | {r.task} | {r.parallel['processes']} | {r.parallel['cores']} | "
-                  f"{r.parallel['alone_steps_per_second']:.2f} | {r.parallel['together_steps_per_second']:.2f} | "
-                  f"{r.parallel['speedup']:.2f}x |" for r in parallel]
+        lines += ["", PARALLEL_HEADER]
+        lines += [parallel_row(r) for r in parallel]
     return "\n".join(lines) + "\n"
 
 

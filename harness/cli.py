@@ -487,6 +487,8 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
                                    tasks=tuple(tasks) or bench.DEFAULT_TASKS, device=device, threads=threads,
                                    updates=updates, loop_steps=loop_steps, parallel=parallel,
                                    overrides=tuple(overrides))
+    if any(o.lstrip("+~").startswith("agent.device=") for o in overrides):
+        raise ConfigError("harness bench takes the device from --device, not agent.device")
     for agent in settings.agents:  # every name and override checked before minutes of timing
         if agent not in AGENTS:
             raise ConfigError(unknown_name("agent", agent, AGENTS))
@@ -506,10 +508,17 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
         if path and not Path(path).resolve().parent.is_dir():
             raise ConfigError(f"{path}: the folder {Path(path).parent} does not exist")
     click.echo(bench.MARKDOWN_HEADER)
-    result = bench.run_benchmark(settings, say=click.echo)
+    try:
+        result = bench.run_benchmark(settings, say=click.echo)
+    except RuntimeError as error:  # e.g. CUDA out of memory, a parallel process that died
+        click.echo(f"harness: bench failed: {str(error).strip().splitlines()[0]}", err=True)
+        raise HarnessFailure() from None
     bench.write_outputs(result, json_path, markdown_path)
-    if result["rows"] and any(row["parallel"] for row in result["rows"]):
-        click.echo(bench.markdown(result).split("\n\n")[-1].rstrip())
+    parallel = [bench.BenchRow(**row) for row in result["rows"] if row["parallel"]]
+    if parallel:
+        click.echo("\n" + bench.PARALLEL_HEADER)
+        for row in parallel:
+            click.echo(bench.parallel_row(row))
 
 
 def _check_device(device: str) -> None:
@@ -518,9 +527,13 @@ def _check_device(device: str) -> None:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a device (cpu, cuda, cuda:N)") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r} is not a device harness bench runs on (cpu, cuda, cuda:N)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: this machine has no CUDA device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def main(argv: list[str] | None = None) -> int:

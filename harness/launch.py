@@ -153,7 +153,7 @@ def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
             except KeyboardInterrupt:
                 raise LaunchInterrupted(results + done + [_interrupted(job)]) from None
         return results + done
-    return results + _launch_processes(pending, launcher.jobs)
+    return results + _launch_processes(pending, min(launcher.jobs, len(pending)))
 
 
 def _interrupted(job: Job) -> JobResult:

@@ -191,6 +191,10 @@ class Trainer:
             mirror.finish({"status": INTERRUPTED})
             raise
         except BaseException as error:
+            try:  # a failure caused by a divergence not yet read (deferred metrics): report that
+                self.metrics.check_finite()
+            except DivergenceError as diverged:
+                error = diverged
             self._mark_failed(error, steps_done=self.progress.step)
             mirror.finish({"status": FAILED})
             raise

@@ -229,3 +229,45 @@ def test_a_failing_compilation_falls_back_to_off_with_one_line(plain_results, mo
 def test_an_unknown_compile_mode_is_refused():
     with pytest.raises(ValueError, match="agent.compile must be one of off, compile, cudagraphs, not 'fast'"):
         SVGAgent(OBS, ACT, tiny_config("sac", PLAIN, compile="fast"), 1000, 0)
+
+
+def test_one_backward_pass_gives_each_loss_exactly_its_own_gradient():
+    """Actor (9) + temperature (8), and reward (11) + termination (13), share a backward
+    pass (both paths): each sum's gradient is each loss's own, and neither loss reaches the
+    other's parameters."""
+    torch.manual_seed(0)
+    agent = SVGAgent(OBS, ACT, tiny_config("sac-svg", PLAIN), 1000, 0)
+    obs, action = torch.randn(16, OBS), torch.rand(16, ACT) * 2 - 1
+    actor_loss, alpha_loss, _ = agent.actor_and_temperature_losses(obs, 2, torch.tensor(-1.0))
+    actor_parameters = list(agent.actor.parameters())
+    grad = lambda loss, inputs: torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)  # noqa: E731
+    combined = grad(actor_loss + alpha_loss, [*actor_parameters, agent.log_alpha])
+    torch.testing.assert_close(list(combined[:-1]), list(grad(actor_loss, actor_parameters)), rtol=0, atol=0)
+    torch.testing.assert_close(combined[-1], grad(alpha_loss, [agent.log_alpha])[0], rtol=0, atol=0)
+    assert grad(actor_loss, [agent.log_alpha]) == (None,)
+    assert all(g is None for g in grad(alpha_loss, actor_parameters))
+
+    loss_r, loss_d = agent.reward_and_termination_losses(obs, action, torch.randn(16), torch.zeros(16))
+    reward, termination = list(agent.model.reward_head.parameters()), list(agent.model.termination_logit.parameters())
+    combined = grad(loss_r + loss_d, reward + termination)
+    torch.testing.assert_close(list(combined), list(grad(loss_r, reward)) + list(grad(loss_d, termination)),
+                               rtol=0, atol=0)
+    assert all(g is None for g in grad(loss_r, termination)) and all(g is None for g in grad(loss_d, reward))
+
+
+def test_the_actor_step_leaves_the_critic_and_model_trainable_and_without_gradients():
+    torch.manual_seed(0)
+    agent = SVGAgent(OBS, ACT, tiny_config("sac-svg", FastPathConfig(), num_seq_updates=0), 1000, 0)
+    obs = torch.randn(16, OBS)
+    agent.update_actor_and_temperature(obs, 500)
+    others = [*agent.critic.parameters(), *agent.model.parameters()]
+    assert all(p.requires_grad for p in others)  # restored after the step
+    assert all(p.grad is None for p in others)  # and no gradient was computed for them
+    assert all(p.grad is not None for p in agent.actor.parameters())
+
+
+def test_deferred_divergence_at_one_step_names_the_first_metric_reported():
+    sums = MetricSums()
+    sums.add({"entropy": torch.tensor(float("nan")), "critic_loss": torch.tensor(float("nan"))}, step=4)
+    with pytest.raises(DivergenceError, match="entropy is nan at env step 4"):
+        sums.read()
