@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import signal
 import statistics
 import sys
 import time
@@ -242,6 +243,7 @@ def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overr
 def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any) -> None:
     from harness.process import pin_to_cores
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     pin_to_cores(cores)
     results.put(loop_steps_per_second(*args, threads=len(cores), start=start))
 

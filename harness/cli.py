@@ -513,6 +513,9 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
     except RuntimeError as error:  # e.g. CUDA out of memory, a parallel process that died
         click.echo(f"harness: bench failed: {str(error).strip().splitlines()[0]}", err=True)
         raise HarnessFailure() from None
+    except KeyboardInterrupt:  # the rows printed so far stand; nothing was written
+        click.echo("harness: bench interrupted; no --json or --markdown file written", err=True)
+        raise SystemExit(130) from None
     bench.write_outputs(result, json_path, markdown_path)
     parallel = [bench.BenchRow(**row) for row in result["rows"] if row["parallel"]]
     if parallel:
