@@ -46,8 +46,8 @@ class RunningNormalizer:
             return obs
         key = (obs.device, obs.dtype)
         if key not in self._tensors:  # copied to the device once per update (without a sync), not per call
-            self._tensors[key] = (to_device(self.mean, obs.device).to(obs.dtype),
-                                  to_device(self.std, obs.device).to(obs.dtype))
+            self._tensors[key] = (to_device(self.mean, obs.device, np.float64).to(obs.dtype),
+                                  to_device(self.std, obs.device, np.float64).to(obs.dtype))
         mean, std = self._tensors[key]
         return (obs - mean) / std
 
