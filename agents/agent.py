@@ -173,12 +173,6 @@ class SVGAgent:
             raise_if_not_finite(metrics, step)
         return metrics
 
-    @staticmethod
-    def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=inputs)
-        optimizer.step()
-
     def actor_and_temperature_losses(self, obs: torch.Tensor, horizon: int,
                                      target_entropy: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The actor's eq. (9) (eq. (7) when H = 0) and the temperature's eq. (8), from one
@@ -239,7 +233,9 @@ class SVGAgent:
         """Critic ensemble by eq. (4): on SAC's target eq. (5), or on MVE's H-step targets."""
         with record_function("critic"):
             critic_loss = self.critic_loss(obs, action, reward, next_obs, terminated)
-            self._step(self.critic_optimizer, critic_loss)
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            self.critic_optimizer.step()
         return {"critic_loss": critic_loss.detach()}
 
     def reward_and_termination_losses(self, obs, action, reward, terminated) -> tuple[torch.Tensor, torch.Tensor]:

@@ -202,10 +202,9 @@ def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overr
     """Env steps/s of the trainer's per-step work (act, env step, replay, normaliser,
     update, metric sums; a train.csv read at each episode end), after the seed steps."""
     from agents.metrics import MetricSums
-    from harness.process import keep_freed_memory, set_torch_threads
+    from harness.process import prepare_training_process
 
-    set_torch_threads(threads)
-    keep_freed_memory()
+    prepare_training_process(threads)  # in a --parallel worker, its first call
     config, spec, learner, replay = build(agent, preset, task, device, overrides)
     env = spec.make_env()
     rng = np.random.default_rng(0)
@@ -290,10 +289,7 @@ def parallel_steps_per_second(agent: str, preset: str, task: str, device: str, o
 
 
 def bench_row(agent: str, preset: str, task: str, settings: BenchSettings, peak: float) -> BenchRow:
-    from harness.process import keep_freed_memory, set_torch_threads
-
-    set_torch_threads(settings.threads)
-    keep_freed_memory()
+    """One row, in a process ``run_benchmark`` has prepared."""
     _, spec, learner, replay = build(agent, preset, task, settings.device, settings.overrides)
     fill_random(learner, replay, spec.obs_dim, spec.act_dim)
     seconds = time_updates(learner, replay, settings.updates, settings.warmup)
@@ -333,10 +329,9 @@ def machine_description(device: str) -> dict[str, Any]:
 
 def run_benchmark(settings: BenchSettings, say=print) -> dict[str, Any]:
     """Every (agent, preset, task) row; ``say`` gets one line per row as it finishes."""
-    from harness.process import keep_freed_memory, set_torch_threads
+    from harness.process import prepare_training_process
 
-    set_torch_threads(settings.threads)
-    keep_freed_memory()
+    prepare_training_process(settings.threads)
     peak = matmul_peak_gflops(settings.device)
     rows = []
     for task in settings.tasks:

@@ -46,6 +46,13 @@ def set_torch_threads(threads: int | None) -> int:
     return count
 
 
+def prepare_training_process(threads: int | None) -> int:
+    """What every process that trains or times an agent sets first: its torch threads
+    (``set_torch_threads``) and the allocator's reuse of freed memory. Returns the threads."""
+    keep_freed_memory()
+    return set_torch_threads(threads)
+
+
 def keep_freed_memory() -> bool:
     """Let glibc keep the memory of freed tensors up to 32 MiB for reuse, instead of
     returning each to the system and page-faulting it in again at the next update (the

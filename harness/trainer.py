@@ -19,7 +19,7 @@ from agents.replay import ReplayBuffer
 from harness.config import RunConfig, to_dict, to_yaml
 from harness.lifecycle import ProgressBar, RunInterrupted, StepCost, StopSignals, say_to_stderr
 from harness.mirror import WandbMirror
-from harness.process import keep_freed_memory, set_torch_threads
+from harness.process import prepare_training_process
 from harness.contract import DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock
 from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
 from harness.suites import TaskSpec, get_task
@@ -102,8 +102,7 @@ class Trainer:
         trainer = config.trainer
         self.total_steps = int(trainer.total_steps)
         self.eval_every = int(trainer.eval_every)
-        set_torch_threads(trainer.torch_threads)
-        keep_freed_memory()
+        prepare_training_process(trainer.torch_threads)
         torch.manual_seed(config.seed)
         options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
         self.env = self.spec.make_env(**options)
