@@ -60,8 +60,9 @@ class TaskSpec:
             return self.authors_code
         raise ValueError(f"unknown task hyperparameter source {source!r}; valid: paper, authors-code")
 
-    def make_env(self, **options: Any) -> gym.Env:
-        return self.build(**options)
+    def make_env(self, render_size: tuple[int, int] | None = None, **options: Any) -> gym.Env:
+        """The env; with ``render_size`` (width, height), one that renders RGB frames of that size."""
+        return self.build(render_size=render_size, **options)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly description for ``harness list``."""

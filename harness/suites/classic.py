@@ -23,12 +23,11 @@ SUITE = "classic"
 _HYPERPARAMETERS = TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-1.0, final=-1.0, decay=None))
 
 
-def _build(env_id: str, **_: object) -> gym.Env:
-    import gymnasium as gym  # noqa: PLC0415  (lazy: task facts must not load the simulator)
+def _build(env_id: str, render_size: tuple[int, int] | None = None, **_: object) -> gym.Env:
+    # lazy: task facts must not load the simulator
+    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415
 
-    from harness.suites.wrappers import finish_env  # noqa: PLC0415
-
-    return finish_env(gym.make(env_id))
+    return finish_env(make_mujoco_env(env_id, {}, render_size))
 
 
 def _task(*, name: str, env_id: str, obs_dim: int, act_dim: int, budget: int, eval_every: int,

@@ -23,12 +23,12 @@ SUITE = "mbpo"
 EVAL_EVERY = 25_000
 
 
-def _build(env_id: str, env_kwargs: dict[str, Any], terminal_alive_bonus: bool = False, **_: object) -> gym.Env:
-    import gymnasium as gym  # noqa: PLC0415  (lazy: task facts must not load the simulator)
+def _build(env_id: str, env_kwargs: dict[str, Any], terminal_alive_bonus: bool = False,
+           render_size: tuple[int, int] | None = None, **_: object) -> gym.Env:
+    # lazy: task facts must not load the simulator
+    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415
 
-    from harness.suites.wrappers import finish_env  # noqa: PLC0415
-
-    return finish_env(gym.make(env_id, **env_kwargs), terminal_alive_bonus=terminal_alive_bonus)
+    return finish_env(make_mujoco_env(env_id, env_kwargs, render_size), terminal_alive_bonus=terminal_alive_bonus)
 
 
 def _task(*, name: str, env_id: str, env_kwargs: dict[str, Any] | None = None, obs_dim: int, act_dim: int,

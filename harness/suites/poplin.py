@@ -112,13 +112,12 @@ def __getattr__(name: str) -> Any:
 
 
 def _build(name: str, env_id: str, env_kwargs: dict[str, Any], observation: Callable[[], StateObservation],
-           reset_noise: float | None = None, **_: object) -> gym.Env:
-    import gymnasium as gym  # noqa: PLC0415  (lazy: task facts must not load the simulator)
-
+           reset_noise: float | None = None, render_size: tuple[int, int] | None = None, **_: object) -> gym.Env:
+    # lazy: task facts must not load the simulator
     from harness.suites.poplin_env import MBBLTask  # noqa: PLC0415
-    from harness.suites.wrappers import finish_env  # noqa: PLC0415
+    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415
 
-    env = gym.make(env_id, **env_kwargs)
+    env = make_mujoco_env(env_id, env_kwargs, render_size)
     return finish_env(MBBLTask(env, observation(), REWARDS[name], reset_noise))
 
 

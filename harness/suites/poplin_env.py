@@ -6,6 +6,7 @@ the suite (for its task facts) loads neither gymnasium nor MuJoCo.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -16,17 +17,22 @@ if TYPE_CHECKING:
     from harness.suites.poplin_rewards import RewardFunction
 
 
-class MBBLTask(gym.Wrapper):
+class MBBLTask(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replaces the env's observation and reward by MBBL's and never terminates early:
     episodes end only by the 1000-step time limit (``truncated``)."""
 
     def __init__(self, env: gym.Env, observation: StateObservation, reward: RewardFunction,
                  reset_noise: float | None = None) -> None:
-        super().__init__(env)
-        self.observation = observation
+        # recorded (copied) so that ``env.spec.make()`` rebuilds this env
+        gym.utils.RecordConstructorArgs.__init__(self, observation=observation, reward=reward,
+                                                 reset_noise=reset_noise)
+        gym.Wrapper.__init__(self, env)
+        # its own copy: envs rebuilt from one spec get the same recorded observation, which
+        # keeps per-episode state (the finite-difference velocity)
+        self.observation = copy.deepcopy(observation)
         self.reward_function = reward
         self.reset_noise = reset_noise
-        probe = observation(env.unwrapped.data, env.unwrapped.dt)
+        probe = self.observation(env.unwrapped.data, env.unwrapped.dt)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=probe.shape, dtype=np.float64)
         self.last_obs = probe
 

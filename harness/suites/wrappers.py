@@ -24,8 +24,12 @@ def _mujoco_warning(message: str) -> None:
 mujoco.set_mju_user_warning(_mujoco_warning)
 
 
-class TerminalAliveBonus(gym.Wrapper):
+class TerminalAliveBonus(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Pays the healthy reward on the terminating step too, as gym's v2 tasks did (v5 does not)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)  # so that ``env.spec.make()`` rebuilds it
+        gym.Wrapper.__init__(self, env)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -33,6 +37,16 @@ class TerminalAliveBonus(gym.Wrapper):
             reward = float(reward) + float(self.env.unwrapped._healthy_reward)  # the constant, not the
             # property, which v5 zeroes when unhealthy
         return obs, reward, terminated, truncated, info
+
+
+def make_mujoco_env(env_id: str, env_kwargs: dict[str, Any], render_size: tuple[int, int] | None = None) -> gym.Env:
+    """``gym.make(env_id, **env_kwargs)``; with ``render_size`` (width, height), an env whose
+    ``render()`` returns RGB frames of that size, drawn off-screen (``harness.video``
+    chooses the OpenGL back-end). Rendering reads the simulation, never its RNG."""
+    if render_size is not None:
+        width, height = render_size
+        env_kwargs = dict(env_kwargs, render_mode="rgb_array", width=int(width), height=int(height))
+    return gym.make(env_id, **env_kwargs)
 
 
 def finish_env(env: gym.Env, terminal_alive_bonus: bool = False) -> gym.Env:
