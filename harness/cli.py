@@ -18,7 +18,7 @@ from rich.table import Table
 from baselines import AGENTS
 from harness.config import ConfigError, RunFailure, agent_override_warnings, launchers, presets
 from harness.names import unknown_name
-from harness.suites import SUITES, get_suite
+from harness.suites import SUITES, get_suite, get_task
 
 WANDB_MODES = ["offline", "online", "disabled"]
 
@@ -136,10 +136,12 @@ def check_out_folder(out: str) -> None:
 @click.option("--wandb", "wandb_mode", default="offline", show_default=True, type=click.Choice(WANDB_MODES))
 @click.option("--config", "config_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.")
+@click.option("--video", is_flag=True,
+              help="Record the first episode of every evaluation as RUN/videos/step_<n>.mp4 (trainer.video=true).")
 @_slurm_options
 @click.argument("overrides", nargs=-1)
 def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, force, wandb_mode, config_files,
-                wait, overrides, **slurm_flags) -> None:
+                video, wait, overrides, **slurm_flags) -> None:
     """Train AGENT on every (task, seed) of SUITE; rerunning resumes or skips.
 
     OVERRIDES are Hydra key=value settings, e.g. agent.horizon=3 trainer.eval_episodes=5.
@@ -151,7 +153,8 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over  # noqa: PLC0415
     from harness.run_tables import print_results  # noqa: PLC0415
 
-    overrides = [o for path in config_files for o in flatten_config_file(path)] + list(overrides)
+    overrides = (["trainer.video=true"] if video else []) + [
+        o for path in config_files for o in flatten_config_file(path)] + list(overrides)
     suite_tasks = get_suite(suite)
     get_agent(agent)
     for line in agent_override_warnings(agent, overrides):
@@ -166,6 +169,8 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
             click.echo(f"harness: warning: {trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: "
                        f"every step acts at random and nothing is learned; raise --steps or lower "
                        f"trainer.seed_steps", err=True)
+    if launcher != "submitit":  # a SLURM node renders with its own back-end: checked there
+        check_video_rendering(job_list)
     check_out_folder(out)
     start_over(job_list, say=lambda line: click.echo(f"harness: {line}", err=True))
     try:
@@ -209,6 +214,71 @@ def status_command(run_dir: str) -> None:
         out.print(f"{what}: SLURM job {job_id} {state}", highlight=False)
     if report.note:
         out.print(f"({report.note})", highlight=False)
+
+
+@cli.command("replay")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--checkpoint", default="latest", show_default=True, type=click.Choice(["latest", "best"]),
+              help="The latest checkpoint, or the agent of the evaluation with the best mean return.")
+@click.option("--episodes", type=click.IntRange(min=1), default=None,
+              help="Episodes to play (default: the run's trainer.eval_episodes).")
+@click.option("--seed", type=int, default=None, help="Seed of the first reset (default: that evaluation's seed).")
+@click.option("--video", type=click.Path(dir_okay=False), default=None, help="Film every episode into this mp4.")
+@click.option("--size", default=None, help="Video WIDTHxHEIGHT (default: the run's, 320x240).")
+@click.option("--device", default=None, help="cpu, cuda (default: the run's device if this machine has it).")
+def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> None:
+    """Play a trained policy of RUN_DIR (a seed_<n> folder) deterministically: each episode's
+    return and length, and optionally a video. With the defaults, the episodes are those
+    of the checkpoint's evaluation and give its returns."""
+    from harness.playback import describe, load_policy, play, summary_line  # noqa: PLC0415
+    from harness.process import prepare_training_process  # noqa: PLC0415
+    from harness.video import VideoError, check_video_size  # noqa: PLC0415
+
+    frame_size = _video_size(size, check_video_size)
+    if video is not None and Path(video).suffix.lower() != ".mp4":
+        raise ConfigError(f"--video {video}: the file must end in .mp4")
+    if device is not None:
+        _check_device(device)
+    from harness.rundir import CheckpointError  # noqa: PLC0415
+
+    try:
+        policy = load_policy(Path(run_dir), checkpoint, device)
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from error
+    prepare_training_process(policy.config.trainer.torch_threads)
+    click.echo(describe(policy))
+    for note in policy.notes:
+        click.echo(f"harness: note: {note}", err=True)
+    first_seed = policy.default_seed if seed is None else seed
+    count = episodes or policy.config.trainer.eval_episodes
+    click.echo(f"seed {first_seed}, {count} episode{'s' if count != 1 else ''}, deterministic policy")
+    try:
+        played, film = play(policy, count, first_seed, Path(video) if video else None, frame_size)
+    except VideoError as error:
+        raise ConfigError(f"--video: {error}") from error
+    except KeyboardInterrupt:
+        click.echo("harness: interrupted" + (f"; no video written to {video}" if video else ""), err=True)
+        raise SystemExit(130) from None
+    click.echo(f"{'episode':>7}  {'return':>12}  {'length':>6}")
+    for number, episode in enumerate(played, start=1):
+        click.echo(f"{number:>7}  {episode.total_return:>12.3f}  {episode.length:>6}")
+    click.echo(summary_line(played, policy, first_seed))
+    if film is not None:
+        width, height = film.size
+        click.echo(f"video: {video} ({film.frames} frames, {width}x{height}, {film.fps} fps)")
+
+
+def _video_size(text: str | None, check) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(f"--size {text!r}: write WIDTHxHEIGHT, e.g. 640x480")
+    width, height = int(parts[0]), int(parts[1])
+    problem = check(width, height)
+    if problem:
+        raise ConfigError(f"--size {text}: {problem}")
+    return width, height
 
 
 @cli.command("report")
@@ -524,6 +594,24 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
             click.echo(bench.parallel_row(row))
 
 
+def check_video_rendering(jobs: list) -> None:
+    """Where runs record videos, draw one frame of each of their tasks before any run
+    starts: a machine that cannot render off-screen is one line, and nothing is written."""
+    from harness.video import VideoError, check_rendering  # noqa: PLC0415
+
+    checked = set()
+    for job in jobs:
+        trainer = job.config.trainer
+        key = (job.config.suite, job.config.task, trainer.video_width, trainer.video_height)
+        if not trainer.video or key in checked:
+            continue
+        checked.add(key)
+        try:
+            check_rendering(get_task(job.config.suite, job.config.task), (trainer.video_width, trainer.video_height))
+        except VideoError as error:
+            raise ConfigError(f"--video: {error}") from error
+
+
 def _check_device(device: str) -> None:
     import torch  # noqa: PLC0415
 
@@ -541,6 +629,11 @@ def _check_device(device: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    from harness.video import mujoco_gl_problem  # noqa: PLC0415
+
+    if mujoco_gl_problem():  # importing MuJoCo would raise, for any command that builds an env
+        click.echo(f"harness: error: {mujoco_gl_problem()}", err=True)
+        return 2
     try:
         cli.main(args=argv, prog_name="harness", standalone_mode=False)
     except click.exceptions.Exit as done:

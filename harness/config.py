@@ -23,6 +23,7 @@ from baselines import AGENTS
 from harness.names import unknown_name
 from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
 from harness.suites import TaskSpec, get_task
+from harness.video import check_video_size
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
@@ -37,6 +38,11 @@ class TrainerConfig:
     # None: one per core this process may run on (its share of the cores under --jobs N,
     # its allocation under SLURM); harness.process
     torch_threads: Optional[int] = None
+    # record the first episode of every evaluation, off-screen, as videos/step_<n>.mp4
+    # (harness.video); recording draws no random number, so the run's numbers are the same
+    video: bool = False
+    video_width: int = 320
+    video_height: int = 240
 
 
 @dataclass
@@ -229,6 +235,9 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:
         raise ConfigError("trainer.total_steps and trainer.eval_every must be positive")
+    size_problem = check_video_size(trainer.video_width, trainer.video_height)
+    if size_problem:
+        raise ConfigError(f"trainer.video_width, trainer.video_height: {size_problem}")
     agent.replay_capacity = min(agent.replay_capacity, trainer.total_steps)
     return config
 

@@ -33,12 +33,33 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoint"
 LOCK_FILE = ".lock"
 SEED_PREFIX = "seed_"
+VIDEOS_DIR = "videos"  # evaluation videos, ``step_<n>.mp4``: the first evaluation episode at step n
+VIDEO_PREFIX = "step_"
+VIDEO_SUFFIX = ".mp4"
 
 
 def run_path(out: str | Path, suite: str, task: str, agent: str, seed: int, label: str = "") -> Path:
     """``<out>/<suite>/<task>/<agent>[+label]/seed_<seed>``; ``label`` names the run's overrides."""
     folder = f"{agent}+{label}" if label else agent
     return Path(out) / suite / task / folder / f"{SEED_PREFIX}{seed}"
+
+
+def video_path(run: str | Path, step: int) -> Path:
+    """``<run>/videos/step_<step>.mp4``: the video of the evaluation made at env step ``step``."""
+    return Path(run) / VIDEOS_DIR / f"{VIDEO_PREFIX}{int(step)}{VIDEO_SUFFIX}"
+
+
+def list_videos(run: str | Path) -> dict[int, Path]:
+    """The run's evaluation videos by step, in step order ({} when it recorded none).
+    Partly written files (hidden, ``.tmp``) are not videos."""
+    folder = Path(run) / VIDEOS_DIR
+    found = {}
+    if folder.is_dir():
+        for path in folder.glob(f"{VIDEO_PREFIX}*{VIDEO_SUFFIX}"):
+            number = path.name[len(VIDEO_PREFIX):-len(VIDEO_SUFFIX)]
+            if number.isdigit():
+                found[int(number)] = path
+    return dict(sorted(found.items()))
 
 
 # ---------------------------------------------------------------------------- columns
@@ -60,9 +81,11 @@ STATUSES = (RUNNING, DONE, FAILED, INTERRUPTED)
 # Keys that change where or how a run executes, not what it computes: they neither label a
 # run folder nor make a stored config differ, and runs differing only in them are seeds of
 # one experiment in a report. The fast path and compile modes compute the same math
-# (tests/test_fast_path.py), so a run may resume with another of them.
+# (tests/test_fast_path.py), so a run may resume with another of them; recording videos draws
+# no random number (tests/test_video.py).
 OPERATIONAL_KEYS = ("out", "wandb", "launcher", "trainer.progress", "trainer.torch_threads", "agent.device",
-                    "agent.fast_path", "agent.compile")
+                    "agent.fast_path", "agent.compile", "trainer.video", "trainer.video_width",
+                    "trainer.video_height")
 
 
 def is_operational(key: str) -> bool:

@@ -33,6 +33,15 @@ class WandbMirror:
         values = {f"{prefix}/{k}": v for k, v in row.items() if k != "step" and isinstance(v, (int, float))}
         self.run.log(values, step=int(row["step"]))
 
+    def log_video(self, key: str, path: Path, step: int) -> None:
+        """The mp4 at ``path``, copied into the wandb run's media (offline runs carry it to
+        ``wandb sync``)."""
+        if self.run is None:
+            return
+        import wandb  # noqa: PLC0415 - imported by __init__ already
+
+        self.run.log({key: wandb.Video(str(path), format="mp4")}, step=int(step))
+
     def finish(self, summary: dict[str, Any]) -> None:
         if self.run is None:
             return

@@ -1,7 +1,9 @@
 """One run's folder as the trainer uses it: the contract (``harness.contract``: layout, CSV
 logs, summary, lock) plus the checkpoint, the part that needs torch.
 
-checkpoint/ holds ``state.pt`` (the latest full state) and ``state.prev.pt`` (the one before).
+checkpoint/ holds ``state.pt`` (the latest full state), ``state.prev.pt`` (the one before) and
+``best.pt`` (the agent alone, as it was at the evaluation with the highest mean return:
+``harness replay --checkpoint best``).
 A save streams ``torch.save`` into ``state.pt.tmp``, fsyncs it, then renames ``state.pt`` to
 ``state.prev.pt`` and the new file to ``state.pt``; whenever the process dies, a complete
 checkpoint lies under a name the loader tries (``state.pt``, then ``state.prev.pt``).
@@ -19,20 +21,22 @@ from typing import Any, Iterable
 import torch
 
 from harness.contract import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_COLUMNS, EVAL_FILE, LOCK_FILE, SUMMARY_FILE,
-                              TRAIN_COLUMNS, TRAIN_FILE, CsvLog, RunBusyError, atomic_write_bytes,
-                              atomic_write_text, fsync_directory, git_commit, is_locked, package_versions,
-                              read_summary, run_lock, run_path, truncate_csv, update_summary, write_summary)
+                              TRAIN_COLUMNS, TRAIN_FILE, VIDEOS_DIR, CsvLog, RunBusyError, atomic_write_bytes,
+                              atomic_write_text, fsync_directory, git_commit, is_locked, list_videos,
+                              package_versions, read_summary, run_lock, run_path, truncate_csv, update_summary,
+                              write_summary)
 
 __all__ = [  # the contract's names stay importable from here for existing callers
     "EVAL_COLUMNS", "TRAIN_COLUMNS", "LOCK_NAME", "CsvLog", "RunBusyError", "atomic_write_bytes", "git_commit",
     "is_locked", "package_versions", "run_lock", "run_path", "truncate_csv",
-    "CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "CheckpointError", "CorruptCheckpointError", "IncompatibleCheckpointError",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "BEST_CHECKPOINT_KEYS", "CheckpointError", "CorruptCheckpointError", "IncompatibleCheckpointError",
     "CheckpointWriteError", "LoadedCheckpoint", "RunDirectory", "code_version",
 ]
 
 LOCK_NAME = LOCK_FILE
 CHECKPOINT_FILE = "state.pt"
 PREVIOUS_CHECKPOINT_FILE = "state.prev.pt"
+BEST_CHECKPOINT_FILE = "best.pt"
 # The layout of a checkpoint file: {"format": CHECKPOINT_FORMAT, "code": code_version(), "state": ...}.
 # Bump it when ``state`` changes in a way an older reader would misread.
 # 2: critic heads and MLP-ensemble members as stacked weights (the fast path's batched modules).
@@ -41,6 +45,9 @@ CHECKPOINT_FORMAT = 2
 # reads: a checkpoint lacking one is refused as another format, not half-restored.
 CHECKPOINT_KEYS = ("agent", "replay", "env", "obs", "progress", "action_rng", "torch_rng", "cuda_rng",
                    "metric_sums", "metric_counts")
+# The keys of ``best.pt``'s state: the agent, and which evaluation it had (its step, index,
+# evaluation seed and mean return).
+BEST_CHECKPOINT_KEYS = ("agent", "step", "evaluation", "eval_seed", "return_mean")
 
 
 class CheckpointError(RuntimeError):
@@ -110,6 +117,8 @@ class RunDirectory:
         self.checkpoint_path = self.checkpoint_dir / CHECKPOINT_FILE
         self.previous_checkpoint_path = self.checkpoint_dir / PREVIOUS_CHECKPOINT_FILE
         self.partial_checkpoint_path = self.checkpoint_dir / (CHECKPOINT_FILE + ".tmp")
+        self.best_checkpoint_path = self.checkpoint_dir / BEST_CHECKPOINT_FILE
+        self.videos_dir = self.path / VIDEOS_DIR
         # False once this object found state.pt unreadable: a save must then not rotate it
         # over the good previous checkpoint.
         self._latest_readable = True
@@ -141,11 +150,19 @@ class RunDirectory:
         return CsvLog(self.eval_path, eval_columns or EVAL_COLUMNS), CsvLog(self.train_path, TRAIN_COLUMNS)
 
     def truncate_logs(self, last_step: int) -> None:
+        """Drop what was recorded after step ``last_step`` (log rows, videos): the work after
+        the checkpoint resumed from, which is done again."""
         truncate_csv(self.eval_path, last_step)
         truncate_csv(self.train_path, last_step)
+        for step, path in list_videos(self.path).items():
+            if step > last_step:
+                path.unlink(missing_ok=True)
 
     def clear_logs(self) -> None:
-        for path in (self.eval_path, self.train_path):
+        """Remove what a start from step 0 will record again: logs, videos, the best checkpoint."""
+        for path in (self.eval_path, self.train_path, self.best_checkpoint_path):
+            path.unlink(missing_ok=True)
+        for path in list_videos(self.path).values():
             path.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- checkpoint: save
@@ -161,8 +178,27 @@ class RunDirectory:
         fsynced before any rename. A failed write (CheckpointWriteError, one line) removes the
         temporary file and leaves the existing checkpoints as they were.
         """
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.partial_checkpoint_path
+        self._stream(state, tmp)
+        # Crash windows: before the first rename, state.pt (and state.prev.pt) are as before;
+        # between the renames, state.pt is missing and state.prev.pt is the last complete one.
+        if self.checkpoint_path.exists() and self._latest_readable:
+            self.checkpoint_path.replace(self.previous_checkpoint_path)
+        tmp.replace(self.checkpoint_path)  # an unreadable state.pt is overwritten, the good previous kept
+        fsync_directory(self.checkpoint_dir)
+        self._latest_readable = True
+
+    def save_best(self, state: dict[str, Any]) -> None:
+        """Write ``state`` (``BEST_CHECKPOINT_KEYS``) as best.pt, replacing the one before at once."""
+        tmp = self.best_checkpoint_path.with_name(BEST_CHECKPOINT_FILE + ".tmp")
+        self._stream(state, tmp)
+        tmp.replace(self.best_checkpoint_path)
+        fsync_directory(self.checkpoint_dir)
+
+    def _stream(self, state: dict[str, Any], tmp: Path) -> None:
+        """``torch.save`` of the checkpoint payload into ``tmp``, fsynced; a failed write removes
+        ``tmp`` and is a CheckpointWriteError (one line)."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         payload = {"format": CHECKPOINT_FORMAT, "code": code_version(), "state": state}
         try:
             with open(tmp, "wb") as handle:
@@ -175,13 +211,6 @@ class RunDirectory:
             if cause is not None:
                 raise self._write_error(cause) from error
             raise
-        # Crash windows: before the first rename, state.pt (and state.prev.pt) are as before;
-        # between the renames, state.pt is missing and state.prev.pt is the last complete one.
-        if self.checkpoint_path.exists() and self._latest_readable:
-            self.checkpoint_path.replace(self.previous_checkpoint_path)
-        tmp.replace(self.checkpoint_path)  # an unreadable state.pt is overwritten, the good previous kept
-        fsync_directory(self.checkpoint_dir)
-        self._latest_readable = True
 
     def _write_error(self, error: OSError) -> CheckpointWriteError:
         reason = error.strerror or str(error) or type(error).__name__
@@ -223,6 +252,19 @@ class RunDirectory:
         raise CorruptCheckpointError(
             f"no readable checkpoint in {self.checkpoint_dir} ({'; '.join(problems)}): nothing was changed; "
             f"move that folder away to start this run over from step 0")
+
+    def read_best(self) -> dict[str, Any]:
+        """best.pt's state; CheckpointError (one line) where there is none or it is unreadable."""
+        path = self.best_checkpoint_path
+        if not path.exists():
+            raise CheckpointError(f"no best checkpoint in {self.checkpoint_dir} (no evaluation yet, or written by "
+                                  f"an svgbench that kept none): use --checkpoint latest")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - torch raises several types for a damaged file
+            raise CorruptCheckpointError(f"{path} is unreadable ({type(error).__name__}; truncated?): "
+                                         f"use --checkpoint latest") from error
+        return self._check_format(path, payload, BEST_CHECKPOINT_KEYS)
 
     def load_checkpoint(self, required: Iterable[str] = ()) -> dict[str, Any]:
         """The state of ``read_checkpoint`` (falling back to the previous file silently)."""

@@ -20,10 +20,12 @@ from harness.config import RunConfig, to_dict, to_yaml
 from harness.lifecycle import ProgressBar, RunInterrupted, StepCost, StopSignals, say_to_stderr
 from harness.mirror import WandbMirror
 from harness.process import prepare_training_process
-from harness.contract import DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock
+from harness.contract import (DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock,
+                              video_path)
 from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
 from harness.suites import TaskSpec, get_task
 from harness.suites.wrappers import get_env_state, set_env_state
+from harness.video import Mp4Writer, render_fps, render_frame
 
 
 @dataclass
@@ -41,24 +43,46 @@ class Progress:
     final_eval_return: float = math.nan
 
 
-def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int,
-             record: ReplayBuffer | None = None) -> list[float]:
-    """Returns of ``episodes`` episodes with the mean action tanh(mu(x)), the first reset
-    seeded. ``record`` receives the transitions (held out: never trained on)."""
-    returns = []
+@dataclass(frozen=True)
+class Episode:
+    """One evaluation episode: its undiscounted return and its length in env steps."""
+
+    total_return: float
+    length: int
+
+
+def evaluation_seed(run_seed: int, evaluation: int) -> int:
+    """The reset seed of the first episode of a run's evaluation number ``evaluation`` (from 0):
+    fixed by the run's seed, another for every evaluation, apart from the training env's."""
+    return 1_000_003 * (run_seed + 1) + evaluation
+
+
+def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int, record: ReplayBuffer | None = None,
+             film: Mp4Writer | None = None, filmed_episodes: int = 1) -> list[Episode]:
+    """``episodes`` episodes with the mean action tanh(mu(x)), the first reset seeded.
+    ``record`` receives the transitions (held out: never trained on); ``film`` the frames of
+    the first ``filmed_episodes`` episodes (``env`` built with a render size). Drawing a
+    frame reads the simulation only: the episodes are the same with and without ``film``."""
+    results = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed if episode == 0 else None)
-        total, done = 0.0, False
+        filming = film is not None and episode < filmed_episodes
+        if filming:
+            film.add(render_frame(env))
+        total, length, done = 0.0, 0, False
         while not done:
             action = agent.act(obs, deterministic=True)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             if record is not None:
                 record.add(obs, action, float(reward), next_obs, terminated, truncated)
+            if filming:
+                film.add(render_frame(env))
             obs = next_obs
             total += float(reward)
+            length += 1
             done = terminated or truncated
-        returns.append(total)
-    return returns
+        results.append(Episode(total, length))
+    return results
 
 
 MODEL_ERROR_COLUMNS = ["model_error_holdout", "model_error_replay"]
@@ -106,7 +130,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
         self.env = self.spec.make_env(**options)
-        self.eval_env = self.spec.make_env(**options)
+        self.video_size = (trainer.video_width, trainer.video_height) if trainer.video else None
+        self.eval_env = self.spec.make_env(render_size=self.video_size, **options)
+        if self.video_size is not None:  # a machine that cannot render fails now, not at the first evaluation
+            self.eval_env.reset(seed=0)  # harmless: every evaluation starts with a seeded reset
+            render_frame(self.eval_env)
         # independent streams for the agent's replay sampling and the seed steps' actions
         agent_seed, action_seed = np.random.SeedSequence(config.seed).spawn(2)
         self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, agent_seed,
@@ -148,6 +176,27 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.metrics.load_state_dict(state)
         self.run_dir.truncate_logs(self.progress.step)
+        self._reconcile_best()
+
+    def best_state(self, evaluation: int, return_mean: float) -> dict:
+        """best.pt's content: the agent as it is now, at evaluation number ``evaluation``."""
+        return {"agent": self.agent.state_dict(), "step": self.progress.step, "evaluation": evaluation,
+                "eval_seed": evaluation_seed(self.config.seed, evaluation), "return_mean": return_mean}
+
+    def _reconcile_best(self) -> None:
+        """After a resume: a best.pt from beyond the checkpoint (state.pt was unreadable and the
+        run resumed from state.prev.pt) is dropped; one the checkpoint's own evaluation should
+        have written (a crash between the two files) is written from the restored agent."""
+        p = self.progress
+        try:
+            best_step = int(self.run_dir.read_best()["step"])
+        except CheckpointError:
+            best_step = None
+        if best_step is not None and best_step > p.step:
+            self.run_dir.best_checkpoint_path.unlink(missing_ok=True)
+            best_step = None
+        if p.evaluations > 0 and p.best_eval_step == p.step and best_step != p.step:
+            self.run_dir.save_best(self.best_state(p.evaluations - 1, p.best_eval_return))
 
     # ------------------------------------------------------------------ loop
 
@@ -200,9 +249,15 @@ class Trainer:
         finally:
             eval_log.close()
             train_log.close()
+            self.close_envs()
         summary = self.run_dir.update_summary(**self._results(), status=DONE)
         mirror.finish(summary)
         return summary
+
+    def close_envs(self) -> None:
+        """Release the envs (an off-screen renderer's OpenGL context with them)."""
+        self.env.close()
+        self.eval_env.close()
 
     def _mark_failed(self, error: BaseException, **fields) -> None:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -292,12 +347,22 @@ class Trainer:
     def _evaluate_and_checkpoint(self, eval_log, mirror: WandbMirror) -> None:
         p, c = self.progress, self.config
         self.metrics.check_finite()  # a diverged run is neither evaluated nor checkpointed
-        eval_seed = 1_000_003 * (c.seed + 1) + p.evaluations
+        eval_seed = evaluation_seed(c.seed, p.evaluations)
         holdout = None
         if self.agent.model is not None:
             holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim,
                                    c.trainer.eval_episodes * (self.eval_env.spec.max_episode_steps or 1000))
-        returns = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout)
+        film = Mp4Writer(video_path(self.run_dir.path, p.step), render_fps(self.eval_env)) if c.trainer.video else None
+        try:
+            episodes = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout,
+                                film=film)
+        except BaseException:
+            if film is not None:
+                film.abort()
+            raise
+        video = film.close() if film is not None else None
+        returns = [episode.total_return for episode in episodes]
+        evaluation = p.evaluations
         p.evaluations += 1
         row = {"step": p.step, "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
                "episodes": len(returns), "wall_time": p.wall_time}
@@ -305,10 +370,15 @@ class Trainer:
             row.update(model_errors(self.agent, self.replay, holdout, np.random.default_rng(eval_seed)))
         eval_log.append(row)
         mirror.log("eval", row)
+        if video is not None:
+            mirror.log_video("eval/video", video, p.step)
         p.final_eval_return = row["return_mean"]
-        if row["return_mean"] > p.best_eval_return:
+        improved = row["return_mean"] > p.best_eval_return
+        if improved:
             p.best_eval_return, p.best_eval_step = row["return_mean"], p.step
         self.run_dir.save_checkpoint(self.checkpoint_state())
+        if improved:  # after the checkpoint: a resume rewrites it if a crash came between (_reconcile_best)
+            self.run_dir.save_best(self.best_state(evaluation, row["return_mean"]))
         self.run_dir.update_summary(status=RUNNING, **self._results())
         if self.on_evaluation is not None:
             self.on_evaluation(p.step, row["return_mean"])
