@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from baselines.published import load_reference_curves
-from reports import aggregate, figures, tables
+from reports import aggregate, figures, tables, videos
 from harness.suites import get_task
 from reports.load import Run, final_scores, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
 from reports.search import study_numbers, study_sections
@@ -159,11 +159,14 @@ def comparison_budgets(runs: list[Run]) -> dict[tuple[str, str], int]:
     return budgets
 
 
-def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[str, Any]:
-    """Everything the template shows, from the run folders under ``paths``.
+def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
+                 video_folder: str = videos.linked_video_folder(Path("report.html"))) -> dict[str, Any]:
+    """Everything the template shows, from the run folders under ``paths``. Writes nothing.
 
     ``reps``: bootstrap replications of interval estimates (rliable's default); profiles and
-    probability of improvement use at most ``aggregate.PROFILE_REPS``.
+    probability of improvement use at most ``aggregate.PROFILE_REPS``. ``video_folder``: the
+    folder, relative to the report, that videos too big to embed link to (``reports.videos``:
+    ``copy_linked_videos`` puts them there).
     """
     runs, grouping_warnings = load_experiments(paths)
     evals = tidy_evals(runs)
@@ -180,7 +183,8 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[
     counts = {"runs": len(runs), "done": sum(r.complete for r in runs),
               "tasks": len({(r.suite, r.task) for r in runs}), "agents": len({r.agent for r in runs}),
               "experiments": len({(r.suite, r.task, r.experiment) for r in runs})}
-    warnings = _warnings(runs, grouping_warnings)
+    video_groups, video_warnings = videos.video_sections(runs, video_folder)
+    warnings = _warnings(runs, grouping_warnings) + video_warnings
     studies = study_sections(paths, runs)
     return {
         "inputs": [str(p) for p in paths],
@@ -189,7 +193,8 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[
         "numbers": {"inputs": [str(p) for p in paths], "counts": counts, "std_ddof": tables.STD_DDOF,
                     "warnings": warnings, "groups": tables.group_records(finals),
                     "groups_at_comparison_budget": tables.group_records(at_budget),
-                    "studies": [study_numbers(study) for study in studies]},
+                    "studies": [study_numbers(study) for study in studies],
+                    "videos": videos.video_records(video_groups)},
         "studies": studies,
         "comparison": tables.comparison_tables(finals) + tables.comparison_tables(
             at_budget, with_published=False,
@@ -198,6 +203,7 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS) -> dict[
                     + " steps; ‡ marks runs that have not reached it"),
         "std_ddof": tables.STD_DDOF,
         "learning_curves": learning,
+        "videos": video_groups, "video_folder": video_folder, "video_embed_max_bytes": videos.EMBED_MAX_BYTES,
         "aggregates": [_aggregate_section(s, finals, curves, colors, reps) for s in suites],
         "per_task_intervals": tables.interval_rows(aggregate.per_task_intervals(finals, reps)),
         "reps": reps, "profile_reps": min(reps, aggregate.PROFILE_REPS), "seed": aggregate.BOOTSTRAP_SEED,

@@ -37,12 +37,24 @@ def agent_colors(agents: list[str]) -> dict[str, tuple]:
     return {agent: palette[i % len(palette)] for i, agent in enumerate(sorted(agents))}
 
 
+def _png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def to_data_uri(figure: plt.Figure) -> str:
     """PNG of ``figure`` as a data URI; the figure is closed."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return _png_data_uri(buffer.getvalue())
+
+
+def image_data_uri(pixels: np.ndarray) -> str:
+    """An RGB image ``pixels`` (height, width, 3), uint8, as a PNG data URI of exactly that
+    many pixels (a video's poster frame)."""
+    buffer = io.BytesIO()
+    plt.imsave(buffer, np.asarray(pixels, dtype=np.uint8), format="png")
+    return _png_data_uri(buffer.getvalue())
 
 
 def _steps_axis(ax: plt.Axes) -> None:

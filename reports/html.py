@@ -2,7 +2,8 @@
 and its numbers to JSON for scripts and regression checks.
 
 Figures are embedded as base64 PNG data URIs and the CSS is inline: the file opens offline
-with nothing beside it.
+with nothing beside it, but for evaluation videos too big to embed, which are copied into a
+folder beside it (``reports.videos``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import jinja2
 
 from reports.aggregate import DEFAULT_REPS
 from reports.build import build_report
+from reports.videos import copy_linked_videos, linked_video_folder
 
 TEMPLATE = "report.html.j2"
 
@@ -31,10 +33,13 @@ def render(content: dict[str, Any]) -> str:
 
 
 def write_report(paths: list[Path], output: Path, reps: int = DEFAULT_REPS) -> dict[str, Any]:
-    """Build the report of the runs under ``paths`` and write it to ``output``; returns the content."""
-    content = build_report(paths, reps=reps)
+    """Build the report of the runs under ``paths`` and write it to ``output``, its linked
+    videos into ``<stem>_videos/`` beside it; returns the content."""
     output = Path(output)
+    folder = linked_video_folder(output)
+    content = build_report(paths, reps=reps, video_folder=folder)
     output.parent.mkdir(parents=True, exist_ok=True)
+    copy_linked_videos(content["videos"], output.parent / folder)
     output.write_text(render(content), encoding="utf-8")
     return content
 

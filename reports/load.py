@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from harness.contract import (CONFIG_FILE, DONE, EVAL_FILE, FAILED, INTERRUPTED, RUNNING, SEED_PREFIX,
-                              SUMMARY_FILE, TRAIN_FILE, inspect_summary, run_state)
+                              SUMMARY_FILE, TRAIN_FILE, inspect_summary, list_videos, run_state)
 from reports.experiments import assign_experiments
 
 TIDY_COLUMNS = ["suite", "task", "agent", "experiment", "seed", "step", "metric", "value"]
@@ -53,6 +53,7 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     config_text: str = ""
     evals: pd.DataFrame = field(default_factory=pd.DataFrame)  # eval.csv as read, sorted by step
+    videos: dict[int, Path] = field(default_factory=dict)  # evaluation videos by env step (contract.list_videos)
     problems: list[str] = field(default_factory=list)
     experiment: str = ""  # the label of the runs it is pooled with (reports.experiments); default: agent
 
@@ -184,7 +185,7 @@ def load_run(path: Path) -> Run:
         steps_per_second=_optional(summary.get("steps_per_second"), float),
         versions={str(k): str(v) for k, v in (summary.get("versions") or {}).items()},
         git_commit=_optional(summary.get("git_commit"), str), error=_optional(summary.get("error"), str),
-        config=config, config_text=config_text, evals=evals,
+        config=config, config_text=config_text, evals=evals, videos=list_videos(path),
     )
     if summary_problem:
         run.problems.append(summary_problem)

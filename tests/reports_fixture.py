@@ -7,7 +7,8 @@ Final returns (return_mean of the last evaluation, step 300):
 - classic/inverted-double-pendulum: sac 100, 300 (mean 200, std 141.42); sac-svg 200, 200.
 - poplin/hopper: sac-svg (H=2) 3000, 3100 (mean 3050, std 70.71), above every published row.
 
-``write_study`` writes a target-entropy study folder by hand (studies/contract.py), see there.
+``write_study`` writes a target-entropy study folder by hand (studies/contract.py), see there;
+``write_video`` an evaluation video as the trainer records it (harness.contract.video_path).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+
 from agents.objectives import target_entropy_schedule
+from harness.contract import video_path
+from harness.video import Mp4Writer
 from studies.contract import TRIAL_COLUMNS
 
 SCRIPT_NAME = "<script>alert(1)</script>"
@@ -63,6 +68,27 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
     }
     (path / "summary.json").write_text(json.dumps(summary))
     return path
+
+
+VIDEO_WIDTH, VIDEO_HEIGHT, VIDEO_FRAMES = 64, 48, 10
+
+
+def video_frame(index: int, width: int = VIDEO_WIDTH, height: int = VIDEO_HEIGHT) -> np.ndarray:
+    """Frame ``index`` of a test video: flat grey of level 25 * index, modulo 250 (so a decoded
+    frame tells which it is, H.264 losses aside), red in its top-left quarter. (height, width, 3) uint8."""
+    frame = np.full((height, width, 3), 25 * index % 250, dtype=np.uint8)
+    frame[: height // 2, : width // 2] = (255, 0, 0)
+    return frame
+
+
+def write_video(run: Path, step: int, width: int = VIDEO_WIDTH, height: int = VIDEO_HEIGHT,
+                frames: int = VIDEO_FRAMES, fps: int = 25) -> Path:
+    """The run's evaluation video of env step ``step`` (``videos/step_<step>.mp4``), H.264 as
+    the trainer writes it: ``frames`` frames of ``video_frame``. Returns its path."""
+    with Mp4Writer(video_path(run, step), fps=fps) as writer:
+        for index in range(frames):
+            writer.add(video_frame(index, width, height))
+    return video_path(run, step)
 
 
 def write_fixture(root: Path) -> Path:

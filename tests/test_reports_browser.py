@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from reports import videos
 from reports.html import write_report
-from tests.reports_fixture import write_fixture, write_run, write_study
+from tests.reports_fixture import VIDEO_HEIGHT, VIDEO_WIDTH, write_fixture, write_run, write_study, write_video
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -99,3 +102,46 @@ def test_split_rows_warnings_and_the_search_panel_show_in_chromium(tmp_path):
             "best trial 1 2 -4 0.125 75 sac-svg+init=2,final=-4,decay=0.125", "Table 4 (paper) -1 -1 constant"]
         best = driver.find_element("css selector", "table.trials tr.best-trial")
         assert best.is_displayed() and best.text.startswith("1 ★")
+
+
+def video_states(driver, timeout: float = 10.0) -> list[dict]:
+    """Every video element's state once each has its metadata (or an error), or at ``timeout``."""
+    script = """return Array.from(document.querySelectorAll('video')).map(v => ({
+        readyState: v.readyState, width: v.videoWidth, height: v.videoHeight, duration: v.duration,
+        error: v.error ? v.error.code + ' ' + v.error.message : null}));"""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = driver.execute_script(script)
+        if all(s["readyState"] >= 1 or s["error"] for s in states) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.05)
+
+
+def test_evaluation_videos_play_in_chromium_embedded_or_as_a_linked_poster(tmp_path, monkeypatch):
+    """Chromium decodes the trainer's H.264 mp4 (an embedded data URI), plays it, and the
+    linked video's poster shows and its link reaches the copy beside the report."""
+    runs = tmp_path / "runs"
+    small = write_video(write_run(runs, "classic", "inverted-pendulum", "sac", 0, [0, 5, 10]), 300)
+    big = write_video(write_run(runs, "classic", "inverted-pendulum", "sac-svg", 0, [0, 5, 10], horizon=2), 300,
+                      width=2 * VIDEO_WIDTH, height=2 * VIDEO_HEIGHT)
+    monkeypatch.setattr(videos, "EMBED_MAX_BYTES", (small.stat().st_size + big.stat().st_size) // 2)
+    assert small.stat().st_size < videos.EMBED_MAX_BYTES < big.stat().st_size
+    output = tmp_path / "report.html"
+    write_report([runs], output, reps=50)
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(output.as_uri())
+        (state,) = video_states(driver)
+        assert state == {"readyState": state["readyState"], "width": VIDEO_WIDTH, "height": VIDEO_HEIGHT,
+                         "duration": pytest.approx(0.4, abs=0.05), "error": None}
+        played = driver.execute_async_script("""const done = arguments[arguments.length - 1];
+            const video = document.querySelector('video');
+            video.play().then(() => setTimeout(() => done({time: video.currentTime, error: null}), 250),
+                              error => done({time: video.currentTime, error: String(error)}));""")
+        assert played["error"] is None and played["time"] > 0, played
+        link = driver.find_element("css selector", "a.poster-link")
+        poster = link.find_element("tag name", "img")
+        assert driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", poster) == [
+            2 * VIDEO_WIDTH, 2 * VIDEO_HEIGHT]
+        copy = Path(urllib.parse.unquote(urllib.parse.urlparse(link.get_attribute("href")).path))
+        assert copy.parent == tmp_path / "report_videos" and copy.read_bytes() == big.read_bytes()
+        assert_page_is_sound(driver, min_figures=2)
