@@ -18,7 +18,7 @@ from rich.table import Table
 from baselines import AGENTS
 from harness.config import ConfigError, RunFailure, agent_override_warnings, launchers, presets
 from harness.names import unknown_name
-from harness.suites import SUITES, get_suite, get_task
+from harness.suites import SUITES, get_suite
 
 WANDB_MODES = ["offline", "online", "disabled"]
 
@@ -597,7 +597,7 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
 def check_video_rendering(jobs: list) -> None:
     """Where runs record videos, draw one frame of each of their tasks before any run
     starts: a machine that cannot render off-screen is one line, and nothing is written."""
-    from harness.video import VideoError, check_rendering  # noqa: PLC0415
+    from harness.video import VideoError, probe_rendering  # noqa: PLC0415
 
     checked = set()
     for job in jobs:
@@ -607,9 +607,11 @@ def check_video_rendering(jobs: list) -> None:
             continue
         checked.add(key)
         try:
-            check_rendering(get_task(job.config.suite, job.config.task), (trainer.video_width, trainer.video_height))
+            problem = probe_rendering(*key[:2], (trainer.video_width, trainer.video_height))
         except VideoError as error:
-            raise ConfigError(f"--video: {error}") from error
+            problem = str(error)
+        if problem:
+            raise ConfigError(f"--video: {problem}")
 
 
 def _check_device(device: str) -> None:

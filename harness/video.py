@@ -122,6 +122,38 @@ def check_rendering(spec: TaskSpec, size: tuple[int, int]) -> None:
                          f"not {size[0]}x{size[1]}")
 
 
+PROBE_EXIT = 3  # the probe's exit status for a VideoError (its message on stderr's last line)
+PROBE_SCRIPT = """
+import sys
+from harness.suites import get_task
+from harness.video import VideoError, check_rendering
+try:
+    check_rendering(get_task(sys.argv[1], sys.argv[2]), (int(sys.argv[3]), int(sys.argv[4])))
+except VideoError as error:
+    print(error, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def probe_rendering(suite: str, task: str, size: tuple[int, int]) -> str | None:
+    """Why this machine cannot film ``suite/task`` at ``size``, or None: ``check_rendering`` in
+    a child process, since an OpenGL back-end without its display or driver may abort the
+    process (GLFW's C assertion) rather than raise. The back-end is chosen here and
+    inherited."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    backend = choose_gl_backend()
+    done = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, suite, task, str(size[0]), str(size[1])],
+                          capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode == 0:
+        return None
+    if done.returncode == PROBE_EXIT and done.stderr.strip():
+        return done.stderr.strip().splitlines()[-1]
+    last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    return f"MuJoCo's off-screen rendering with MUJOCO_GL={backend} failed ({last}); {_render_hint(backend)}"
+
+
 def render_fps(env: gym.Env) -> int:
     """Frames per second that play the episode in real time: the env's ``render_fps`` (1/dt)."""
     fps = env.metadata.get("render_fps") or env.unwrapped.metadata.get("render_fps")
