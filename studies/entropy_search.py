@@ -47,6 +47,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.config import ConfigError, RunFailure
+from harness.process import available_cores, core_share, pin_to_cores
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
 from studies.liveness import Heartbeat, is_gone_here, process_identity
@@ -396,8 +397,11 @@ def recorded_returns(eval_path: Path) -> list[tuple[int, float]]:
 # ------------------------------------------------------------------------------- workers
 
 
-def _worker_process(settings: dict[str, Any], index: int) -> None:
-    """A child worker; it dies with its parent (Linux), so a killed command leaves no orphans."""
+def _worker_process(settings: dict[str, Any], index: int, cores: list[int]) -> None:
+    """A child worker on its share of the cores (its runs take one torch thread per core
+    there, so workers do not spin threads against each other's); it dies with its parent
+    (Linux), so a killed command leaves no orphans."""
+    pin_to_cores(cores)
     if sys.platform.startswith("linux"):
         import ctypes  # noqa: PLC0415
 
@@ -429,7 +433,9 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
     # which would print a multi-line warning about them; the tracker inherits this filter
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker_process, args=(dataclasses.asdict(settings), i), daemon=False)
+    cores = available_cores()
+    processes = [context.Process(target=_worker_process, daemon=False,
+                                 args=(dataclasses.asdict(settings), i, core_share(i, settings.workers, cores)))
                  for i in range(settings.workers)]
     for process in processes:
         process.start()

@@ -45,6 +45,10 @@ OVERRIDES = [
     "agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16", "agent.step_batch_size=16",
     "agent.seq_batch_size=16", f"trainer.seed_steps={SEED_STEPS}", f"trainer.eval_every={EVAL_EVERY}",
     "trainer.eval_episodes=2",
+    # one torch thread per run: the straight and the killed run train at once, and a thread per
+    # core each, spinning against the other's, slows a tiny update tens of times; an
+    # operational key, so it changes no number the test compares
+    "trainer.torch_threads=1",
 ]
 TIMING_COLUMNS = {"wall_time", "steps_per_second"}  # the only columns allowed to differ
 TIMEOUT = 120  # seconds for one launch; a tiny run takes a few

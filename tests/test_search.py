@@ -30,6 +30,11 @@ from tests.test_cli import read_csv, run_cli
 SEARCH = ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
           "--preset", "quick"]
 STUDY = "entropy-classic-inverted-pendulum-sac"
+# One torch thread per run (a trainer otherwise takes one per core, in this process too): runs
+# that train at once (two commands, worker processes, another user's job) would each spin a
+# thread per core against the others', slowing a tiny update tens of times. An operational
+# key: it changes no result.
+ONE_THREAD = ["trainer.torch_threads=1"]
 
 
 def journal(out: Path, study: str = STUDY) -> str:
@@ -44,7 +49,7 @@ def finished(out: Path, study: str = STUDY, storage: str | None = None) -> list:
 
 def search_command(out: Path, trials: int, steps: int = 300, *more: str) -> list[str]:
     return [sys.executable, "-m", "harness.cli", *SEARCH, "--steps", str(steps), "--trials", str(trials),
-            "--out", str(out), *more, *TINY_SAC]
+            "--out", str(out), *more, *TINY_SAC, *ONE_THREAD]
 
 
 # ------------------------------------------------------------------------------ the space
@@ -114,7 +119,7 @@ def test_median_pruner_prunes_a_clearly_worse_trial():
 
 def tiny_settings(out: Path, trials: int, **more) -> SearchSettings:
     return SearchSettings(suite="classic", task="inverted-pendulum", agent="sac", preset="quick", steps=200,
-                          trials=trials, out=str(out), overrides=list(TINY_SAC), poll_seconds=0.05, **more)
+                          trials=trials, out=str(out), overrides=[*TINY_SAC, *ONE_THREAD], poll_seconds=0.05, **more)
 
 
 def test_duplicate_slot_trials_count_once(tmp_path):
@@ -308,7 +313,8 @@ def test_refusals_are_one_line_and_touch_nothing(tmp_path):
 
 
 def wait_for_running_trial(out: Path, timeout: float = 120.0) -> None:
-    """Until some trial is RUNNING with at least one evaluation reported."""
+    """Until some trial is RUNNING with at least one evaluation reported (looked at every
+    50 ms, so that a kill that follows lands early in that trial's run)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if Path(journal(out)).exists():
@@ -318,13 +324,14 @@ def wait_for_running_trial(out: Path, timeout: float = 120.0) -> None:
                 trials = []
             if any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials):
                 return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError("no trial started")
 
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_ends_with_exactly_n_and_resumes_the_killed_slot(tmp_path):
-    command = search_command(tmp_path, 3, 1500)
+    run_steps = 1000  # the kill lands a few tens of steps after the first evaluation (step 100): mid-run
+    command = search_command(tmp_path, 3, run_steps)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for_running_trial(tmp_path)
     os.killpg(process.pid, signal.SIGKILL)
@@ -342,7 +349,7 @@ def test_sigkill_then_rerun_ends_with_exactly_n_and_resumes_the_killed_slot(tmp_
     # the slot's run resumed from its checkpoint: one run folder, evaluations not repeated
     (eval_csv,) = contract.slot_folder(tmp_path / STUDY, killed[0].user_attrs["slot"]).rglob("eval.csv")
     steps = [int(r["step"]) for r in read_csv(eval_csv)]
-    assert steps == list(range(100, 1501, 100))
+    assert steps == list(range(100, run_steps + 1, 100))
     assert (eval_csv.parent / "summary.json").read_text().count('"resumed": true') == 1
 
 

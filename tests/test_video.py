@@ -300,7 +300,9 @@ def test_a_resume_rewrites_the_best_checkpoint_its_evaluation_lacks_and_drops_on
     state["progress"]["best_eval_step"] = 300  # as if the last evaluation were the best one
     best = run_dir.read_best()
     run_dir.save_best(dict(best, step=999))  # a best.pt from a checkpoint that was lost
-    trainer = Trainer(from_yaml(run_dir.stored_config_text()), run_dir)
+    config = from_yaml(run_dir.stored_config_text())
+    config.trainer.torch_threads = 1  # this test process's own setting (conftest), kept
+    trainer = Trainer(config, run_dir)
     trainer.restore(state)
     rewritten = run_dir.read_best()
     assert (rewritten["step"], rewritten["evaluation"]) == (300, 2)
