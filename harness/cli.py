@@ -232,15 +232,14 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
     of the checkpoint's evaluation and give its returns."""
     from harness.playback import describe, load_policy, play, summary_line  # noqa: PLC0415
     from harness.process import prepare_training_process  # noqa: PLC0415
-    from harness.video import VideoError, check_video_size  # noqa: PLC0415
+    from harness.rundir import CheckpointError  # noqa: PLC0415
+    from harness.video import VideoError  # noqa: PLC0415
 
-    frame_size = _video_size(size, check_video_size)
+    frame_size = _video_size(size)
     if video is not None and Path(video).suffix.lower() != ".mp4":
         raise ConfigError(f"--video {video}: the file must end in .mp4")
     if device is not None:
         _check_device(device)
-    from harness.rundir import CheckpointError  # noqa: PLC0415
-
     try:
         policy = load_policy(Path(run_dir), checkpoint, device)
     except CheckpointError as error:
@@ -268,14 +267,17 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
         click.echo(f"video: {video} ({film.frames} frames, {width}x{height}, {film.fps} fps)")
 
 
-def _video_size(text: str | None, check) -> tuple[int, int] | None:
+def _video_size(text: str | None) -> tuple[int, int] | None:
+    """``--size WIDTHxHEIGHT`` as (width, height); None when not given."""
+    from harness.video import check_video_size  # noqa: PLC0415
+
     if text is None:
         return None
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
         raise ConfigError(f"--size {text!r}: write WIDTHxHEIGHT, e.g. 640x480")
     width, height = int(parts[0]), int(parts[1])
-    problem = check(width, height)
+    problem = check_video_size(width, height)
     if problem:
         raise ConfigError(f"--size {text}: {problem}")
     return width, height
@@ -622,7 +624,7 @@ def _check_device(device: str) -> None:
     except RuntimeError:
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {device!r} is not a device harness bench runs on (cpu, cuda, cuda:N)")
+        raise ConfigError(f"--device {device!r} is not a device svgbench runs on (cpu, cuda, cuda:N)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: this machine has no CUDA device")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

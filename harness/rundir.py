@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import torch
 
 from harness.contract import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_COLUMNS, EVAL_FILE, LOCK_FILE, SUMMARY_FILE,
-                              TRAIN_COLUMNS, TRAIN_FILE, VIDEOS_DIR, CsvLog, RunBusyError, atomic_write_bytes,
+                              TRAIN_COLUMNS, TRAIN_FILE, CsvLog, RunBusyError, atomic_write_bytes,
                               atomic_write_text, fsync_directory, git_commit, is_locked, list_videos,
                               package_versions, read_summary, run_lock, run_path, truncate_csv, update_summary,
                               write_summary)
@@ -118,7 +118,6 @@ class RunDirectory:
         self.previous_checkpoint_path = self.checkpoint_dir / PREVIOUS_CHECKPOINT_FILE
         self.partial_checkpoint_path = self.checkpoint_dir / (CHECKPOINT_FILE + ".tmp")
         self.best_checkpoint_path = self.checkpoint_dir / BEST_CHECKPOINT_FILE
-        self.videos_dir = self.path / VIDEOS_DIR
         # False once this object found state.pt unreadable: a save must then not rotate it
         # over the good previous checkpoint.
         self._latest_readable = True

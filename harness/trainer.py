@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -130,9 +131,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
         self.env = self.spec.make_env(**options)
-        self.video_size = (trainer.video_width, trainer.video_height) if trainer.video else None
-        self.eval_env = self.spec.make_env(render_size=self.video_size, **options)
-        if self.video_size is not None:  # a machine that cannot render fails now, not at the first evaluation
+        video_size = (trainer.video_width, trainer.video_height) if trainer.video else None
+        self.eval_env = self.spec.make_env(render_size=video_size, **options)
+        if video_size is not None:  # a machine that cannot render fails now, not at the first evaluation
             self.eval_env.reset(seed=0)  # harmless: every evaluation starts with a seeded reset
             render_frame(self.eval_env)
         # independent streams for the agent's replay sampling and the seed steps' actions
@@ -353,14 +354,10 @@ class Trainer:
             holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim,
                                    c.trainer.eval_episodes * (self.eval_env.spec.max_episode_steps or 1000))
         film = Mp4Writer(video_path(self.run_dir.path, p.step), render_fps(self.eval_env)) if c.trainer.video else None
-        try:
+        with film or nullcontext():  # the video gets its name once whole; an exception leaves none
             episodes = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout,
                                 film=film)
-        except BaseException:
-            if film is not None:
-                film.abort()
-            raise
-        video = film.close() if film is not None else None
+        video = film.path if film is not None else None
         returns = [episode.total_return for episode in episodes]
         evaluation = p.evaluations
         p.evaluations += 1

@@ -86,20 +86,20 @@ def lighten_scene(env: gym.Env) -> None:
         viewer.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
 
 
-def render_frame(env: gym.Env, lighten: bool = True) -> np.ndarray:
-    """One RGB frame (height, width, 3) of ``env``'s current state, drawn off-screen.
-    Rendering reads the simulation; it draws no random number and changes no state. A
-    failing back-end is a VideoError naming what to install."""
-    backend = choose_gl_backend()
+def render_frame(env: gym.Env) -> np.ndarray:
+    """One RGB frame (height, width, 3) of ``env``'s current state, drawn off-screen, with the
+    scene lightened (``lighten_scene``). Rendering reads the simulation; it draws no random
+    number and changes no state. A failing back-end is a VideoError naming what to install."""
     first = getattr(getattr(env.unwrapped, "mujoco_renderer", None), "viewer", None) is None
+    if first:  # the env makes its OpenGL context at its first frame, with the back-end chosen then
+        choose_gl_backend()
     try:
         frame = env.render()
-        if first and lighten:  # the scene exists once the first frame is drawn: draw it again, lightened
+        if first:  # the scene exists once the first frame is drawn: draw it again, lightened
             lighten_scene(env)
             frame = env.render()
-    except VideoError:
-        raise
     except Exception as error:  # noqa: BLE001 - PyOpenGL, ctypes and MuJoCo raise many types
+        backend = os.environ.get("MUJOCO_GL", "")
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise VideoError(f"MuJoCo could not render off-screen with MUJOCO_GL={backend} ({detail}); "
                          f"{_render_hint(backend)}") from error
@@ -191,8 +191,9 @@ class Mp4Writer:
         if self._writer is None:
             import imageio_ffmpeg  # noqa: PLC0415 - ffmpeg's binary only when a video is written
 
-            if check_video_size(width, height):
-                raise VideoError(check_video_size(width, height))
+            problem = check_video_size(width, height)
+            if problem:
+                raise VideoError(problem)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.size = (width, height)
             self._writer = imageio_ffmpeg.write_frames(
