@@ -10,24 +10,25 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from torch.profiler import record_function
+from torch.profiler import record_function as profiler_label
 
 from agents import objectives as eq
 from agents.compile import OneWarning, compile_loss
 from agents.config import AgentConfig
 from agents.metrics import DivergenceError, raise_if_not_finite
-from agents.networks import CriticEnsemble, TanhGaussianActor, polyak_update
+from agents.networks import CriticEnsemble, TanhGaussianActor, polyak_update, use_lean_calls
 from agents.normalizer import RunningNormalizer
+from agents.optim import DirectFusedAdam
 from agents.replay import NoSequenceError, ReplayBuffer
 from agents.world_model import WorldModel
 
 
 @contextlib.contextmanager
-def constants(*modules: torch.nn.Module | None) -> Iterator[None]:
-    """Treat the modules' parameters as constants while the block builds a graph: the
-    backward pass then computes no gradient for them (with ``backward(inputs=...)`` alone,
-    a compiled backward would still compute them)."""
-    parameters = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+def constants(parameters: list[torch.nn.Parameter]) -> Iterator[None]:
+    """Treat the parameters as constants while the block builds a graph: the backward pass
+    then computes no gradient for them (with ``backward(inputs=...)`` alone, a compiled
+    backward would still compute them)."""
+    parameters = [p for p in parameters if p.requires_grad]
     for p in parameters:
         p.requires_grad_(False)
     try:
@@ -35,6 +36,15 @@ def constants(*modules: torch.nn.Module | None) -> Iterator[None]:
     finally:
         for p in parameters:
             p.requires_grad_(True)
+
+
+_UNLABELLED = contextlib.nullcontext()
+
+
+def record_function(name: str) -> contextlib.AbstractContextManager:
+    """A ``torch.profiler`` label for the block while a profiler records (``harness bench``'s
+    break-down); otherwise nothing, so an update pays no labelling call per part."""
+    return profiler_label(name) if torch._C._autograd._profiler_enabled() else _UNLABELLED
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,6 +93,14 @@ class SVGAgent:
             self.dynamics_optimizer = self._adam(self.model.dynamics.parameters(), c.model_lr)
             self.reward_optimizer = self._adam(self.model.reward_head.parameters(), c.model_lr)
             self.termination_optimizer = self._adam(self.model.termination_logit.parameters(), c.model_lr)
+        if fast.lean_calls:
+            for network in (self.actor, self.critic, self.critic_target, self.model):
+                if network is not None:
+                    use_lean_calls(network)
+        # what the actor's step holds constant (gathered once, not at every update)
+        self.actor_step_constants = [p for m in (self.critic, self.model) if m is not None for p in m.parameters()]
+        self.actor_parameters = [*self.actor.parameters(), self.log_alpha]
+        self.steppers = {name: DirectFusedAdam(optimizer) for name, optimizer in self._optimizers().items()}
         self.updates_done = 0
         # the loss functions, compiled or not (agent.compile); updates call only these
         compile_mode, warn = c.compile, OneWarning(warn)
@@ -117,9 +135,18 @@ class SVGAgent:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """obs: (obs_dim,) raw -> action (act_dim,) in [-1, 1]: a sample, or tanh(mean)."""
-        x = self.normalizer.normalize(torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None])
-        action = self.actor.mean_action(x) if deterministic else self.actor.sample(x)[0]
+        """obs: (obs_dim,) raw -> action (act_dim,) in [-1, 1]: a sample, or tanh(mean).
+        With ``lean_calls`` on the CPU the state is normalised in NumPy (the same float32
+        arithmetic) and the sample skips its unused log-probability."""
+        if self.config.fast_path.lean_calls:
+            if self.device.type == "cpu":
+                x = torch.from_numpy(self.normalizer.normalize_array(obs)[None])
+            else:
+                x = self.normalizer.normalize(torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None])
+            action = self.actor.mean_action(x) if deterministic else self.actor.sample_action(x)
+        else:
+            x = self.normalizer.normalize(torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None])
+            action = self.actor.mean_action(x) if deterministic else self.actor.sample(x)[0]
         return action[0].cpu().numpy()
 
     def target_entropy(self, step: int) -> float:
@@ -191,17 +218,17 @@ class SVGAgent:
         backward pass gives each exactly its own gradient; only the actor's parameters and
         log alpha receive one (not the critic's or the model's)."""
         target_entropy = self.target_entropy(step)
-        with record_function("actor rollout forward"), constants(self.critic, self.model):
+        with record_function("actor rollout forward"), constants(self.actor_step_constants):
             # no gradient graph for the critic's and the model's parameters
             actor_loss, alpha_loss, entropy = self.actor_losses(
                 obs, self.actor_horizon(step), torch.full((), target_entropy, device=self.device))
         with record_function("actor rollout backward"):
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            self.temperature_optimizer.zero_grad(set_to_none=True)
-            (actor_loss + alpha_loss).backward(inputs=[*self.actor.parameters(), self.log_alpha])
-            self.actor_optimizer.step()
+            self.steppers["actor"].zero_grad()
+            self.steppers["temperature"].zero_grad()
+            (actor_loss + alpha_loss).backward(inputs=self.actor_parameters)
+            self.steppers["actor"].step()
         with record_function("temperature"):
-            self.temperature_optimizer.step()
+            self.steppers["temperature"].step()
         return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(),
                 "alpha": self.alpha.detach(), "target_entropy": target_entropy, "entropy": entropy}
 
@@ -233,9 +260,9 @@ class SVGAgent:
         """Critic ensemble by eq. (4): on SAC's target eq. (5), or on MVE's H-step targets."""
         with record_function("critic"):
             critic_loss = self.critic_loss(obs, action, reward, next_obs, terminated)
-            self.critic_optimizer.zero_grad(set_to_none=True)
+            self.steppers["critic"].zero_grad()
             critic_loss.backward()
-            self.critic_optimizer.step()
+            self.steppers["critic"].step()
         return {"critic_loss": critic_loss.detach()}
 
     def reward_and_termination_losses(self, obs, action, reward, terminated) -> tuple[torch.Tensor, torch.Tensor]:
@@ -251,11 +278,11 @@ class SVGAgent:
         backward pass of the summed losses gives each exactly its own loss's gradient."""
         with record_function("reward and termination"):
             loss_r, loss_d = self.model_losses(obs, action, reward, terminated)
-            self.reward_optimizer.zero_grad(set_to_none=True)
-            self.termination_optimizer.zero_grad(set_to_none=True)
+            self.steppers["reward"].zero_grad()
+            self.steppers["termination"].zero_grad()
             (loss_r + loss_d).backward()
-            self.reward_optimizer.step()
-            self.termination_optimizer.step()
+            self.steppers["reward"].step()
+            self.steppers["termination"].step()
         return {"reward_loss": loss_r.detach(), "termination_loss": loss_d.detach()}
 
     def dynamics_loss_of_sequences(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -282,10 +309,10 @@ class SVGAgent:
             actions = self._tensor(sequences.actions)
         with record_function("dynamics"):
             loss = self.dynamics_loss(states, actions)
-            self.dynamics_optimizer.zero_grad(set_to_none=True)
+            self.steppers["dynamics"].zero_grad()
             loss.backward()
             norms, clipped = self.model.dynamics.clip_gradient(self.config.dynamics_grad_clip, length)
-            self.dynamics_optimizer.step()
+            self.steppers["dynamics"].step()
         return {"dynamics_loss": loss.detach(), "dynamics_grad_norm": norms.mean(),
                 "dynamics_clipped": clipped.float().mean()}
 
@@ -332,6 +359,7 @@ class SVGAgent:
             self.model.load_state_dict(state["model"])
         for name, optimizer in self._optimizers().items():
             optimizer.load_state_dict(state["optimizers"][name])
+            self.steppers[name].reset()
         self.normalizer.load_state_dict(state["normalizer"])
         self.rng.bit_generator.state = state["rng"]
         self.updates_done = int(state["updates_done"])

@@ -32,9 +32,14 @@ class FastPathConfig:
     # update metrics stay tensors on the device and are read at log intervals (a train.csv
     # row, an evaluation); the divergence check reads one flag per metric there
     deferred_metrics: bool = True
-    # fused Adam (one kernel per optimiser step) and the target-critic update as one
-    # multi-tensor lerp; the plain path steps and lerps parameter by parameter
+    # fused Adam (one kernel per optimiser step, called directly: agents.optim) and the
+    # target-critic update as one multi-tensor lerp; the plain path steps and lerps
+    # parameter by parameter through torch.optim
     fused_optimizers: bool = True
+    # networks evaluated by functional calls (one module call per network, not one per
+    # layer), the GRU's r and z gates as one sigmoid, and acting without computing the
+    # log-probability it discards: fewer kernels and less Python per update and per step
+    lean_calls: bool = True
     # replay storage as tensors on the agent's device: sampled batches are gathered there
     # (indices drawn on the host with the same RNG stream, so no host-device sync)
     replay_on_device: bool = True

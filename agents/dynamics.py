@@ -47,22 +47,30 @@ def clip_member_gradients(parameters: Iterable[nn.Parameter], threshold: float) 
 
 
 def gru_layer_step(x: torch.Tensor, h: torch.Tensor | None, w_ih: torch.Tensor, w_hh: torch.Tensor,
-                   b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+                   b_ih: torch.Tensor, b_hh: torch.Tensor, joint_gates: bool = False) -> torch.Tensor:
     """One step of one GRU layer as ``torch.nn.GRU`` computes it (gates r, z, n):
 
         r = sigma(W_ir x + b_ir + W_hr h + b_hr),  z = sigma(W_iz x + b_iz + W_hz h + b_hz),
         n = tanh(W_in x + b_in + r (W_hn h + b_hn)),  h' = (1 - z) n + z h.
 
     ``h`` None means h = 0: the W_hh h matmul (half the layer's work) is skipped, since it
-    is zero, and h' = (1 - z) n. x: (B, in), h: (B, hidden) -> (B, hidden)."""
-    i_r, i_z, i_n = nn.functional.linear(x, w_ih, b_ih).chunk(3, dim=-1)
-    if h is None:
-        h_r, h_z, h_n = b_hh.chunk(3)
+    is zero, and h' = (1 - z) n. ``joint_gates``: r and z from one addition and one
+    sigmoid over both gates' columns (the same arithmetic per element, half the kernels).
+    x: (B, in), h: (B, hidden) -> (B, hidden)."""
+    gates_x = nn.functional.linear(x, w_ih, b_ih)
+    gates_h = b_hh if h is None else nn.functional.linear(h, w_hh, b_hh)
+    if joint_gates:
+        size = gates_x.shape[-1] // 3
+        x_rz, x_n = gates_x.split([2 * size, size], dim=-1)
+        h_rz, h_n = gates_h.split([2 * size, size], dim=-1)
+        r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=-1)
+        n = torch.tanh(x_n + r * h_n)
     else:
-        h_r, h_z, h_n = nn.functional.linear(h, w_hh, b_hh).chunk(3, dim=-1)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
+        i_r, i_z, i_n = gates_x.chunk(3, dim=-1)
+        h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
     return (1.0 - z) * n if h is None else (1.0 - z) * n + z * h
 
 
@@ -70,8 +78,12 @@ class GRUDynamics(nn.Module):
     """x_{t+1} = x_t + dec(h_{t+1}),  h_{t+1} = GRU(enc(x_t, u_t), h_t),  h_1 = 0.
 
     States are in the normaliser's space. ``decoder_depth`` 0 gives the authors' code's
-    single linear decoder; the paper uses an MLP like the encoder.
+    single linear decoder; the paper uses an MLP like the encoder. ``lean`` (the fast
+    path's ``lean_calls``, with ``fast_step``): the cell's r and z gates are computed
+    jointly (``gru_layer_step``'s ``joint_gates``).
     """
+
+    lean: bool = False
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
                  gru_hidden_dim: int, gru_layers: int, decoder_depth: int | None = None,
@@ -109,10 +121,9 @@ class GRUDynamics(nn.Module):
     def _cell_step(self, x: torch.Tensor, hidden: torch.Tensor | None) -> torch.Tensor:
         """All layers of one GRU step with ``gru_layer_step``: (B, in), (L, B, Hd) or None -> (L, B, Hd)."""
         layers = []
-        for layer in range(self.gru.num_layers):
-            x = gru_layer_step(x, None if hidden is None else hidden[layer],
-                               getattr(self.gru, f"weight_ih_l{layer}"), getattr(self.gru, f"weight_hh_l{layer}"),
-                               getattr(self.gru, f"bias_ih_l{layer}"), getattr(self.gru, f"bias_hh_l{layer}"))
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.gru.all_weights):
+            x = gru_layer_step(x, None if hidden is None else hidden[layer], w_ih, w_hh, b_ih, b_hh,
+                               joint_gates=self.lean)
             layers.append(x)
         return torch.stack(layers)
 

@@ -5,10 +5,28 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
-def mlp(input_dim: int, hidden_dim: int, output_dim: int, hidden_depth: int) -> nn.Sequential:
+class MLP(nn.Sequential):
+    """Linear layers with ReLU between them, as an ``nn.Sequential`` (its parameter names).
+
+    ``lean`` (the fast path's ``lean_calls``): the forward pass calls the layers' functions
+    directly (``F.linear``, ``torch.relu``: what the layer modules call) instead of one
+    module call per layer; the same kernels on the same tensors."""
+
+    lean: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.lean:
+            return super().forward(x)
+        for layer in self._modules.values():
+            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.relu(x)
+        return x
+
+
+def mlp(input_dim: int, hidden_dim: int, output_dim: int, hidden_depth: int) -> MLP:
     """An MLP with ``hidden_depth`` ReLU hidden layers (0 gives one linear layer)."""
     layers: list[nn.Module] = []
     width = input_dim
@@ -16,7 +34,15 @@ def mlp(input_dim: int, hidden_dim: int, output_dim: int, hidden_depth: int) -> 
         layers += [nn.Linear(width, hidden_dim), nn.ReLU()]
         width = hidden_dim
     layers.append(nn.Linear(width, output_dim))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
+
+
+def use_lean_calls(module: nn.Module, lean: bool = True) -> None:
+    """Switch every lean-capable part of ``module`` (``MLP``, ``EnsembleMLP``, the GRU
+    dynamics) to functional calls (``lean``) or back to one module call per layer."""
+    for part in module.modules():
+        if hasattr(type(part), "lean"):
+            part.lean = lean
 
 
 def orthogonal_init(module: nn.Module) -> None:
@@ -64,6 +90,12 @@ class TanhGaussianActor(nn.Module):
         log_prob = gaussian_log_prob - tanh_log_abs_det_jacobian(pre_tanh).sum(-1)
         return torch.tanh(pre_tanh), log_prob
 
+    def sample_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """``sample``'s action alone (the same noise draw and arithmetic), without the
+        log-probability: what acting in the environment needs."""
+        mean, log_std = self.distribution_parameters(obs)
+        return torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
+
     def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action tanh(mu(x)) used for evaluation."""
         return torch.tanh(self.distribution_parameters(obs)[0])
@@ -106,7 +138,11 @@ class EnsembleLinear(nn.Module):
 
 
 class EnsembleMLP(nn.Module):
-    """E independent MLPs of the same shape (``mlp``'s layers), as stacked weights."""
+    """E independent MLPs of the same shape (``mlp``'s layers), as stacked weights.
+    ``lean``: batched layers computed by ``torch.baddbmm`` calls directly, not through one
+    module call per layer (the same kernel)."""
+
+    lean: bool = False
 
     def __init__(self, members: int, input_dim: int, hidden_dim: int, output_dim: int, hidden_depth: int) -> None:
         super().__init__()
@@ -116,6 +152,15 @@ class EnsembleMLP(nn.Module):
 
     def forward(self, x: torch.Tensor, batched: bool) -> torch.Tensor:
         """(B, in) or (E, B, in) -> (E, B, out); see ``EnsembleLinear.forward``."""
+        if self.lean and batched:
+            last = len(self.layers) - 1
+            for i, layer in enumerate(self.layers):
+                if x.dim() == 2:
+                    x = x.expand(layer.weight.shape[0], *x.shape)
+                x = torch.baddbmm(layer.bias, x, layer.weight)
+                if i < last:
+                    x = torch.relu(x)
+            return x
         for i, layer in enumerate(self.layers):
             x = layer(x, batched)
             if i < len(self.layers) - 1:

@@ -21,19 +21,26 @@ class RunningNormalizer:
         self.sum_squared_deviation = np.zeros(dim, dtype=np.float64)
         self.std_min, self.std_max = std_min, std_max
         self._tensors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (device, dtype) -> mean, std
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None  # float32 mean, std for normalize_array
 
     def update(self, batch: np.ndarray) -> None:
         """batch: (N, dim) or (dim,) of raw observations."""
         batch = np.asarray(batch, dtype=np.float64).reshape(-1, self.mean.shape[0])
         n = batch.shape[0]
-        batch_mean = batch.mean(axis=0)
-        batch_m2 = ((batch - batch_mean) ** 2).sum(axis=0)
         total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean = self.mean + delta * n / total
-        self.sum_squared_deviation = self.sum_squared_deviation + batch_m2 + delta**2 * self.count * n / total
+        if n == 1:  # one state (every env step): the same formulas with the batch's mean x, M2 0
+            delta = batch[0] - self.mean
+            self.mean = self.mean + delta * n / total
+            self.sum_squared_deviation = self.sum_squared_deviation + delta**2 * self.count * n / total
+        else:
+            batch_mean = batch.mean(axis=0)
+            batch_m2 = ((batch - batch_mean) ** 2).sum(axis=0)
+            delta = batch_mean - self.mean
+            self.mean = self.mean + delta * n / total
+            self.sum_squared_deviation = self.sum_squared_deviation + batch_m2 + delta**2 * self.count * n / total
         self.count = total
         self._tensors.clear()
+        self._arrays = None
 
     @property
     def std(self) -> np.ndarray:
@@ -51,6 +58,17 @@ class RunningNormalizer:
         mean, std = self._tensors[key]
         return (obs - mean) / std
 
+    def normalize_array(self, obs: np.ndarray) -> np.ndarray:
+        """``normalize`` for a host array: float32 (x - mean) / std with the mean and std
+        rounded to float32 as ``normalize`` rounds them, so the result is the same bits."""
+        x = np.asarray(obs, dtype=np.float32)
+        if self.count == 0:
+            return x
+        if self._arrays is None:
+            self._arrays = (self.mean.astype(np.float32), self.std.astype(np.float32))
+        mean, std = self._arrays
+        return (x - mean) / std
+
     def state_dict(self) -> dict:
         return {"count": self.count, "mean": torch.from_numpy(self.mean.copy()),
                 "sum_squared_deviation": torch.from_numpy(self.sum_squared_deviation.copy())}
@@ -60,3 +78,4 @@ class RunningNormalizer:
         self.mean = state["mean"].numpy().astype(np.float64)
         self.sum_squared_deviation = state["sum_squared_deviation"].numpy().astype(np.float64)
         self._tensors.clear()
+        self._arrays = None

@@ -97,6 +97,8 @@ def test_the_plain_and_fast_paths_differ_in_how_they_compute():
     assert not plain.critic.batched and fast.critic.batched
     assert not plain.model.dynamics.batched and fast.model.dynamics.batched
     assert plain.actor_optimizer.defaults["fused"] is None and fast.actor_optimizer.defaults["fused"] is True
+    assert not plain.steppers["actor"].direct and fast.steppers["actor"].direct
+    assert not plain.critic.heads.lean and fast.critic.heads.lean
     gru = SVGAgent(OBS, ACT, tiny_config("sac-svg", FastPathConfig()), 1000, 0).model.dynamics
     assert gru.initial_hidden(torch.zeros(3, OBS)) is None  # h_1 = 0 skipped, not multiplied
 
@@ -270,4 +272,106 @@ def test_deferred_divergence_at_one_step_names_the_first_metric_reported():
     sums = MetricSums()
     sums.add({"entropy": torch.tensor(float("nan")), "critic_loss": torch.tensor(float("nan"))}, step=4)
     with pytest.raises(DivergenceError, match="entropy is nan at env step 4"):
+        sums.read()
+
+
+# ------------------------------------------------------------------ lean calls and direct Adam
+
+
+def test_lean_calls_switch_the_networks_to_functional_forward_passes_with_the_same_bits():
+    from agents.networks import MLP, EnsembleMLP
+
+    plain = SVGAgent(OBS, ACT, tiny_config("sac-svg", PLAIN), 1000, 0)
+    lean = SVGAgent(OBS, ACT, tiny_config("sac-svg", dataclasses.replace(PLAIN, lean_calls=True)), 1000, 0)
+    parts = [m for m in lean.actor.modules()] + [m for m in lean.model.modules()] + [m for m in lean.critic.modules()]
+    assert any(isinstance(m, MLP) for m in parts) and all(m.lean for m in parts if isinstance(m, (MLP, EnsembleMLP)))
+    assert lean.model.dynamics.lean and not plain.model.dynamics.lean
+    assert not any(m.lean for m in plain.actor.modules() if isinstance(m, MLP))
+    x = torch.randn(9, OBS)
+    lean.actor.load_state_dict(plain.actor.state_dict())
+    assert torch.equal(lean.actor.trunk(x), plain.actor.trunk(x))
+
+
+def test_lean_acting_draws_the_same_actions_from_the_same_noise():
+    plain = SVGAgent(OBS, ACT, tiny_config("sac", PLAIN), 1000, 0)
+    lean = SVGAgent(OBS, ACT, tiny_config("sac", dataclasses.replace(PLAIN, lean_calls=True)), 1000, 0)
+    lean.actor.load_state_dict(plain.actor.state_dict())
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = rng.normal(size=OBS) * 3 + 1
+        plain.observe(obs)
+        lean.observe(obs)
+    for deterministic in (False, True):
+        obs = rng.normal(size=OBS)
+        torch.manual_seed(7)
+        expected = plain.act(obs, deterministic)
+        torch.manual_seed(7)
+        np.testing.assert_array_equal(lean.act(obs, deterministic), expected)
+
+
+def test_the_normaliser_is_the_same_one_state_at_a_time_and_on_the_host():
+    from agents.normalizer import RunningNormalizer
+
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(30, OBS)) * 5
+    one = RunningNormalizer(OBS)
+    mean, m2, count = np.zeros(OBS), np.zeros(OBS), 0
+    for x in states:
+        one.update(x)
+        batch = x[None]  # the batch formulas (Chan et al.) with a batch of one, bit for bit
+        batch_mean = batch.mean(axis=0)
+        total = count + 1
+        delta = batch_mean - mean
+        mean = mean + delta * 1 / total
+        m2 = m2 + ((batch - batch_mean) ** 2).sum(axis=0) + delta**2 * count * 1 / total
+        count = total
+    np.testing.assert_array_equal(one.mean, mean)
+    np.testing.assert_array_equal(one.sum_squared_deviation, m2)
+    obs = rng.normal(size=OBS)
+    np.testing.assert_array_equal(one.normalize_array(obs),
+                                  one.normalize(torch.as_tensor(obs, dtype=torch.float32)).numpy())
+    pair = RunningNormalizer(OBS)
+    pair.update(states[:2])  # batches still take the batch formulas
+    np.testing.assert_allclose(pair.mean, states[:2].mean(axis=0))
+
+
+def test_direct_fused_adam_steps_exactly_as_adam_and_after_a_reload():
+    from agents.optim import DirectFusedAdam
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    twin.load_state_dict(net.state_dict())
+    reference = torch.optim.Adam(net.parameters(), lr=1e-2, fused=True)
+    direct = DirectFusedAdam(torch.optim.Adam(twin.parameters(), lr=1e-2, fused=True))
+    assert direct.direct
+
+    def step(model, optimizer_step, zero, x):
+        zero()
+        model(x).pow(2).sum().backward()
+        optimizer_step()
+
+    for t in range(5):
+        x = torch.randn(16, 4)
+        step(net, reference.step, lambda: reference.zero_grad(set_to_none=True), x)
+        step(twin, direct.step, direct.zero_grad, x)
+        if t == 2:  # a checkpoint reload replaces the state tensors
+            direct.optimizer.load_state_dict(direct.optimizer.state_dict())
+            direct.reset()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(reference.state.values(), direct.optimizer.state.values()):
+        assert all(torch.equal(a[k], b[k]) for k in ("exp_avg", "exp_avg_sq", "step"))
+    assert not DirectFusedAdam(torch.optim.Adam(twin.parameters(), lr=1e-2)).direct  # unfused: torch.optim steps
+
+
+def test_metric_sums_keep_each_set_of_metrics_and_the_first_divergence_across_sets():
+    sums = MetricSums()
+    sums.add({"actor_loss": torch.tensor(1.0), "critic_loss": torch.tensor(2.0), "target_entropy": -1.0}, 1)
+    sums.add({"critic_loss": torch.tensor(4.0)}, 2)  # an update without the actor's step
+    sums.add({"actor_loss": torch.tensor(3.0), "critic_loss": torch.tensor(6.0), "target_entropy": -2.0}, 3)
+    assert sums.read() == {"actor_loss": 2.0, "critic_loss": 4.0, "target_entropy": -1.5}
+    sums.add({"critic_loss": torch.tensor(float("nan"))}, 5)
+    sums.add({"actor_loss": torch.tensor(float("inf")), "critic_loss": torch.tensor(1.0)}, 4)
+    with pytest.raises(DivergenceError, match="actor_loss is inf at env step 4"):
         sums.read()
