@@ -72,19 +72,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", action="append", dest="tasks")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--steps", type=int, default=400, help="timed learning steps per measurement")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, action="append", help="torch threads (repeatable: each code "
+                        "is timed at each count, labelled CODE/Nt); default 1")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", dest="json_path")
     parser.add_argument("overrides", nargs="*", help="key=value settings for every svgbench code")
     args = parser.parse_args(argv)
     codes, commands = labelled(args.code, "--code"), labelled(args.command, "--command")
+    thread_counts = args.threads or [1]
+    if len(thread_counts) > 1:
+        codes = {f"{label}/{n}t": (path, n) for label, path in codes.items() for n in thread_counts}
+    else:
+        codes = {label: (path, thread_counts[0]) for label, path in codes.items()}
     agents, tasks = args.agents or ["sac", "sac-svg"], args.tasks or ["mbpo/hopper"]
     records = []
     for round_number in range(1, args.rounds + 1):
         for task in tasks:
             for agent in agents:
-                for label, path in codes.items():
-                    rate = measure_code(path, agent, args.preset, task, args.steps, args.threads, args.overrides)
+                for label, (path, threads) in codes.items():
+                    rate = measure_code(path, agent, args.preset, task, args.steps, threads, args.overrides)
                     records.append({"round": round_number, "code": label, "agent": agent, "task": task, "rate": rate})
                     print(f"round {round_number} {label:>10} {agent:>8} {task:<22} {rate:8.1f} env steps/s",
                           flush=True)

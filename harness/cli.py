@@ -173,6 +173,9 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
         check_video_rendering(job_list)
     check_out_folder(out)
     start_over(job_list, say=lambda line: click.echo(f"harness: {line}", err=True))
+    threads = threads_line(job_list, launcher)
+    if threads and launcher != "submitit":  # said before the runs start
+        click.echo(f"harness: {threads}", err=True)
     try:
         results = launch(job_list, job_list[0].config.launcher, wait=wait or launcher != "submitit",
                          say=lambda line: click.echo(f"harness: {line}", err=True))
@@ -187,6 +190,8 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
         else:
             click.echo("harness: interrupted; rerun the same command to resume", err=True)
         raise SystemExit(130) from None
+    if threads and launcher == "submitit":  # said once the jobs are queued: a refusal stays one line
+        click.echo(f"harness: {threads}", err=True)
     print_results(console(), results)
     verbs = {"failed": "failed", "busy": "was refused", "interrupted": "was interrupted (SLURM job cancelled?)",
              "not started": "did not start"}
@@ -195,6 +200,24 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
         for result in failed:
             click.echo(f"harness: run {result.path} {verbs[result.status]}: {result.message}", err=True)
         raise HarnessFailure()
+
+
+def threads_line(jobs: list, launcher: str) -> str:
+    """How many torch threads each run of ``harness run`` uses, and why: the first run's
+    choice on its share of the cores (the runs of one command share their settings), or on
+    SLURM, the node's. "" when every run is done."""
+    from harness.launch import first_run_threads  # noqa: PLC0415
+
+    choice = first_run_threads(jobs)
+    if choice is None:
+        return ""
+    how_to_change = "" if choice.by_user else "; set trainer.torch_threads=N to change"
+    if launcher == "submitit" and not choice.by_user:
+        cpus = jobs[0].config.launcher.cpus_per_task
+        return (f"each run chooses its torch threads on its SLURM node: one per CPU of its job "
+                f"(SLURM_CPUS_PER_TASK, here --cpus {cpus}){how_to_change}")
+    plural = "s" if choice.count != 1 else ""
+    return f"each run uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
 
 
 @cli.command("status")
@@ -244,7 +267,7 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
         policy = load_policy(Path(run_dir), checkpoint, device)
     except CheckpointError as error:
         raise ConfigError(str(error)) from error
-    prepare_training_process(policy.config.trainer.torch_threads)
+    prepare_training_process(policy.config.trainer.torch_threads, policy.config.agent)
     click.echo(describe(policy))
     for note in policy.notes:
         click.echo(f"harness: note: {note}", err=True)

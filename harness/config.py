@@ -35,8 +35,8 @@ class TrainerConfig:
     eval_episodes: int = 10
     seed_steps: int = 1000  # uniformly random actions before learning starts
     progress: bool = True
-    # None: one per core this process may run on (its share of the cores under --jobs N,
-    # its allocation under SLURM); harness.process
+    # None: OMP_NUM_THREADS if set, else SLURM_CPUS_PER_TASK, else one thread for small
+    # networks and one per core of the run's share for large ones (harness.process.choose_threads)
     torch_threads: Optional[int] = None
     # record the first episode of every evaluation, off-screen, as videos/step_<n>.mp4
     # (harness.video); recording draws no random number, so the run's numbers are the same
@@ -235,6 +235,9 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:
         raise ConfigError("trainer.total_steps and trainer.eval_every must be positive")
+    if trainer.torch_threads is not None and trainer.torch_threads < 1:
+        raise ConfigError(f"trainer.torch_threads must be at least 1, or null to let the harness choose; "
+                          f"got {trainer.torch_threads}")
     size_problem = check_video_size(trainer.video_width, trainer.video_height)
     if size_problem:
         raise ConfigError(f"trainer.video_width, trainer.video_height: {size_problem}")

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from harness.config import (ConfigError, LauncherConfig, RunConfig, build_run_config, from_yaml,
                             override_label, scientific_differences, to_dict)
 from harness.contract import DONE, RunBusyError, is_locked, run_path
-from harness.process import available_cores, core_share, pin_to_cores
+from harness.process import ThreadChoice, available_cores, choose_threads, core_share, pin_to_cores
 from harness.rundir import CheckpointError, RunDirectory
 
 
@@ -145,7 +145,8 @@ def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
         return results
     if launcher.name == "submitit":
         return results + _launch_submitit(pending, launcher, wait, say)
-    if launcher.jobs <= 1 or len(pending) == 1:
+    at_once = runs_at_once(launcher, len(pending))
+    if at_once == 1:
         done: list[JobResult] = []
         for job in pending:
             try:
@@ -153,7 +154,25 @@ def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
             except KeyboardInterrupt:
                 raise LaunchInterrupted(results + done + [_interrupted(job)]) from None
         return results + done
-    return results + _launch_processes(pending, min(launcher.jobs, len(pending)))
+    return results + _launch_processes(pending, at_once)
+
+
+def runs_at_once(launcher: LauncherConfig, pending: int) -> int:
+    """How many of ``pending`` runs ``launch`` trains at once locally; 1: one after another,
+    in this process, on every core it may use."""
+    return 1 if launcher.jobs <= 1 or pending <= 1 else min(launcher.jobs, pending)
+
+
+def first_run_threads(jobs: list[Job]) -> ThreadChoice | None:
+    """The torch threads the first run of ``jobs`` still to train takes when launched
+    locally: its trainer's choice (``choose_threads``) on its share of the cores. The runs
+    of one command share their settings, so each run takes as many. None when all are done."""
+    pending = [job for job in jobs if (RunDirectory(job.path).read_summary() or {}).get("status") != DONE]
+    if not pending:
+        return None
+    config = pending[0].config
+    cores = core_share(0, runs_at_once(config.launcher, len(pending)), available_cores())
+    return choose_threads(config.trainer.torch_threads, config.agent, cores)
 
 
 def _interrupted(job: Job) -> JobResult:
@@ -163,7 +182,7 @@ def _interrupted(job: Job) -> JobResult:
 
 def _job_process(job: Job, results: Any, cores: list[int]) -> None:
     """One local run in a process of its own, on its share of the cores (so its torch
-    threads, one per core, do not contend with the other runs'): Ctrl-C at the terminal
+    threads, chosen for that share, do not contend with the other runs'): Ctrl-C at the terminal
     reaches the parent only (its own process group), which forwards it once; a child whose
     parent dies is sent SIGTERM (Linux), so it checkpoints too."""
     os.setpgrp()

@@ -127,7 +127,7 @@ class Trainer:
         trainer = config.trainer
         self.total_steps = int(trainer.total_steps)
         self.eval_every = int(trainer.eval_every)
-        prepare_training_process(trainer.torch_threads)
+        self.threads = prepare_training_process(trainer.torch_threads, config.agent)  # summary.json records it
         torch.manual_seed(config.seed)
         options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
         self.env = self.spec.make_env(**options)
@@ -221,7 +221,8 @@ class Trainer:
             self.say(f"resuming {self.run_dir.path} from step {self.progress.step}")
         summary = self.run_dir.read_summary() or {}
         summary.update(self._identity(), status=RUNNING, error=None, total_steps=self.total_steps,
-                       versions=package_versions(), git_commit=git_commit(), resumed=resumed)
+                       versions=package_versions(), git_commit=git_commit(), resumed=resumed,
+                       torch_threads=self.threads.count, threads_reason=self.threads.reason)
         summary.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.run_dir.write_summary(summary)
         mirror = WandbMirror(self.config.wandb, self.run_dir.path, to_dict(self.config),

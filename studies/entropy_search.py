@@ -398,9 +398,9 @@ def recorded_returns(eval_path: Path) -> list[tuple[int, float]]:
 
 
 def _worker_process(settings: dict[str, Any], index: int, cores: list[int]) -> None:
-    """A child worker on its share of the cores (its runs take one torch thread per core
-    there, so workers do not spin threads against each other's); it dies with its parent
-    (Linux), so a killed command leaves no orphans."""
+    """A child worker on its share of the cores (its runs choose their torch threads for
+    that share, harness.process.choose_threads, so workers do not contend for cores); it
+    dies with its parent (Linux), so a killed command leaves no orphans."""
     pin_to_cores(cores)
     if sys.platform.startswith("linux"):
         import ctypes  # noqa: PLC0415

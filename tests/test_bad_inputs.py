@@ -19,7 +19,7 @@ import pytest
 
 from harness.cli import main
 from tests.conftest import TINY_SAC
-from tests.test_cli import run_folder, tiny_run
+from tests.test_cli import error_lines, run_folder, tiny_run
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -29,7 +29,7 @@ def digest(root: Path) -> dict[str, str]:
 
 
 def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
+    lines = error_lines(err)  # a run that fails once started follows the line on its torch threads
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]
