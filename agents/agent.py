@@ -14,7 +14,7 @@ from torch.profiler import record_function as profiler_label
 
 from agents import objectives as eq
 from agents.compile import OneWarning, compile_loss
-from agents.config import AgentConfig
+from agents.config import MVE_HORIZON_COUNTINGS, AgentConfig
 from agents.metrics import DivergenceError, raise_if_not_finite
 from agents.networks import CriticEnsemble, TanhGaussianActor, polyak_update, use_lean_calls
 from agents.normalizer import RunningNormalizer
@@ -53,13 +53,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def critic_target_horizon(config: AgentConfig) -> int:
+    """H of the critic's target Q_{0:H}, eq. (3), at ``agent.horizon``: 1 (SAC's eq. (5),
+    no model) without critic expansion; with it (MVE), Q_{0:H} under the paper's counting
+    (at least Q_{0:1}: H = 0 is SAC's target too) or Q_{0:H+1} under the authors' code's."""
+    counting = config.mve_horizon_counting
+    if counting not in MVE_HORIZON_COUNTINGS:
+        raise ValueError(f"unknown agent.mve_horizon_counting {counting!r}; "
+                         f"valid: {', '.join(MVE_HORIZON_COUNTINGS)}")
+    if not config.critic_expansion:
+        return 1
+    return max(config.horizon, 1) if counting == "paper" else config.horizon + 1
+
+
 __all__ = ["DivergenceError", "SVGAgent", "resolve_device"]  # DivergenceError: raised by update()
 
 
 class SVGAgent:
     """Actor pi, critic ensemble Q (+ EMA target), temperature alpha and, when the config
     expands values through a model (actor: SVG(H), critic: MVE), a world model (f, r, d).
-    With horizon 0, or neither expansion, this is exactly SAC.
+    With horizon 0, or neither expansion, this is exactly SAC; so is the ``mve`` agent at
+    horizon 1 under the paper's counting (its target Q_{0:1} is SAC's).
 
     obs_dim, act_dim: sizes; actions live in [-1, 1]^act_dim. ``total_steps`` is T of eq. (14).
     ``config.fast_path`` and ``config.compile`` choose how the same updates are computed;
@@ -75,6 +89,7 @@ class SVGAgent:
         self.total_steps = total_steps
         self.device = resolve_device(config.device)
         self.horizon = int(config.horizon)
+        self.critic_horizon = critic_target_horizon(config)  # H of the critic's Q_{0:H}, eq. (3)
         self.rng = np.random.default_rng(seed)
         c, fast = config, config.fast_path
         self.actor = TanhGaussianActor(obs_dim, act_dim, c.hidden_dim, c.hidden_depth,
@@ -88,7 +103,7 @@ class SVGAgent:
         self.temperature_optimizer = self._adam([self.log_alpha], c.temperature_lr)
         self.normalizer = RunningNormalizer(obs_dim, c.obs_std_min, c.obs_std_max)
         self.model: WorldModel | None = None
-        if (c.actor_expansion or c.critic_expansion) and self.horizon > 0:
+        if (c.actor_expansion and self.horizon > 0) or self.critic_horizon > 1:
             self.model = self._build_world_model(c).to(self.device)
             self.dynamics_optimizer = self._adam(self.model.dynamics.parameters(), c.model_lr)
             self.reward_optimizer = self._adam(self.model.reward_head.parameters(), c.model_lr)
@@ -234,22 +249,27 @@ class SVGAgent:
 
     def critic_target_value(self, reward: torch.Tensor, next_obs: torch.Tensor,
                             terminated: torch.Tensor) -> torch.Tensor:
-        """(5) with (6) at x' under the target critic; no gradient."""
+        """(5) with (6) at x' under the target critic; no gradient.
+
+        The action at x' is a sample of the current actor, as in standard SAC and the
+        authors' code; eq. (6) writes pi_theta-bar (averaged actor weights), which svgbench
+        does not keep and offers no option for (docs/fidelity.md, "The critic target's policy")."""
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(next_obs)
             next_value = eq.soft_value(self.critic_target(next_obs, next_action), next_log_prob, self.alpha)
             return eq.soft_bellman_target(reward, terminated, next_value, self.config.discount)
 
     def critic_loss_of_batch(self, obs, action, reward, next_obs, terminated) -> torch.Tensor:
-        """Eq. (4) on SAC's target eq. (5), or on MVE's H-step targets (eq. (3) in the critic)."""
-        if not (self.config.critic_expansion and self.model is not None):
+        """Eq. (4) on SAC's target eq. (5) (Q_{0:1}), or on MVE's targets Q_{0:H} of eq. (3)
+        for the real pair and its H - 1 imagined pairs (H = ``critic_horizon``)."""
+        if self.critic_horizon == 1:
             target = self.critic_target_value(reward, next_obs, terminated)
             return eq.soft_bellman_residual(self.critic(obs, action), target)
         states, actions, targets, weights = eq.soft_value_expansion_targets(
-            reward, terminated, next_obs, self.horizon, self.actor.sample, self.model, self.critic_target,
+            reward, terminated, next_obs, self.critic_horizon, self.actor.sample, self.model, self.critic_target,
             self.alpha.detach(), self.config.discount)
         inputs = list(zip([obs, *states], [action, *actions]))
-        if self.critic.batched:  # the H+1 steps as one batch through the batched heads
+        if self.critic.batched:  # the H pairs as one batch through the batched heads
             q_values = self.critic(torch.cat([x for x, _ in inputs]), torch.cat([u for _, u in inputs]))
             q_values = q_values.view(q_values.shape[0], len(inputs), -1).transpose(0, 1)
         else:
@@ -257,7 +277,7 @@ class SVGAgent:
         return eq.value_expansion_critic_loss(q_values, targets, weights)
 
     def update_critic(self, obs, action, reward, next_obs, terminated) -> dict[str, torch.Tensor]:
-        """Critic ensemble by eq. (4): on SAC's target eq. (5), or on MVE's H-step targets."""
+        """Critic ensemble by eq. (4): on SAC's target eq. (5), or on MVE's eq. (3) targets."""
         with record_function("critic"):
             critic_loss = self.critic_loss(obs, action, reward, next_obs, terminated)
             self.steppers["critic"].zero_grad()

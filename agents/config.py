@@ -16,6 +16,7 @@ class EntropyScheduleConfig:
 
 
 COMPILE_MODES = ("off", "compile", "cudagraphs")  # agent.compile
+MVE_HORIZON_COUNTINGS = ("paper", "authors-code")  # agent.mve_horizon_counting
 
 
 @dataclass
@@ -57,6 +58,12 @@ class AgentConfig:
     # no dynamics, reward or termination model is built or trained.
     actor_expansion: bool = True
     critic_expansion: bool = False
+    # What the MVE critic's target is at agent.horizon = H (docs/fidelity.md, "Ablation
+    # agents"): "paper", Q_{0:H} of eq. (3), the real transition and H - 1 model transitions
+    # (H = 1 is SAC's target, eq. 5; so is H = 0), so actor and critic both sum H rewards from
+    # their first state; "authors-code", Q_{0:H+1}, H model transitions after the real one,
+    # one step beyond the SVG(H) actor's V_{0:H}, as the authors' code counts.
+    mve_horizon_counting: str = "paper"
     # "gru" (section 4.2) or "mlp-ensemble" (the architecture of Fig. 3: ensemble_size MLPs
     # trained on one-step transitions, one member sampled per rollout)
     dynamics: str = "gru"

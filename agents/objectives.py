@@ -21,8 +21,10 @@ def soft_value(q_values: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tens
     """(6) Soft value V(x) = min_i Q_i(x, u) - alpha log pi(u|x), with u ~ pi(x).
 
     q_values: (E, B) critic heads at (x, u); log_prob: (B,); returns (B,).
-    The minimum over heads is double-Q learning (Hasselt, 2010), as in SAC.
-    """
+    The minimum over heads is double-Q learning (Hasselt, 2010), as in SAC. Eq. (6) draws u
+    from pi_theta-bar, a policy with averaged weights; svgbench, like standard SAC and the
+    authors' code, passes a sample of the current actor (docs/fidelity.md, "The critic
+    target's policy")."""
     return q_values.min(dim=0).values - alpha * log_prob
 
 
@@ -157,28 +159,39 @@ def soft_value_expansion_targets(
     alpha: torch.Tensor,
     discount: float,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """(3) Soft Q_{0:H} targets for the real step and every imagined step, no gradient.
+    """(3) Soft Q_{0:H} targets of the real pair and of every imagined pair, no gradient.
 
-    From a real transition (x_0, u_0, r_0, d_1, x_1) the model rolls out from the real x_1,
-    imagining x_2 .. x_{H+1} with u_k ~ pi(x_k). With d_0 the real termination and d_k = d_theta(x_k, u_k) for k >= 1:
+    ``horizon`` is eq. (3)'s H >= 1: the transitions from x_0 to the bootstrap state x_H, the
+    first of them real. From a real transition (x_0, u_0, r_0, d_0, x_1) the model rolls
+    H - 1 steps from the real x_1, imagining x_2 .. x_H with u_k ~ pi(x_k). With d_0 the real
+    termination and d_k = d_theta(x_k, u_k) for k >= 1:
 
-        Qhat_k = r_k + gamma (1 - d_k) Vhat_{k+1},
-        Vhat_k = Qhat_k - alpha log pi(u_k|x_k)            (k = 1..H),
-        Vhat_{H+1} = min_i Qbar_i(x_{H+1}, u) - alpha log pi(u|x_{H+1}),  eq. (6), target critic.
+        Qhat_k = r_k + gamma (1 - d_k) Vhat_{k+1}  = Q_{0:H-k}(x_k, u_k)   (k = 0 .. H-1),
+        Vhat_k = Qhat_k - alpha log pi(u_k|x_k)                            (k = 1 .. H-1),
+        Vhat_H = min_i Qbar_i(x_H, u) - alpha log pi(u|x_H),  eq. (6), target critic.
 
-    Each entropy term enters once. With H = 0 this is SAC's target, eq. (5). The imagined
-    state x_k is reached with probability w_k = prod_{j<k} (1 - d_j), returned as weights.
+    So the real pair's target is Q_{0:H}(x_0, u_0), the last imagined pair's Q_{0:1}; all
+    bootstrap at x_H and each entropy term enters once. With H = 1 this is SAC's target,
+    eq. (5), and no model is used (``model`` may be None). The pair (x_k, u_k) is reached
+    with probability w_k = prod_{j<k} (1 - d_j), returned as weights (w_0 = 1).
 
-    reward, terminated: (B,); next_state: (B, D). Returns the rollout's states x_1..x_H (x_1
-    real, the rest imagined) and actions u_1..u_H (lists of H tensors), targets (H+1, B) for (x_0, u_0), (x_1, u_1), ..,
-    and weights (H+1, B).
+    At ``agent.horizon`` = h, ``agent.mve_horizon_counting`` chooses what the agent passes:
+    "paper" passes H = h, so the critic's target is Q_{0:h} (the real step and h - 1 model
+    steps, as eq. (3) defines it beside the SVG(h) actor's V_{0:h}); "authors-code" passes
+    H = h + 1, so it is Q_{0:h+1} (h model steps after the real one, as the code counts).
+
+    reward, terminated: (B,); next_state: (B, D). Returns the states x_1 .. x_{H-1} (x_1
+    real, the rest imagined) and actions u_1 .. u_{H-1} of the pairs after the real one
+    (lists of H - 1 tensors), targets (H, B) for (x_0, u_0), (x_1, u_1), .., and weights (H, B).
     """
+    if horizon < 1:
+        raise ValueError(f"eq. (3) defines Q_{{0:H}} for H >= 1, got H = {horizon}")
     with torch.no_grad():
         states, actions, rewards, log_probs = [], [], [reward], []
         not_terminated = [1.0 - terminated]
         state = next_state
-        hidden = model.initial_hidden(state) if (model is not None and horizon > 0) else None
-        for _ in range(horizon):
+        hidden = model.initial_hidden(state) if horizon > 1 else None
+        for _ in range(horizon - 1):
             action, log_prob = sample_action(state)
             states.append(state)
             actions.append(action)
@@ -187,9 +200,9 @@ def soft_value_expansion_targets(
             not_terminated.append(1.0 - model.termination_probability(state, action))
             state, hidden = model.next_state(state, action, hidden)
         action, log_prob = sample_action(state)
-        value = soft_value(target_q_function(state, action), log_prob, alpha)  # Vhat_{H+1}
-        targets = [torch.zeros_like(reward)] * (horizon + 1)
-        for k in range(horizon, -1, -1):
+        value = soft_value(target_q_function(state, action), log_prob, alpha)  # Vhat_H
+        targets = [torch.zeros_like(reward)] * horizon
+        for k in range(horizon - 1, -1, -1):
             targets[k] = rewards[k] + discount * not_terminated[k] * value
             if k > 0:
                 value = targets[k] - alpha * log_probs[k - 1]
@@ -198,9 +211,10 @@ def soft_value_expansion_targets(
 
 
 def value_expansion_critic_loss(q_values: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """(4) over the H+1 expansion steps: sum over heads of the survival-weighted squared
-    residual, averaged over steps and batch. q_values: (H+1, E, B); targets, weights: (H+1, B).
-    With H = 0 and weight 1 this is eq. (4) exactly."""
+    """(4) over the H pairs of a Q_{0:H} expansion (``soft_value_expansion_targets``): sum over
+    heads of the survival-weighted squared residual, averaged over pairs and batch.
+    q_values: (H, E, B); targets, weights: (H, B). With H = 1 and weight 1 this is eq. (4)
+    exactly."""
     residual = (q_values - targets.detach().unsqueeze(1)) ** 2
     return (weights.detach().unsqueeze(1) * residual).mean(dim=(0, 2)).sum()
 

@@ -26,11 +26,16 @@ AGENTS: dict[str, AgentVariant] = {v.name: v for v in [
     AgentVariant(
         "sac-svg", "SAC-SVG(H): SVG(H) actor through a learned GRU world model (eq. 9), model-free critic",
         {"horizon": None, "actor_expansion": True, "critic_expansion": False, "dynamics": "gru"}, "SAC-SVG(H)"),
+    # The MVE critic's target at agent.horizon = H (docs/fidelity.md, "Ablation agents"): Q_{0:H}
+    # of eq. (3) by default (the real step and H - 1 model steps; Q_{0:1} is SAC's target),
+    # Q_{0:H+1} with agent.mve_horizon_counting=authors-code (the authors' code, and so most
+    # likely the curves of the paper's Fig. 4; its text gives neither their H nor a counting).
     AgentVariant(
-        "mve", "MVE critic (H-step model value expansion targets, Feinberg et al. 2018), model-free SAC actor",
+        "mve", "MVE critic (eq. 3's Q_{0:H} targets, Feinberg et al. 2018), model-free SAC actor",
         {"horizon": None, "actor_expansion": False, "critic_expansion": True, "dynamics": "gru"}, "SAC-MVE"),
     AgentVariant(
-        "sac-svg-mve", "SVG(H) actor and MVE critic, both through the GRU world model (paper Fig. 4)",
+        "sac-svg-mve", "SVG(H) actor (V_{0:H}, eq. 9) and MVE critic (Q_{0:H}, eq. 3), both through the GRU world "
+        "model (paper Fig. 4)",
         {"horizon": None, "actor_expansion": True, "critic_expansion": True, "dynamics": "gru"}, "SAC-SVG(H)-MVE"),
     AgentVariant(
         "sac-svg-ensemble", "SVG(H) actor through an ensemble of 5 one-step MLP dynamics models (paper Fig. 3)",
@@ -45,6 +50,7 @@ MODEL_KEYS = ("horizon", "dynamics", "ensemble_size", "model_hidden_dim", "model
               "gru_layers", "model_lr", "dynamics_decoder", "dynamics_detach_predicted_state", "dynamics_grad_clip",
               "termination_pos_weight", "num_seq_updates", "seq_batch_size", "model_free_actor_warmup_steps")
 GRU_KEYS = ("gru_hidden_dim", "gru_layers", "dynamics_decoder", "dynamics_detach_predicted_state")
+MVE_KEYS = ("mve_horizon_counting",)  # fields only an MVE critic (critic_expansion) uses
 
 
 def setting_problem(variant: AgentVariant, key: str, value: Any) -> tuple[str, str] | None:
@@ -58,6 +64,8 @@ def setting_problem(variant: AgentVariant, key: str, value: Any) -> tuple[str, s
     model_free = not variant.settings.get("actor_expansion", True) and not variant.settings.get("critic_expansion")
     if model_free and key in MODEL_KEYS:
         return "warn", f"agent {variant.name} is model-free (no world model), so agent.{key} changes nothing"
+    if not variant.settings.get("critic_expansion") and key in MVE_KEYS:
+        return "warn", f"agent {variant.name} has no MVE critic, so agent.{key} changes nothing"
     dynamics = variant.settings.get("dynamics", "gru")
     if dynamics == "gru" and key == "ensemble_size":
         return "warn", f"agent {variant.name} uses the GRU model, so agent.{key} changes nothing"

@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 import yaml
 from omegaconf import OmegaConf
 
-from agents.config import COMPILE_MODES, AgentConfig
+from agents.config import COMPILE_MODES, MVE_HORIZON_COUNTINGS, AgentConfig
 from baselines import AGENTS
 from harness.names import unknown_name
 from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
@@ -231,6 +231,9 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
         raise ConfigError(f"unknown agent.dynamics {agent.dynamics!r}; valid: gru, mlp-ensemble")
     if agent.compile not in COMPILE_MODES:
         raise ConfigError(unknown_name("agent.compile mode", agent.compile, COMPILE_MODES))
+    if agent.mve_horizon_counting not in MVE_HORIZON_COUNTINGS:
+        raise ConfigError(unknown_name("agent.mve_horizon_counting value", agent.mve_horizon_counting,
+                                       MVE_HORIZON_COUNTINGS))
     if agent.horizon < 0:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:

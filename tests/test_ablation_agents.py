@@ -10,6 +10,8 @@ import torch
 
 from agents import SVGAgent
 from agents import objectives as eq
+from agents.agent import critic_target_horizon
+from agents.config import AgentConfig
 from agents.networks import CriticEnsemble, TanhGaussianActor
 from agents.replay import ReplayBuffer
 from harness.config import build_run_config
@@ -17,14 +19,15 @@ from harness.rundir import TRAIN_COLUMNS
 from tests.test_objectives import LinearWorld
 
 
-def test_mve_with_horizon_zero_is_exactly_sacs_critic_target():
+def test_mve_at_horizon_one_is_exactly_sacs_critic_target():
+    """Eq. (3)'s Q_{0:1} = r + gamma V(x') is eq. (5): no model step, weight 1."""
     torch.manual_seed(0)
     actor, target_critic = TanhGaussianActor(3, 2, 16, 2, (-5, 2)), CriticEnsemble(3, 2, 16, 2)
     reward, terminated = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.0, 1.0, 0.0])
     next_obs, noise, alpha = torch.randn(3, 3), torch.randn(3, 2), torch.tensor(0.2)
     policy = lambda x: actor.sample(x, noise)  # noqa: E731
     states, actions, targets, weights = eq.soft_value_expansion_targets(
-        reward, terminated, next_obs, 0, policy, None, target_critic, alpha, 0.99)
+        reward, terminated, next_obs, 1, policy, None, target_critic, alpha, 0.99)
     next_action, next_log_prob = policy(next_obs)
     sac = eq.soft_bellman_target(reward, terminated, eq.soft_value(target_critic(next_obs, next_action),
                                                                    next_log_prob, alpha), 0.99)
@@ -36,35 +39,71 @@ def test_mve_with_horizon_zero_is_exactly_sacs_critic_target():
         eq.soft_bellman_residual(q, sac).item())
 
 
-def test_mve_targets_with_a_linear_model_equal_the_hand_unrolled_ones():
-    world = LinearWorld()
-    world.termination_probability = lambda x, u: torch.zeros(x.shape[0])  # no termination
-    theta, log_prob_value, alpha, gamma = 0.5, -0.3, 0.2, 0.9
+def test_mve_targets_refuse_a_horizon_below_one():
+    with pytest.raises(ValueError, match="H >= 1"):
+        eq.soft_value_expansion_targets(torch.zeros(1), torch.zeros(1), torch.zeros(1, 1), 0,
+                                        None, None, None, torch.tensor(0.0), 0.9)
 
-    def policy(x):
-        return theta * x, torch.full((x.shape[0],), log_prob_value)
 
-    def target_q(x, u):
-        return torch.stack([(x + u).squeeze(-1), (3 * x - u).squeeze(-1)])
+# A tiny deterministic world for the MVE targets: LinearWorld's dynamics and rewards, a fixed
+# termination probability at every model step, u = THETA x with log pi = LOG_PI_SLOPE x (so
+# a misplaced entropy term shows), and two target-critic heads x + u and 3x - u.
+THETA, LOG_PI_SLOPE, MODEL_TERMINATION, ALPHA, GAMMA = 0.5, -0.3, 0.25, 0.2, 0.9
+R0, X1 = 2.0, 1.0  # the real transition's reward and next state (not terminated)
 
-    r0, x1 = 2.0, 1.0
+
+class FixedTerminationWorld(LinearWorld):
+    def termination_probability(self, state, action):
+        return torch.full((state.shape[0],), MODEL_TERMINATION)
+
+
+def fixed_policy(x):
+    return THETA * x, (LOG_PI_SLOPE * x).squeeze(-1)
+
+
+def two_head_target_q(x, u):
+    return torch.stack([(x + u).squeeze(-1), (3 * x - u).squeeze(-1)])
+
+
+def hand_targets(counting: str) -> tuple[list[float], list[float], list[float]]:
+    """At agent.horizon = 2, unrolled by hand: (states x_1.., targets, weights) of the MVE
+    critic: Q_{0:2} ("paper": bootstrap at x_2) or Q_{0:3} ("authors-code": at x_3, the
+    numbers svgbench computed before the counting became an option)."""
+    w = LinearWorld()
+
+    def log_pi(x):
+        return LOG_PI_SLOPE * x
+
+    def soft_v(x):  # eq. (6) under the two target heads
+        return min(x + THETA * x, 3 * x - THETA * x) - ALPHA * log_pi(x)
+
+    u1 = THETA * X1
+    x2 = w.a * X1 + w.b * u1
+    r1 = w.c * X1 + w.e * u1
+    survive = 1 - MODEL_TERMINATION
+    if counting == "paper":  # Q_{0:2}(x_0, u_0), Q_{0:1}(x_1, u_1)
+        q1 = r1 + GAMMA * survive * soft_v(x2)
+        q0 = R0 + GAMMA * (q1 - ALPHA * log_pi(X1))
+        return [X1], [q0, q1], [1.0, 1.0]
+    u2 = THETA * x2
+    x3 = w.a * x2 + w.b * u2
+    r2 = w.c * x2 + w.e * u2
+    q2 = r2 + GAMMA * survive * soft_v(x3)  # Q_{0:3}(x_0, u_0), Q_{0:2}(x_1, u_1), Q_{0:1}(x_2, u_2)
+    q1 = r1 + GAMMA * survive * (q2 - ALPHA * log_pi(x2))
+    q0 = R0 + GAMMA * (q1 - ALPHA * log_pi(X1))
+    return [X1, x2], [q0, q1, q2], [1.0, 1.0, survive]
+
+
+@pytest.mark.parametrize(("counting", "eq3_horizon"), [("paper", 2), ("authors-code", 3)])
+def test_mve_targets_at_horizon_two_equal_the_hand_unrolled_ones_under_each_counting(counting, eq3_horizon):
     states, actions, targets, weights = eq.soft_value_expansion_targets(
-        torch.tensor([r0]), torch.tensor([0.0]), torch.tensor([[x1]]), 2, policy, world, target_q,
-        torch.tensor(alpha), gamma)
-    u1 = theta * x1
-    x2 = world.a * x1 + world.b * u1
-    u2 = theta * x2
-    x3 = world.a * x2 + world.b * u2
-    u3 = theta * x3
-    r1, r2 = world.c * x1 + world.e * u1, world.c * x2 + world.e * u2
-    v3 = min(x3 + u3, 3 * x3 - u3) - alpha * log_prob_value
-    q2 = r2 + gamma * v3
-    q1 = r1 + gamma * (q2 - alpha * log_prob_value)
-    q0 = r0 + gamma * (q1 - alpha * log_prob_value)
-    assert targets[:, 0].tolist() == pytest.approx([q0, q1, q2], rel=1e-6)
-    assert [s.item() for s in states] == pytest.approx([x1, x2])
-    assert [a.item() for a in actions] == pytest.approx([u1, u2])
-    assert weights[:, 0].tolist() == [1.0, 1.0, 1.0]
+        torch.tensor([R0]), torch.tensor([0.0]), torch.tensor([[X1]]), eq3_horizon, fixed_policy,
+        FixedTerminationWorld(), two_head_target_q, torch.tensor(ALPHA), GAMMA)
+    expected_states, expected_targets, expected_weights = hand_targets(counting)
+    assert targets[:, 0].tolist() == pytest.approx(expected_targets, rel=1e-6)
+    assert weights[:, 0].tolist() == pytest.approx(expected_weights)
+    assert [x.item() for x in states] == pytest.approx(expected_states)
+    assert [u.item() for u in actions] == pytest.approx([THETA * x for x in expected_states])
 
 
 def test_mve_weights_are_survival_probabilities_and_a_real_termination_stops_bootstrapping():
@@ -72,7 +111,7 @@ def test_mve_weights_are_survival_probabilities_and_a_real_termination_stops_boo
     policy = lambda x: (0.5 * x, torch.zeros(x.shape[0]))  # noqa: E731
     q = lambda x, u: (x + u).squeeze(-1)[None]  # noqa: E731
     _, _, targets, weights = eq.soft_value_expansion_targets(
-        torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]), torch.tensor([[1.0], [1.0]]), 1, policy, world, q,
+        torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]), torch.tensor([[1.0], [1.0]]), 2, policy, world, q,
         torch.tensor(0.0), 0.9)
     assert targets[0, 0].item() == pytest.approx(1.0)  # terminated: the reward alone
     survive = 1 - 1 / (1 + math.exp(-(world.k * 1.0 + world.m * 0.5)))
@@ -81,6 +120,64 @@ def test_mve_weights_are_survival_probabilities_and_a_real_termination_stops_boo
     x2 = world.a + world.b * 0.5
     r1 = world.c + world.e * 0.5
     assert targets[1, 1].item() == pytest.approx(r1 + 0.9 * survive * (x2 + 0.5 * x2))
+
+
+@pytest.mark.parametrize(("counting", "critic_expansion", "horizons"), [
+    ("paper", True, {0: 1, 1: 1, 2: 2, 3: 3}),
+    ("authors-code", True, {0: 1, 1: 2, 2: 3, 3: 4}),
+    ("authors-code", False, {0: 1, 2: 1}),  # no MVE: SAC's Q_{0:1} whatever the counting
+])
+def test_the_critic_target_horizon_follows_the_counting(counting, critic_expansion, horizons):
+    for horizon, expected in horizons.items():
+        config = AgentConfig(horizon=horizon, critic_expansion=critic_expansion, mve_horizon_counting=counting)
+        assert critic_target_horizon(config) == expected, horizon
+
+
+def test_an_unknown_mve_horizon_counting_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="^unknown agent.mve_horizon_counting 'feinberg'; valid: paper, authors-code$"):
+        critic_target_horizon(AgentConfig(horizon=2, critic_expansion=True, mve_horizon_counting="feinberg"))
+
+
+class LinearCritic:
+    """Two heads x + u and x - u, as the agent calls its critic (batched or not)."""
+
+    def __init__(self, batched: bool) -> None:
+        self.batched = batched
+
+    def __call__(self, x, u):
+        return torch.stack([(x + u).squeeze(-1), (x - u).squeeze(-1)])
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("counting", ["paper", "authors-code"])
+def test_the_agents_mve_critic_loss_uses_the_chosen_counting(counting, batched):
+    """The agent at agent.horizon = 2, its world, policy and critics replaced by the fixed
+    ones: eq. (4) over the hand-unrolled Q_{0:2} (paper) or Q_{0:3} (authors' code) pairs."""
+    config = AgentConfig(horizon=2, actor_expansion=False, critic_expansion=True, mve_horizon_counting=counting,
+                         hidden_dim=8, model_hidden_dim=8, gru_hidden_dim=8, discount=GAMMA,
+                         init_temperature=ALPHA, device="cpu")
+    agent = SVGAgent(1, 1, config, 1000, 0)
+    agent.model, agent.critic, agent.critic_target = FixedTerminationWorld(), LinearCritic(batched), two_head_target_q
+    agent.actor.sample = fixed_policy
+    x0, u0 = -0.5, 0.4
+    loss = agent.critic_loss_of_batch(torch.tensor([[x0]]), torch.tensor([[u0]]), torch.tensor([R0]),
+                                      torch.tensor([[X1]]), torch.tensor([0.0]))
+    states, targets, weights = hand_targets(counting)
+    pairs = [(x0, u0)] + [(x, THETA * x) for x in states]
+    expected = sum(((x + u - q) ** 2 + (x - u - q) ** 2) * w
+                   for (x, u), q, w in zip(pairs, targets, weights)) / len(pairs)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(("counting", "has_model"), [("paper", False), ("authors-code", True)])
+def test_mve_at_horizon_one_builds_a_model_only_when_its_critic_rolls_one(counting, has_model):
+    """Paper counting: Q_{0:1} is SAC's target, so the mve agent is SAC (no model is built,
+    the critic takes SAC's eq. (5) path); the code's counting rolls one model step."""
+    agent, replay = _filled_agent("mve", ["agent.horizon=1", f"agent.mve_horizon_counting={counting}"])
+    assert (agent.model is not None) == has_model
+    assert agent.critic_horizon == (2 if has_model else 1)
+    metrics = agent.update(replay, 500)
+    assert math.isfinite(metrics["critic_loss"]) and ("dynamics_loss" in metrics) == has_model
 
 
 def _filled_agent(agent_name: str, overrides: list[str]) -> tuple[SVGAgent, ReplayBuffer]:
@@ -130,10 +227,12 @@ def test_ensemble_rollout_keeps_one_member_per_sequence():
     torch.testing.assert_close(rolled, torch.stack(expected, 1))
 
 
+@pytest.mark.parametrize("counting", ["paper", "authors-code"])
 @pytest.mark.parametrize("agent_name", ["mve", "sac-svg-mve"])
-def test_mve_agents_train_their_model_and_critic(agent_name):
-    agent, replay = _filled_agent(agent_name, [])
+def test_mve_agents_train_their_model_and_critic(agent_name, counting):
+    agent, replay = _filled_agent(agent_name, [f"agent.mve_horizon_counting={counting}"])
     assert agent.model is not None and agent.config.critic_expansion
+    assert agent.critic_horizon == {"paper": 2, "authors-code": 3}[counting]  # the task's H = 2
     assert (agent.actor_horizon(500) > 0) == (agent_name == "sac-svg-mve")
     metrics = [agent.update(replay, 500) for _ in range(5)]
     assert all(math.isfinite(m["critic_loss"]) and "dynamics_loss" in m for m in metrics)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import (ConfigError, build_run_config, override_label, scientific_differences, to_dict,
-                            from_yaml, to_yaml)
+from harness.config import (ConfigError, agent_override_warnings, build_run_config, override_label,
+                            scientific_differences, to_dict, from_yaml, to_yaml)
 
 
 def test_paper_preset_is_table3_with_table4_per_task():
@@ -20,6 +20,7 @@ def test_paper_preset_is_table3_with_table4_per_task():
     assert (a.target_entropy.init, a.target_entropy.final, a.target_entropy.decay) == (-2, -3, 64)
     assert config.trainer.total_steps == 2_000_000 and config.trainer.eval_every == 25_000
     assert a.model_free_actor_warmup_steps == 0 and not a.termination_pos_weight
+    assert a.mve_horizon_counting == "paper"  # an MVE critic's target at H is eq. (3)'s Q_{0:H}
 
 
 def test_authors_code_preset_uses_the_codes_defaults_and_schedules():
@@ -27,6 +28,7 @@ def test_authors_code_preset_uses_the_codes_defaults_and_schedules():
     assert (a.hidden_depth, a.step_batch_size, a.seq_batch_size, a.temperature_lr) == (4, 1024, 512, 1e-4)
     assert a.model_free_actor_warmup_steps == 10_000 and a.termination_pos_weight
     assert a.dynamics_decoder == "linear" and a.actor_objective_average
+    assert a.mve_horizon_counting == "authors-code"  # an MVE critic's target at H is Q_{0:H+1}
     assert a.horizon == 2  # the code's `horizon: 3` counts action terms: SVG(2)
     assert (a.target_entropy.init, a.target_entropy.final, a.target_entropy.decay) == (0, -2, 0.03125)
 
@@ -48,10 +50,22 @@ def test_overrides_win_over_preset_and_task_and_flags_set_budget():
 
 
 @pytest.mark.parametrize("override", ["agent.horizon=-1", "agent.dynamics_decoder=transformer",
-                                      "agent.target_entropy.init=1", "trainer.eval_every=0"])
+                                      "agent.target_entropy.init=1", "trainer.eval_every=0",
+                                      "agent.mve_horizon_counting=feinberg"])
 def test_invalid_values_are_refused(override):
     with pytest.raises(ConfigError):
         build_run_config("mbpo", "hopper", "sac-svg", 0, overrides=[override])
+
+
+def test_an_unknown_mve_horizon_counting_is_refused_in_one_line_and_is_moot_without_mve():
+    with pytest.raises(ConfigError) as refused:
+        build_run_config("mbpo", "hopper", "mve", 0, overrides=["agent.mve_horizon_counting=author-code"])
+    assert str(refused.value) == ("unknown agent.mve_horizon_counting value 'author-code' (did you mean "
+                                  "'authors-code'?); valid agent.mve_horizon_counting values: paper, authors-code")
+    assert agent_override_warnings("mve", ["agent.mve_horizon_counting=authors-code"]) == []
+    assert agent_override_warnings("sac-svg", ["agent.mve_horizon_counting=authors-code"]) == [
+        "override 'agent.mve_horizon_counting=authors-code': agent sac-svg has no MVE critic, "
+        "so agent.mve_horizon_counting changes nothing"]
 
 
 def test_label_names_scientific_overrides_only():

@@ -20,7 +20,8 @@ PLAIN = FastPathConfig(**{f.name: False for f in dataclasses.fields(FastPathConf
 OPTIONS = [f.name for f in dataclasses.fields(FastPathConfig)]
 
 # (name, AgentConfig settings): SAC, SAC-SVG(2) with the GRU (paper and authors' code
-# settings), the MLP-ensemble ablation, MVE in the critic
+# settings), the MLP-ensemble ablation, MVE in the critic (with the actor's expansion and the
+# paper's counting: 2 critic pairs; model-free actor and the code's counting: 3 pairs)
 AGENTS = {
     "sac": dict(horizon=0, actor_expansion=False),
     "sac-svg": dict(horizon=2),
@@ -28,6 +29,7 @@ AGENTS = {
                             termination_pos_weight=True, actor_objective_average=True, hidden_depth=3),
     "sac-svg-ensemble": dict(horizon=2, dynamics="mlp-ensemble", ensemble_size=3),
     "sac-svg-mve": dict(horizon=2, critic_expansion=True),
+    "mve-authors": dict(horizon=2, actor_expansion=False, critic_expansion=True, mve_horizon_counting="authors-code"),
 }
 
 
