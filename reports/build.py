@@ -34,8 +34,10 @@ def _experiment_agents(runs: list[Run]) -> dict[tuple[str, str, str], tuple[str,
 
 
 def _learning_curves(runs: list[Run], curves: pd.DataFrame, colors: dict, reps: int) -> tuple[list, dict]:
-    """One figure per (suite, task); also returns the bands, keyed (suite, task, experiment)."""
+    """One figure per (suite, task), with the published curves of that task
+    (``load_reference_curves``) beside ours; also returns the bands, keyed (suite, task, experiment)."""
     reference = load_reference_curves()
+    styles = figures.reference_styles(list(reference["label"].unique()))
     agents_of = _experiment_agents(runs)
     out, bands = [], {}
     for (suite, task), task_curves in curves.groupby(["suite", "task"], sort=True):
@@ -44,11 +46,10 @@ def _learning_curves(runs: list[Run], curves: pd.DataFrame, colors: dict, reps: 
             task_bands[experiment] = bands[(suite, task, experiment)] = aggregate.curve_band(experiment_curves, reps)
         agents = sorted({agents_of[(suite, task, e)] for e in task_bands}, key=str)
         published = tables.published_lines(suite, task, agents)
-        ref = reference[(reference["suite"] == suite) & (reference["task"] == task)].copy()
-        ref["label"] = ref["method"] + " authors' run, seed " + ref["seed"].astype(str) + " (published)"
+        ref = reference[(reference["suite"] == suite) & (reference["task"] == task)]
         out.append({"title": f"{suite} / {task}",
-                    "uri": figures.learning_curves(f"{suite} / {task}", task_bands, colors, published, ref),
-                    "note": "; ".join(sorted(set(ref["source"]))) if len(ref) else ""})
+                    "uri": figures.learning_curves(f"{suite} / {task}", task_bands, colors, published, ref, styles),
+                    "note": "; ".join(ref["source"].unique())})
     return out, bands
 
 

@@ -63,14 +63,58 @@ def _steps_axis(ax: plt.Axes) -> None:
     ax.grid(alpha=0.3)
 
 
+REFERENCE_STYLES = ("-", "-.", ":", (0, (5, 1)))  # published curves, in black (finals: grey horizontal lines)
+REFERENCE_STRETCH = 2.0  # a panel reaches at most this many times our runs' last step to show a published curve
+
+
+def reference_styles(labels: list[str]) -> dict[str, str | tuple]:
+    """One stable line style per published curve label, the same in every panel (``labels``
+    in a fixed order, e.g. the index's): black lines without markers, set apart from our
+    coloured, marked curves and from the grey dashed published finals."""
+    return {label: REFERENCE_STYLES[i % len(REFERENCE_STYLES)] for i, label in enumerate(labels)}
+
+
+def _reference_end(last_step: int, references: pd.DataFrame) -> int:
+    """The step a panel draws published curves to: our runs' last step, so that our curve keeps
+    the width; or, when our runs stop before every published curve's second point but not long
+    before (``REFERENCE_STRETCH``), the earliest such point, so that a published curve shows
+    as a line."""
+    second_points = [int(rows["step"].iloc[min(1, len(rows) - 1)])
+                     for _, rows in references.sort_values("step").groupby("label")]
+    reach = min(second_points)
+    return reach if last_step < reach <= REFERENCE_STRETCH * last_step else last_step
+
+
+def _draw_reference(ax: plt.Axes, curve: pd.DataFrame, end: int, style: str | tuple) -> None:
+    """One published curve (rows step, return, std, label) up to step ``end``, with a light
+    ±1 std band where the source gives one; its legend entry says where it goes on beyond."""
+    curve = curve.sort_values("step")
+    shown = curve[curve["step"] <= end]
+    has_std = bool(curve["std"].notna().any())
+    first, last = int(curve["step"].iloc[0]), int(curve["step"].iloc[-1])
+    label = curve["label"].iloc[0] + (", mean ± std" if has_std else "")
+    if shown.empty:
+        label += f"; from {first:,} to {last:,} steps, beyond this panel"
+    elif len(shown) < len(curve):
+        label += f"; continues to {last:,} steps"
+    ax.plot(shown["step"], shown["return"], color="black", linestyle=style, linewidth=1.2, alpha=0.8, zorder=1.5,
+            label=plain(label))
+    if has_std:
+        ax.fill_between(shown["step"], shown["return"] - shown["std"], shown["return"] + shown["std"],
+                        color="black", alpha=0.08, linewidth=0, zorder=1)
+
+
 def learning_curves(title: str, bands: dict[str, pd.DataFrame], colors: dict[str, tuple],
-                    published: pd.DataFrame | None = None, reference: pd.DataFrame | None = None) -> str:
-    """Mean evaluation return per experiment with its 95% band, published finals as lines.
+                    published: pd.DataFrame | None = None, references: pd.DataFrame | None = None,
+                    styles: dict[str, str | tuple] | None = None) -> str:
+    """Mean evaluation return per experiment with its 95% band, published finals as horizontal
+    lines and published learning curves beside them.
 
     ``bands``: experiment label -> ``reports.aggregate.curve_band`` frame (step, mean, low, high).
     ``published``: rows with label, mean (returns) drawn as dashed horizontal lines.
-    ``reference``: a published curve (step, return, label) drawn beside ours, cut to the
-    steps our runs reached.
+    ``references``: published curves (rows step, return, std, label; ``load_reference_curves``)
+    drawn beside ours in black, line style ``styles[label]`` (``reference_styles``), cut to
+    ``_reference_end``: the legend says how far each goes on.
     """
     figure, ax = plt.subplots(figsize=(7.5, 4.2))
     last_step = 0
@@ -79,15 +123,14 @@ def learning_curves(title: str, bands: dict[str, pd.DataFrame], colors: dict[str
                 label=f"{plain(agent)} (mean of {int(band['n'].max())})")
         ax.fill_between(band["step"], band["low"], band["high"], color=colors[agent], alpha=0.2, linewidth=0)
         last_step = max(last_step, int(band["step"].max()))
-    if reference is not None and len(reference):
-        shown = reference[reference["step"] <= max(last_step, int(reference["step"].iloc[min(1, len(reference) - 1)]))]
-        cut = " (cut to our steps)" if len(shown) < len(reference) else ""
-        ax.plot(shown["step"], shown["return"], color="black", linewidth=1.2, alpha=0.7,
-                label=plain(reference["label"].iloc[0]) + cut)
+    if references is not None and len(references):
+        end = _reference_end(last_step, references)
+        for label, curve in references.groupby("label", sort=False):
+            _draw_reference(ax, curve, end, (styles or {}).get(label, "-"))
     if published is not None:
-        styles = ["--", ":", "-."]
+        final_styles = ["--", ":", "-."]
         for i, row in enumerate(published.itertuples(index=False)):
-            ax.axhline(row.mean, color="grey", linestyle=styles[i % 3], linewidth=1,
+            ax.axhline(row.mean, color="grey", linestyle=final_styles[i % 3], linewidth=1,
                        label=plain(f"{row.label} (published, {int(row.steps):,} steps)"))
     ax.set_title(plain(title))
     ax.set_ylabel("evaluation return")

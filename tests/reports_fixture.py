@@ -25,15 +25,15 @@ from harness.video import Mp4Writer
 from studies.contract import TRIAL_COLUMNS
 
 SCRIPT_NAME = "<script>alert(1)</script>"
-EVAL_STEPS = (100, 200, 300)
 
 
 def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns: list[float],
               status: str = "done", horizon: int = 0, model_errors: bool = False,
               entropy: tuple[float, float, float | None] = (-1.0, -1.0, None), total_steps: int = 300,
-              extra_config: str = "") -> Path:
-    """One run folder as the trainer writes it; ``returns`` are the evaluations at 100, 200, ...
-    ``extra_config``: further top-level YAML of config.yaml (e.g. operational keys)."""
+              extra_config: str = "", eval_every: int = 100) -> Path:
+    """One run folder as the trainer writes it; ``returns`` are the evaluations at
+    ``eval_every``, twice that, ... (100, 200, ...). ``extra_config``: further top-level YAML
+    of config.yaml (e.g. operational keys)."""
     path = root / suite / task / agent / f"seed_{seed}"
     path.mkdir(parents=True)
     init, final, decay = entropy
@@ -41,7 +41,7 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
     (path / "config.yaml").write_text(
         f"suite: {suite}\ntask: {task}\nseed: {seed}\npreset: quick\nagent:\n  name: {agent.split('+')[0]}\n"
         f"  horizon: {horizon}\n  target_entropy:\n    init: {init}\n    final: {final}\n    decay: {decay_text}\n"
-        f"trainer:\n  total_steps: {total_steps}\n  eval_every: 100\n{extra_config}")
+        f"trainer:\n  total_steps: {total_steps}\n  eval_every: {eval_every}\n{extra_config}")
     columns = ["step", "return_mean", "return_std", "episodes", "wall_time"]
     if model_errors:
         columns += ["model_error_holdout", "model_error_replay"]
@@ -49,7 +49,7 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for i, value in enumerate(returns):
-            row = [EVAL_STEPS[i], value, 1.0, 5, 0.5 * (i + 1)]
+            row = [eval_every * (i + 1), value, 1.0, 5, 0.5 * (i + 1)]
             if model_errors:
                 row += [0.5 / (i + 1), 0.1 / (i + 1)]
             writer.writerow(row)
@@ -58,7 +58,7 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
         writer.writerow(["step", "episode", "episode_return", "target_entropy"])
         for episode, step in enumerate(range(10, total_steps + 1, 10)):
             writer.writerow([step, episode, 1.0, target_entropy_schedule(step, total_steps, init, final, decay)])
-    steps = EVAL_STEPS[len(returns) - 1] if returns else 0
+    steps = eval_every * len(returns)
     summary = {
         "status": status, "steps_done": steps, "total_steps": total_steps,
         "final_eval_return": returns[-1] if returns else None, "best_eval_return": max(returns, default=None),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from baselines.published import PUBLISHED_COLUMNS, load_published, load_reference_curves, published_agent
+from baselines.published import CURVE_COLUMNS, PUBLISHED_COLUMNS, load_published, load_reference_curves, published_agent
 
-PAPER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "amos2021-svg-paper.txt"
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+PAPER = REFERENCE / "amos2021-svg-paper.txt"
+MBPO_CURVES = REFERENCE / "mbpo-janner2019-curves.csv"
 TABLE2_TASKS = ["ant", "hopper", "swimmer", "cheetah", "walker2d", "pets-cheetah"]
 
 
@@ -82,11 +85,41 @@ def test_mbpo_suite_last_and_best_evaluations():
 
 def test_reference_curve_is_the_authors_humanoid_run():
     curves = load_reference_curves()
+    assert list(curves.columns) == CURVE_COLUMNS
+    curves = curves[curves["method"] == "SAC-SVG(2)"]
     assert set(zip(curves["suite"], curves["task"], curves["seed"])) == {("mbpo", "humanoid", 9)}
     assert len(curves) == 199
     assert curves["step"].iloc[0] == 25052 and curves["step"].iloc[-1] == 5_000_000
     assert curves["return"].iloc[-1] == pytest.approx(10332.247565312871)
     assert curves["step"].is_monotonic_increasing
+    assert curves["std"].isna().all()  # one run: no spread over seeds
+
+
+MBPO_CURVE_ENDS = {"hopper": 125_019, "walker2d": 300_001, "ant": 300_035, "humanoid": 250_015, "halfcheetah": 400_985}
+
+
+def test_mbpo_curves_are_janner_2019_figure_2_on_every_mbpo_task():
+    curves = load_reference_curves()
+    mbpo = curves[curves["method"] == "MBPO"]
+    assert set(mbpo["suite"]) == {"mbpo"} and mbpo["seed"].isna().all()  # a mean over MBPO's seeds
+    assert mbpo.groupby("task")["step"].max().to_dict() == MBPO_CURVE_ENDS
+    assert mbpo.groupby("task").size().to_dict() == {"hopper": 120, "walker2d": 295, "ant": 295, "humanoid": 245,
+                                                     "halfcheetah": 402}
+    for task, rows in mbpo.groupby("task"):
+        assert rows["step"].is_monotonic_increasing and rows["step"].diff().dropna().between(985, 1000).all(), task
+    hopper = mbpo[mbpo["task"] == "hopper"]
+    assert tuple(hopper[["step", "return", "std"]].iloc[0]) == (6019, pytest.approx(166.56), pytest.approx(93.73))
+    assert tuple(hopper[["step", "return", "std"]].iloc[-1]) == (125_019, pytest.approx(3279.78), pytest.approx(454.99))
+    assert mbpo["std"].notna().all() and (mbpo["std"] >= 0).all()
+    assert set(mbpo["label"]) == {"MBPO (Janner et al. 2019, Fig. 2)"}
+    (source,) = set(mbpo["source"])
+    assert "Janner et al. 2019, Figure 2" in source and "c05887e" in source and "data/mbpo/<task>_mbpo.pkl" in source
+
+
+@pytest.mark.skipif(not MBPO_CURVES.exists(), reason="reference data not beside the checkout (../shared/reference)")
+def test_mbpo_curves_file_is_the_reference_copied_unchanged():
+    shipped = resources.files("baselines.published").joinpath("mbpo-janner2019-curves.csv").read_bytes()
+    assert shipped == MBPO_CURVES.read_bytes()
 
 
 def test_published_methods_map_to_our_agents():

@@ -10,12 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from rliable import metrics
 
-from reports import aggregate, tables
+from baselines.published import load_reference_curves
+from reports import aggregate, figures, tables
 from reports.build import build_report
 from reports.html import render, write_report
 from reports.load import final_scores, load_runs, resample_curves, tidy_evals
@@ -195,6 +197,71 @@ def test_runs_without_any_evaluation_are_listed_not_dropped(tmp_path):
     assert any("no evaluation yet" in w for w in content["warnings"])
     assert content["runs"][0]["status"] == "interrupted"
     assert "no evaluation yet" in render(content)
+
+
+MBPO_TASKS = ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")
+MBPO_LABEL = "MBPO (Janner et al. 2019, Fig. 2)"
+
+
+@pytest.fixture
+def drawn_axes(monkeypatch) -> dict[str, plt.Axes]:
+    """Each figure's first axes, by title, instead of its PNG: what the report draws."""
+    axes: dict[str, plt.Axes] = {}
+
+    def keep_axes(figure: plt.Figure) -> str:
+        axes[figure.axes[0].get_title()] = figure.axes[0]
+        plt.close(figure)
+        return "data:image/png;base64,"
+
+    monkeypatch.setattr(figures, "to_data_uri", keep_axes)
+    return axes
+
+
+def legend_texts(ax: plt.Axes) -> list[str]:
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_mbpo_suite_panels_draw_mbpos_published_curve_beside_ours(tmp_path, drawn_axes):
+    for task in MBPO_TASKS:  # shaped like the quick preset's runs: 15k steps, an evaluation every 1000
+        write_run(tmp_path, "mbpo", task, "sac-svg", 0, list(range(15)), horizon=2, total_steps=15_000,
+                  eval_every=1000)
+    content = build_report([tmp_path], reps=REPS)
+    mbpo = load_reference_curves().query("method == 'MBPO'")
+    assert [f["title"] for f in content["learning_curves"]] == [f"mbpo / {task}" for task in MBPO_TASKS]
+    for figure in content["learning_curves"]:
+        task = figure["title"].removeprefix("mbpo / ")
+        curve = mbpo[mbpo["task"] == task]
+        assert "Janner et al. 2019, Figure 2" in figure["note"]
+        ax = drawn_axes[figure["title"]]
+        assert f"{MBPO_LABEL}, mean ± std; continues to {curve['step'].max():,} steps" in legend_texts(ax)
+        shown = curve[curve["step"] <= 15_000]  # cut to our runs' last step
+        line = next(line for line in ax.get_lines() if line.get_label().startswith(MBPO_LABEL))
+        np.testing.assert_array_equal(line.get_xdata(), shown["step"])
+        np.testing.assert_allclose(line.get_ydata(), shown["return"])
+        band_top = ax.collections[-1].get_paths()[0].vertices[:, 1].max()  # the ±1 std band, drawn last
+        assert band_top == pytest.approx((shown["return"] + shown["std"]).max())
+    humanoid = legend_texts(drawn_axes["mbpo / humanoid"])
+    assert "SAC-SVG(2) authors' run, seed 9 (published); from 25,052 to 5,000,000 steps, beyond this panel" in humanoid
+    assert "Published curves:" in render(content)
+
+
+@pytest.mark.parametrize("last_step, drawn_to, legend", [
+    (300, None, "; from 6,019 to 125,019 steps, beyond this panel"),  # far shorter: our curve keeps the width
+    (5_000, 7_019, "; continues to 125,019 steps"),  # a little shorter: the panel reaches MBPO's second point
+    (15_000, 14_019, "; continues to 125,019 steps"),  # cut to our last step
+    (200_000, 125_019, ""),  # ours go further: the whole published curve
+])
+def test_published_curves_are_cut_to_our_runs_unless_that_hides_them(drawn_axes, last_step, drawn_to, legend):
+    hopper = load_reference_curves().query("task == 'hopper'")
+    steps = np.arange(last_step // 10, last_step + 1, last_step // 10)
+    band = pd.DataFrame({"step": steps, "mean": steps / 10, "low": steps / 20, "high": steps / 5, "n": 3})
+    figures.learning_curves("hopper", {"sac-svg": band}, {"sac-svg": "tab:blue"}, None, hopper,
+                            figures.reference_styles(list(hopper["label"].unique())))
+    ax = drawn_axes["hopper"]
+    assert f"{MBPO_LABEL}, mean ± std{legend}" in legend_texts(ax)
+    mbpo_steps = ax.get_lines()[1].get_xdata()
+    assert (max(mbpo_steps) if len(mbpo_steps) else None) == drawn_to
+    assert ax.get_xlim()[1] < 1.1 * max(last_step, drawn_to or 0)
 
 
 # ---------------------------------------------------------------- the command
