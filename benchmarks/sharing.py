@@ -24,6 +24,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,15 +81,15 @@ def beside(command: list[str], other: list[str], root: Path, head_start: float) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], usage="%(prog)s MODE [options] -- COMMAND")
     parser.add_argument("mode", choices=["pair", "beside"])
     parser.add_argument("--other", help="beside: the command running meanwhile ({out} allowed)")
     parser.add_argument("--head-start", type=float, default=10.0, help="beside: seconds OTHER runs first")
     parser.add_argument("--keep", help="keep the run folders and logs here (default: a temporary folder)")
     parser.add_argument("--json", dest="json_path")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, command = parser.parse_args(argv[:split]), argv[split + 1:]
     if not command or (args.mode == "beside" and not args.other):
         raise SystemExit("sharing: give -- COMMAND (and --other for beside)")
     with tempfile.TemporaryDirectory() as scratch:
