@@ -208,6 +208,16 @@ def agent_override_warnings(agent: str, overrides: list[str]) -> list[str]:
     return warnings
 
 
+def random_only_problem(trainer: TrainerConfig) -> str | None:
+    """Why a run of this budget learns nothing: every one of its steps falls in the uniformly
+    random seed steps (``total_steps <= seed_steps``); None when it learns. ``harness run``
+    warns with it; a search refuses it (every trial would score the random policy)."""
+    if trainer.total_steps is None or trainer.total_steps > trainer.seed_steps:
+        return None
+    return (f"{trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: every step acts at random "
+            f"and nothing is learned")
+
+
 def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
     """Fill every field left null with the task's value from the chosen source."""
     source = spec.hyperparameters(config.task_hyperparameters)

@@ -46,7 +46,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.config import ConfigError, RunFailure
+from harness.config import ConfigError, RunFailure, random_only_problem
 from harness.process import available_cores, core_share, pin_to_cores
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
@@ -129,7 +129,11 @@ def check_settings(settings: SearchSettings) -> None:
     get_task(settings.suite, settings.task)
     get_agent(settings.agent)
     # compose one trial's runs: an unknown suite, task, agent, preset or override fails here
-    plan_trial_jobs(settings, 0, Schedule(0, -1, 1))
+    trainer = plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer
+    problem = random_only_problem(trainer)
+    if problem:  # every objective would be the random policy's: a "best" schedule would mean nothing
+        raise ConfigError(f"{problem}, so every trial would score the same random policy; raise --steps above "
+                          f"{trainer.seed_steps} or lower trainer.seed_steps")
 
 
 def make_sampler(settings: SearchSettings, trial_number: int = 0) -> optuna.samplers.BaseSampler:

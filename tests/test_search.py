@@ -5,6 +5,7 @@ worker processes, PostgreSQL)."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import signal
@@ -18,8 +19,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from harness.config import ConfigError
 from studies import contract
-from studies.entropy_search import IntermediateReporter, SearchSettings, Worker
+from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, check_settings
 from studies.slots import slot_states
 from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
                                    search_space, suggest_schedule)
@@ -310,6 +312,21 @@ def test_refusals_are_one_line_and_touch_nothing(tmp_path):
     assert (tmp_path / STUDY / contract.JOURNAL_FILE).read_bytes() == before
     code, _, stderr = run_cli("search", "show", "--study", "nope", "--out", str(tmp_path))
     assert code == 2 and "no study 'nope'" in stderr
+
+
+def test_a_search_whose_runs_never_leave_the_random_seed_steps_is_refused_before_any_trial(tmp_path):
+    # issue 18: --steps 300 under the default 1000 seed steps scored the random policy in every trial
+    command = [*SEARCH, "--steps", "300", "--trials", "2", "--out", str(tmp_path / "out")]
+    code, stdout, stderr = run_cli(*command)
+    assert code == 2 and stdout == ""
+    (line,) = stderr.strip().splitlines()
+    assert "300 steps <= trainer.seed_steps=1000" in line and "raise --steps above 1000" in line
+    assert not (tmp_path / "out").exists()  # no study, no trial, no run folder
+    at_the_edge = SearchSettings(suite="classic", task="inverted-pendulum", agent="sac", preset="quick", steps=100,
+                                 trials=1, out=str(tmp_path), overrides=["trainer.seed_steps=100"])
+    with pytest.raises(ConfigError, match="100 steps <= trainer.seed_steps=100"):
+        check_settings(at_the_edge)  # equal: not one learning step either
+    check_settings(dataclasses.replace(at_the_edge, steps=101))  # one learning step: accepted
 
 
 def wait_for_running_trial(out: Path, timeout: float = 120.0) -> None:

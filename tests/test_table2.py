@@ -78,3 +78,14 @@ def test_a_poplin_table2_report_sets_our_rows_beside_the_published_table_2(tmp_p
     for published in ("SAC-SVG(2)", "SAC-SVG(10)", "POPLIN-P", "350.22"):  # Table 2's swimmer column
         assert published in html
     assert rows[2]["row"] in html and rows[0]["row"] in html
+
+
+def test_a_table2_whose_runs_never_leave_the_random_seed_steps_is_refused_before_any_search(tmp_path):
+    # issue 18: the searches' check (studies.entropy_search.check_settings) guards each horizon
+    code, stdout, stderr = run_cli("study", "table2", "--suite", "classic", "--task", "inverted-pendulum",
+                                   "--horizons", "0,2", "--trials", "1", "--seeds", "2", "--preset", "quick",
+                                   "--steps", "1000", "--out", str(tmp_path / "out"))
+    assert code == 2 and stdout == ""
+    (line,) = stderr.strip().splitlines()
+    assert "1000 steps <= trainer.seed_steps=1000" in line and "every trial would score the same random policy" in line
+    assert not (tmp_path / "out").exists()
