@@ -3,6 +3,7 @@ Optuna storage URL (sqlite:///..., postgresql://...), and checking a study is th
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from contextlib import contextmanager
@@ -62,6 +63,10 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         path = Path(storage)
         if path.is_dir():
             raise ConfigError(f"--storage {storage} is a folder; give a journal file path or a storage URL")
+        journal_problem = not_a_journal(path)
+        if journal_problem:
+            raise ConfigError(f"cannot open storage {path.resolve()}: not an Optuna journal file ({journal_problem}); "
+                              f"it is left as it is: give another --storage, or move it away to start a new study")
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = optuna.storages.journal.JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
@@ -72,6 +77,28 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     except Exception as error:  # noqa: BLE001 - SQLAlchemy and Optuna raise many types; one line for the user
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"cannot open storage {describe(storage)}: {first}") from error
+
+
+def not_a_journal(path: Path) -> str | None:
+    """Why the file at ``path`` is not a journal of Optuna operations, or None (also when it
+    does not exist yet, or is empty). Every whole line must be a JSON object with an
+    ``op_code``; a last line without its newline is one being written, as Optuna reads it.
+    Checked before Optuna opens the file: Optuna skips a bad last line and appends after it,
+    and only the next reader fails, with a traceback."""
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    operation = json.loads(line)
+                except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+                    return f"line {number} is not JSON"
+                if not isinstance(operation, dict) or "op_code" not in operation:
+                    return f"line {number} is not an Optuna operation"
+    except FileNotFoundError:
+        return None
+    return None
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

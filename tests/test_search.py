@@ -25,7 +25,7 @@ from studies.entropy_search import IntermediateReporter, SearchSettings, Worker,
 from studies.slots import slot_states
 from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
                                    search_space, suggest_schedule)
-from studies.storage import load_study
+from studies.storage import load_study, not_a_journal, open_storage
 from tests.conftest import TINY_SAC
 from tests.test_cli import read_csv, run_cli
 
@@ -327,6 +327,28 @@ def test_a_search_whose_runs_never_leave_the_random_seed_steps_is_refused_before
     with pytest.raises(ConfigError, match="100 steps <= trainer.seed_steps=100"):
         check_settings(at_the_edge)  # equal: not one learning step either
     check_settings(dataclasses.replace(at_the_edge, steps=101))  # one learning step: accepted
+
+
+def test_a_storage_file_that_is_not_a_journal_is_one_line_and_left_byte_for_byte(tmp_path):
+    bad = tmp_path / "bad.journal"
+    bad.write_bytes(b"this is not a journal\n")
+    before = sorted(tmp_path.iterdir())
+    code, stdout, stderr = run_cli(*search_command(tmp_path / "out", 1, 200, "--storage", str(bad))[3:])
+    assert code == 2 and stdout == ""
+    (line,) = stderr.strip().splitlines()
+    assert line == (f"harness: error: cannot open storage {bad.resolve()}: not an Optuna journal file (line 1 is not "
+                    f"JSON); it is left as it is: give another --storage, or move it away to start a new study")
+    assert bad.read_bytes() == b"this is not a journal\n"
+    assert sorted(tmp_path.iterdir()) == before  # no lock file beside it, no study folder
+    code, _, stderr = run_cli("search", "show", "--study", STUDY, "--storage", str(bad), "--out", str(tmp_path))
+    assert code == 2 and stderr.strip().splitlines() == [line]
+    assert bad.read_bytes() == b"this is not a journal\n"
+    # a JSON line that is not an Optuna operation is refused too; a journal Optuna wrote is not
+    bad.write_bytes(b'{"op_code": 0}\n[1, 2]\n')
+    assert not_a_journal(bad) == "line 2 is not an Optuna operation"
+    good = tmp_path / "good.journal"
+    optuna.create_study(study_name="s", storage=open_storage(str(good)))
+    assert not_a_journal(good) is None and not_a_journal(tmp_path / "absent.journal") is None
 
 
 def wait_for_running_trial(out: Path, timeout: float = 120.0) -> None:
