@@ -55,10 +55,22 @@ def describe(storage: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", storage) if is_url(storage) else str(Path(storage).resolve())
 
 
+def _check_scheme(url: str) -> None:
+    """Refuse ``postgres://`` (libpq's and Heroku's spelling) naming the one SQLAlchemy knows;
+    SQLAlchemy itself says only "Can't load plugin: sqlalchemy.dialects:postgres"."""
+    scheme, _, rest = url.partition("://")
+    dialect, plus, driver = scheme.partition("+")
+    if dialect == "postgres":
+        fixed = f"postgresql{plus}{driver}://{rest}"
+        raise ConfigError(f"cannot open storage {describe(url)}: SQLAlchemy spells PostgreSQL URLs "
+                          f"postgresql://, not postgres://; write {describe(fixed)}")
+
+
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
     """A journal file at a path (created with its folder), or the RDB storage of a URL."""
     try:
         if is_url(storage):
+            _check_scheme(storage)
             return optuna.storages.RDBStorage(storage)
         path = Path(storage)
         if path.is_dir():

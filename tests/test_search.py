@@ -351,6 +351,16 @@ def test_a_storage_file_that_is_not_a_journal_is_one_line_and_left_byte_for_byte
     assert not_a_journal(good) is None and not_a_journal(tmp_path / "absent.journal") is None
 
 
+def test_a_postgres_scheme_is_refused_naming_postgresql(tmp_path):
+    url = "postgres://someone:secret@127.0.0.1:9/db"
+    code, _, stderr = run_cli(*search_command(tmp_path, 1, 200, "--storage", url)[3:])
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
+    assert line == ("harness: error: cannot open storage postgres://someone:***@127.0.0.1:9/db: SQLAlchemy spells "
+                    "PostgreSQL URLs postgresql://, not postgres://; write postgresql://someone:***@127.0.0.1:9/db")
+    assert "secret" not in stderr and not tmp_path.joinpath(STUDY).exists()
+
+
 def wait_for_running_trial(out: Path, timeout: float = 120.0) -> None:
     """Until some trial is RUNNING with at least one evaluation reported (looked at every
     50 ms, so that a kill that follows lands early in that trial's run)."""
