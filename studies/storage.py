@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 
 from harness.config import ConfigError, RunFailure
@@ -20,6 +21,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 IDENTITY_ATTR = "svgbench"  # study user attribute holding the settings the study was made with
 FOLDER_ATTR = "folder"  # study user attribute: the study folder of the last worker that opened it
+CREATION_LOCK_KEY = 61_462_093  # PostgreSQL advisory lock held while creating tables or a study: any number, fixed
 
 
 # what a storage raises when it cannot be reached or written (a journal file's OSError
@@ -66,12 +68,36 @@ def _check_scheme(url: str) -> None:
                           f"postgresql://, not postgres://; write {describe(fixed)}")
 
 
+@contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Hold, on a PostgreSQL storage, a database-wide advisory lock while Optuna's tables or a
+    study are created: workers that start at the same moment (a SLURM array, several shells)
+    otherwise all run CREATE TABLE at once and all but one fail on PostgreSQL's catalog
+    (UniqueViolation on pg_type_typname_nsp_index; optuna issue #1092). The lock is the
+    server's, so it is released when this connection ends, however the process does. A journal
+    file needs none (its writes are serialised), nor SQLite (one worker); MySQL is not covered."""
+    if not is_url(url) or sqlalchemy.engine.make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": CREATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": CREATION_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
     """A journal file at a path (created with its folder), or the RDB storage of a URL."""
     try:
         if is_url(storage):
             _check_scheme(storage)
-            return optuna.storages.RDBStorage(storage)
+            with creation_lock(storage):  # workers that start at once create Optuna's tables one at a time
+                return optuna.storages.RDBStorage(storage)
         path = Path(storage)
         if path.is_dir():
             raise ConfigError(f"--storage {storage} is a folder; give a journal file path or a storage URL")
@@ -138,15 +164,16 @@ def create_or_load_study(name: str, storage_text: str, identity: dict[str, Any],
     """Create the study, or load it if it exists with the same identity (settings and search
     space); one with another identity is refused, not mixed. Safe when many workers start at once."""
     storage = open_storage(storage_text)
-    if name in study_names(storage):  # load without writing: a refused command leaves the storage as it was
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-    else:  # load_if_exists: another worker may create it at the same moment
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                    pruner=pruner, load_if_exists=True)
-    stored = study.user_attrs.get(IDENTITY_ATTR)
-    if stored is None:
-        study.set_user_attr(IDENTITY_ATTR, identity)
-    elif stored != identity:
+    with storage_errors(storage_text), creation_lock(storage_text):  # one worker at a time sets the identity
+        if name in study_names(storage):  # load without writing: a refused command leaves the storage as it was
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        else:  # load_if_exists: another worker may create it at the same moment
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                                        pruner=pruner, load_if_exists=True)
+        stored = study.user_attrs.get(IDENTITY_ATTR)
+        if stored is None:
+            study.set_user_attr(IDENTITY_ATTR, identity)
+    if stored is not None and stored != identity:
         differences = identity_differences(stored, identity)
         raise ConfigError(f"study {name!r} in {describe(storage_text)} was made with other settings "
                           f"({'; '.join(differences[:3])}); use another --study name or the same settings")

@@ -435,3 +435,43 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
     assert len(trials) == 5
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     assert contract.read_study_file(tmp_path / study)["storage"].startswith("postgresql://")
+
+
+@pytest.fixture
+def empty_postgres_database(postgres_url):
+    """The URL of a new, empty database on the test server (no Optuna tables yet); dropped after."""
+    import sqlalchemy  # noqa: PLC0415
+
+    name = f"empty_{os.getpid()}_{time.monotonic_ns()}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{postgres_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.slow
+def test_four_commands_started_at_once_on_an_empty_postgresql_database_all_join_the_study(tmp_path,
+                                                                                         empty_postgres_database):
+    # issue 18: all four created Optuna's tables at once, and all but one failed with UniqueViolation
+    command = search_command(tmp_path, 4, 200, "--storage", empty_postgres_database, "--study", "together")
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=600)
+            assert process.returncode == 0, err
+            assert "4/4 trials finished" in out  # each command ends with the study's trials counted
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    trials = load_study("together", empty_postgres_database).get_trials()
+    assert sorted(t.user_attrs["slot"] for t in trials if t.state == TrialState.COMPLETE) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.FAIL and t.user_attrs["outcome"] == "duplicate"
+               for t in trials if t.state != TrialState.COMPLETE)
