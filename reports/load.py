@@ -103,19 +103,46 @@ def find_run_folders(paths: list[Path]) -> list[Path]:
 
 
 def _read_evals(path: Path) -> tuple[pd.DataFrame, str | None]:
+    """eval.csv's rows with a numeric step and return_mean, sorted by step; and what the
+    report should say about the file, if anything (absent, empty, damaged, no row yet)."""
+    empty = pd.DataFrame(columns=["step", "return_mean"])
     if not path.exists():
-        return pd.DataFrame(columns=["step", "return_mean"]), f"no {EVAL_FILE}"
-    try:
-        frame = pd.read_csv(path)
+        return empty, f"no {EVAL_FILE}"
+    try:  # as text first, so a damaged cell can be told from an empty one and named
+        text = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        return pd.DataFrame(columns=["step", "return_mean"]), "eval.csv is empty"
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        return pd.DataFrame(columns=["step", "return_mean"]), f"eval.csv unreadable ({type(error).__name__})"
-    if "step" not in frame or "return_mean" not in frame:
-        return pd.DataFrame(columns=["step", "return_mean"]), "eval.csv lacks step or return_mean"
-    frame = frame.apply(pd.to_numeric, errors="coerce").dropna(subset=["step", "return_mean"])
+        return empty, f"{EVAL_FILE} is empty"
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return empty, f"{EVAL_FILE} cannot be read: {why}"
+    if "step" not in text or "return_mean" not in text:
+        return empty, f"{EVAL_FILE} cannot be read: its header has no step or return_mean column"
+    frame = text.apply(pd.to_numeric, errors="coerce")
+    damaged = _damaged_cells(text)
+    frame = frame.drop(index=list(damaged)).dropna(subset=["step", "return_mean"])
     frame = frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+    if damaged:
+        index, cells = next(iter(damaged.items()))
+        why = f"row {index + 1}: {' and '.join(cells)} {'is not a number' if len(cells) == 1 else 'are not numbers'}"
+        if frame.empty:
+            return frame, f"{EVAL_FILE} cannot be read: {why} ({len(damaged)} of {len(text)} rows damaged)"
+        return frame, f"{EVAL_FILE} is damaged: {why}; {len(damaged)} of {len(text)} rows left out"
     return frame, None if len(frame) else "no evaluation yet"
+
+
+def _damaged_cells(text: pd.DataFrame) -> dict[int, list[str]]:
+    """eval.csv's rows (by index) whose step or return_mean holds text that is not a number,
+    each with those cells as ``step 'abc'``. ``nan`` (a diverged evaluation's) is a number; an
+    empty cell is not damage (the row is left out, as ever)."""
+    damaged: dict[int, list[str]] = {}
+    for index, row in text[["step", "return_mean"]].iterrows():
+        for column, cell in row.items():
+            try:
+                float(cell)
+            except ValueError:
+                if cell.strip():
+                    damaged.setdefault(int(index), []).append(f"{column} {cell!r}")
+    return damaged
 
 
 def _identity(path: Path, summary: dict[str, Any]) -> tuple[str, str, str, int]:

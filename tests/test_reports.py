@@ -3,6 +3,7 @@ hand-written fixture whose numbers are known (tests/reports_fixture.py)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -285,6 +286,30 @@ def test_harness_report_end_to_end(fixture_root, tmp_path):
     assert failed.returncode == 2
     assert failed.stderr.strip().count("\n") == 0 and "no runs" in failed.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+def test_a_damaged_eval_csv_is_reported_as_unreadable_with_why_not_as_no_evaluation_yet(tmp_path):
+    # issue 18: a header and a row `abc,def` read as "no evaluation yet"
+    damaged = write_run(tmp_path / "runs", "classic", "inverted-pendulum", "sac", 0, [1, 2, 3])
+    (damaged / "eval.csv").write_text("step,return_mean,return_std,episodes,wall_time\nabc,def\n")
+    partly = write_run(tmp_path / "runs", "classic", "inverted-pendulum", "sac", 1, [4, 5, 6])
+    (partly / "eval.csv").write_text("step,return_mean,return_std,episodes,wall_time\n100,4,0,5,1\n"
+                                     "200,x,0,5,2\n300,6,0,5,3\n")
+    output, numbers = tmp_path / "report.html", tmp_path / "numbers.json"
+    done = harness("report", str(tmp_path / "runs"), "-o", str(output), "--json", str(numbers), "--reps", str(REPS))
+    assert done.returncode == 0, done.stderr
+    unreadable = (f"{damaged.resolve()}: eval.csv cannot be read: row 1: step 'abc' and return_mean 'def' are not "
+                  f"numbers (1 of 1 rows damaged)")
+    left_out = f"{partly.resolve()}: eval.csv is damaged: row 2: return_mean 'x' is not a number; 1 of 3 rows left out"
+    warnings = json.loads(numbers.read_text())["warnings"]
+    assert unreadable in warnings and left_out in warnings
+    assert not any("no evaluation yet" in warning for warning in warnings)
+    html = output.read_text()
+    assert unreadable.replace("'", "&#39;") in html and left_out.replace("'", "&#39;") in html
+    (group,) = json.loads(numbers.read_text())["groups"]  # the readable rows still count
+    assert (group["seeds"], group["final_returns"]) == ([1], [6.0])
+    frame = load_runs([partly])[0].evals
+    assert frame["step"].tolist() == [100, 300] and frame["return_mean"].tolist() == [4.0, 6.0]
 
 
 def test_published_frame_is_not_mutated_by_reports():
