@@ -186,6 +186,14 @@ def fsync_directory(path: str | Path) -> None:
 
 # ---------------------------------------------------------------------------- summary.json
 
+# summary.json ``origin``: what started the run. A search trial's runs say ORIGIN_SEARCH_TRIAL
+# (written by the search before they train); any other run says nothing, read as ORIGIN_RUN.
+# A trial that won its search was chosen for its score, so a report never pools its runs as
+# seeds with runs of its schedule on other seeds (that would bias their mean upward).
+ORIGIN_KEY = "origin"
+ORIGIN_RUN = "run"
+ORIGIN_SEARCH_TRIAL = "search-trial"
+
 def inspect_summary(folder: str | Path) -> tuple[dict[str, Any] | None, str | None]:
     """(summary.json as a dict, None), or (None, why there is none readable)."""
     path = Path(folder) / SUMMARY_FILE

@@ -7,10 +7,15 @@ share suite, task and agent folder (agent plus its ``+label`` of overrides). Run
 different budgets, presets or other settings are separate experiments, and so are runs with
 the same seed in different output folders (two copies of one seed are not two seeds).
 
+A search trial's runs (``harness.contract.ORIGIN_KEY``) are never seeds of one experiment
+with other runs, even of the same config: the trial that won its search was chosen for its
+score, and pooling it with the final runs of its schedule would bias their mean upward.
+
 Each experiment gets a label, the run's ``experiment``: the agent folder name when no run of
 that folder in the suite needs telling apart, so ordinary reports read as before; otherwise
 the folder name followed by what sets it apart, e.g. ``sac · 3,000 steps``, ``sac · preset
-quick`` or ``sac · folder old-runs``. Every split is explained by a warning.
+quick``, ``sac · folder old-runs`` or ``sac · search trial``. Every split is explained by a
+warning.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.contract import is_operational
+from harness.contract import ORIGIN_SEARCH_TRIAL, is_operational
 
 if TYPE_CHECKING:
     from reports.load import Run
@@ -29,6 +34,7 @@ SEED_KEY = "seed"
 BUDGET_KEY = "trainer.total_steps"
 PRESET_KEY = "preset"
 SEPARATOR = " · "
+SEARCH_TRIAL_LABEL = "search trial"
 MAX_KEYS_NAMED = 4  # config keys named in a warning before "+N more"
 _MISSING = object()
 
@@ -145,13 +151,28 @@ def _seed_warning(where: str, seeds: list[int], roots: list[Path]) -> str:
             "shown as separate rows, one per folder, not averaged")
 
 
+def _origin_warning(where: str, trial_runs: list[Run]) -> str:
+    """Why search-trial runs of a config are not pooled with the other runs of that config."""
+    seeds = ", ".join(str(s) for s in sorted({r.seed for r in trial_runs}))
+    plural = len(trial_runs) > 1
+    return (f"{where}: {'runs' if plural else 'the run'} of a search trial (seed{'s' if ',' in seeds else ''} {seeds}) "
+            f"{'are' if plural else 'is'} shown as a separate row, not averaged with the other runs of this config: "
+            f"a trial that won its search was chosen for its score, so counting it again as a seed would bias the "
+            f"mean upward")
+
+
 @dataclass
 class _Experiment:
-    """Runs pooled as seeds: one config (None: no config.yaml) and, when a seed repeated, one root."""
+    """Runs pooled as seeds: one config (None: no config.yaml), one origin and, when a seed
+    repeated, one root."""
 
     runs: list[Run]
     config: dict[str, Any] | None
     root: Path | None = None
+
+    @property
+    def search_trial(self) -> bool:
+        return self.runs[0].origin == ORIGIN_SEARCH_TRIAL
 
     def shared_root(self) -> Path | None:
         roots = {run_root(r) for r in self.runs}
@@ -172,6 +193,16 @@ def _split_duplicate_seeds(where: str, experiment: _Experiment, warnings: list[s
     return [_Experiment(by_root[root], experiment.config, root) for root in roots]
 
 
+def _split_origins(where: str, experiment: _Experiment, warnings: list[str]) -> list[_Experiment]:
+    """One config's runs as one experiment, or the search trial's runs apart from the others."""
+    trial_runs = [r for r in experiment.runs if r.origin == ORIGIN_SEARCH_TRIAL]
+    if not trial_runs or len(trial_runs) == len(experiment.runs):
+        return [experiment]
+    warnings.append(_origin_warning(where, trial_runs))
+    others = [r for r in experiment.runs if r.origin != ORIGIN_SEARCH_TRIAL]
+    return [_Experiment(others, experiment.config), _Experiment(trial_runs, experiment.config)]
+
+
 def _task_experiments(where: str, runs: list[Run], warnings: list[str]) -> tuple[list[_Experiment], list[str]]:
     """The experiments of one agent folder on one task, and the config keys that tell them apart."""
     by_config: dict[Fingerprint | None, list[Run]] = defaultdict(list)
@@ -186,17 +217,22 @@ def _task_experiments(where: str, runs: list[Run], warnings: list[str]) -> tuple
                         "shown as a separate row")
     experiments = []
     for key, group in by_config.items():
-        experiments += _split_duplicate_seeds(where, _Experiment(group, configs.get(key)), warnings)
+        for experiment in _split_origins(where, _Experiment(group, configs.get(key)), warnings):
+            experiments += _split_duplicate_seeds(where, experiment, warnings)
     return experiments, keys
 
 
-def _label(agent: str, experiment: _Experiment, keys: list[str], alone: bool, root_names: dict[Path, str]) -> str:
+def _label(agent: str, experiment: _Experiment, keys: list[str], alone: bool, root_names: dict[Path, str],
+           mixed_origins: bool) -> str:
     """The agent folder name, then the values of ``keys`` (or "no config.yaml" unless ``alone``),
-    then the experiment's output folder where one is named in ``root_names``."""
+    then "search trial" where the folder's search-trial runs need telling from its others
+    (``mixed_origins``), then the experiment's output folder where one is named in ``root_names``."""
     if experiment.config is None:
         parts = [] if alone else ["no config.yaml"]
     else:
         parts = [_describe(k, experiment.config.get(k, _MISSING), keys) for k in keys]
+    if mixed_origins and experiment.search_trial:
+        parts.append(SEARCH_TRIAL_LABEL)
     root = experiment.shared_root()
     if root in root_names:
         parts.append(f"folder {root_names[root]}")
@@ -223,10 +259,11 @@ def assign_experiments(runs: list[Run]) -> list[str]:
         split = [e.root for experiments, _ in tasks for e in experiments if e.root is not None]
         shared = {e.shared_root() for experiments, _ in tasks for e in experiments} - {None}
         root_names = short_names(sorted(shared)) if split else {}
+        mixed_origins = len({e.search_trial for experiments, _ in tasks for e in experiments}) > 1
         for experiments, _ in tasks:
             alone = all(e.config is None for e in experiments)
             for experiment in experiments:
-                label = _label(agent, experiment, keys, alone, root_names)
+                label = _label(agent, experiment, keys, alone, root_names, mixed_origins)
                 for run in experiment.runs:
                     run.experiment = label
     return warnings

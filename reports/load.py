@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.contract import (CONFIG_FILE, DONE, EVAL_FILE, FAILED, INTERRUPTED, RUNNING, SEED_PREFIX,
-                              SUMMARY_FILE, TRAIN_FILE, inspect_summary, list_videos, run_state)
+from harness.contract import (CONFIG_FILE, DONE, EVAL_FILE, FAILED, INTERRUPTED, ORIGIN_KEY, ORIGIN_RUN,
+                              ORIGIN_SEARCH_TRIAL, RUNNING, SEED_PREFIX, SUMMARY_FILE, TRAIN_FILE, inspect_summary,
+                              list_videos, run_state)
 from reports.experiments import assign_experiments
+from studies.contract import is_trial_run
 
 TIDY_COLUMNS = ["suite", "task", "agent", "experiment", "seed", "step", "metric", "value"]
 SCORE_COLUMNS = ["suite", "task", "agent", "experiment", "horizon", "preset", "total_steps", "seed", "step",
-                 "final_return", "complete", "folder"]
+                 "final_return", "complete", "folder", "origin"]
 EVAL_METRICS = ["return_mean", "return_std", "model_error_holdout", "model_error_replay"]
 
 
@@ -56,6 +58,7 @@ class Run:
     videos: dict[int, Path] = field(default_factory=dict)  # evaluation videos by env step (contract.list_videos)
     problems: list[str] = field(default_factory=list)
     experiment: str = ""  # the label of the runs it is pooled with (reports.experiments); default: agent
+    origin: str = ORIGIN_RUN  # ORIGIN_SEARCH_TRIAL for a search trial's run (harness.contract.ORIGIN_KEY)
 
     def __post_init__(self) -> None:
         self.experiment = self.experiment or self.agent
@@ -186,6 +189,15 @@ def logged_target_entropy(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return frame["step"].to_numpy(float), frame["target_entropy"].to_numpy(float)
 
 
+def _origin(path: Path, summary: dict[str, Any]) -> str:
+    """summary.json's ``origin``; for folders written before it was recorded, a search
+    trial's where the folder lies in a search slot's (``trials/slot_<k>/``)."""
+    origin = summary.get(ORIGIN_KEY)
+    if isinstance(origin, str) and origin:
+        return origin
+    return ORIGIN_SEARCH_TRIAL if is_trial_run(path) else ORIGIN_RUN
+
+
 def load_run(path: Path) -> Run:
     """Read one run folder; whatever is missing or broken becomes a problem note, not an error."""
     summary, summary_problem = inspect_summary(path)
@@ -212,7 +224,7 @@ def load_run(path: Path) -> Run:
         steps_per_second=_optional(summary.get("steps_per_second"), float),
         versions={str(k): str(v) for k, v in (summary.get("versions") or {}).items()},
         git_commit=_optional(summary.get("git_commit"), str), error=_optional(summary.get("error"), str),
-        config=config, config_text=config_text, evals=evals, videos=list_videos(path),
+        config=config, config_text=config_text, evals=evals, videos=list_videos(path), origin=_origin(path, summary),
     )
     if summary_problem:
         run.problems.append(summary_problem)
@@ -297,7 +309,7 @@ def resample_curves(frame: pd.DataFrame, metric: str = "return_mean") -> pd.Data
 def _score_row(run: Run, step: int, value: float, complete: bool) -> dict[str, Any]:
     return {"suite": run.suite, "task": run.task, "agent": run.agent, "experiment": run.experiment,
             "horizon": run.horizon, "preset": run.preset, "total_steps": run.total_steps, "seed": run.seed,
-            "step": step, "final_return": value, "complete": complete, "folder": str(run.path)}
+            "step": step, "final_return": value, "complete": complete, "folder": str(run.path), "origin": run.origin}
 
 
 def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -307,7 +319,8 @@ def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def final_scores(runs: list[Run]) -> pd.DataFrame:
     """One row per run with an evaluation: suite, task, agent, experiment, horizon, preset,
     total_steps (its budget), seed, step (of the last evaluation), final_return (its
-    return_mean), complete (status is done), folder (the run folder)."""
+    return_mean), complete (status is done), folder (the run folder), origin (a search
+    trial's run or another)."""
     return _score_frame([_score_row(r, r.last_eval_step, r.final_return, r.complete)
                          for r in runs if r.final_return is not None])
 

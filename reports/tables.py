@@ -144,7 +144,8 @@ def group_records(finals: pd.DataFrame) -> list[dict[str, object]]:
     """The comparison tables' numbers as plain records, one per (suite, task, experiment):
     what ``harness report --json`` writes. ``finals`` is ``reports.load.final_scores`` (or
     ``scores_at_step``) output; ``n``, ``mean``, ``std``, ``seeds``, ``folders`` and
-    ``final_returns`` describe the runs the table cell counts (``counted_runs``)."""
+    ``final_returns`` describe the runs the table cell counts (``counted_runs``); ``origin``
+    is ``search-trial`` for a search trial's runs, ``run`` for others (never both in one)."""
     records = []
     for (suite, task, experiment), runs in finals.groupby(["suite", "task", "experiment"], sort=True):
         counted, left_out = counted_runs(runs.sort_values(["seed", "folder"]))
@@ -153,7 +154,8 @@ def group_records(finals: pd.DataFrame) -> list[dict[str, object]]:
         mean, std = mean_std(counted["final_return"].to_numpy(float))
         records.append({
             "suite": suite, "task": task, "agent": first["agent"], "label": experiment,
-            "row": _agent_label(experiment, horizon), "horizon": horizon, "preset": _plain(first["preset"]),
+            "row": _agent_label(experiment, horizon), "origin": first["origin"], "horizon": horizon,
+            "preset": _plain(first["preset"]),
             "budget": None if pd.isna(first["total_steps"]) else int(first["total_steps"]),
             "n": len(counted), "mean": _plain(mean), "std": _plain(std),
             "seeds": [int(s) for s in counted["seed"]], "folders": list(counted["folder"]),
@@ -198,7 +200,7 @@ def run_rows(runs: list[Run]) -> list[dict[str, str]]:
     """One row of metadata per run (all runs, whatever their state)."""
     return [{
         "suite": r.suite, "task": r.task, "agent": r.agent, "experiment": r.experiment, "seed": str(r.seed),
-        "status": r.status,
+        "origin": r.origin, "status": r.status,
         "steps": f"{_number(r.steps_done, 0) or '?'} / {_number(r.total_steps, 0) or '?'}",
         "last eval step": _number(r.last_eval_step, 0), "final return": _number(r.final_return, 2),
         "best return": _number(r.best_eval_return, 2), "wall time (s)": _number(r.wall_time),

@@ -11,7 +11,9 @@ Standard library only, so ``reports/`` can read study folders without Optuna or 
 - ``trials.csv``: one row per Optuna trial, ``TRIAL_COLUMNS``, rewritten (atomically) from
   the storage whenever a trial ends;
 - ``trials/slot_<k>/``: the ``harness run`` output folder of search slot k: ordinary run
-  directories ``<suite>/<task>/<agent>+<label>/seed_<n>/``;
+  directories ``<suite>/<task>/<agent>+<label>/seed_<n>/``, whose summary.json says
+  ``origin: search-trial`` (``harness.contract.ORIGIN_KEY``; folders of older versions lack
+  it, and ``is_trial_run`` tells them by their path);
 - ``study.journal``: the default Optuna storage (a JournalFileBackend file).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,12 @@ TRIAL_COLUMNS = ["number", "slot", "state", "H_init", "H_final", "beta", "object
 def slot_folder(study_dir: str | Path, slot: int) -> Path:
     """The ``harness run --out`` folder of search slot ``slot``."""
     return Path(study_dir) / TRIALS_DIR / f"slot_{slot:03d}"
+
+
+def is_trial_run(run_folder: str | Path) -> bool:
+    """Whether a run folder lies in a search slot's folder (``.../trials/slot_<k>/...``)."""
+    parts = Path(run_folder).parts
+    return any(parent == TRIALS_DIR and re.fullmatch(r"slot_\d+", part) for parent, part in zip(parts, parts[1:]))
 
 
 def write_study_file(study_dir: str | Path, settings: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.config import ConfigError, RunFailure, random_only_problem
+from harness.contract import ORIGIN_KEY, ORIGIN_SEARCH_TRIAL
 from harness.process import available_cores, core_share, pin_to_cores
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
@@ -370,6 +371,8 @@ class Worker:
                 reporter(step, value)
             if run_dir.stored_config_text() is None:
                 run_dir.write_config(to_yaml(job.config))
+            if (run_dir.read_summary() or {}).get(ORIGIN_KEY) != ORIGIN_SEARCH_TRIAL:  # said before it trains
+                run_dir.update_summary(**{ORIGIN_KEY: ORIGIN_SEARCH_TRIAL})
             while True:
                 try:
                     summary = train_run(job.config, job.path, on_evaluation=reporter)

@@ -175,6 +175,38 @@ def test_unfinished_runs_of_an_experiment_are_counted_as_before(tmp_path):
     assert (group["n"], group["complete"], group["incomplete"], group["unfinished_not_counted"]) == (2, 2, 1, 1)
 
 
+# ---------------------------------------------------------------- search trials and final runs
+
+
+def test_a_search_trials_run_is_never_a_seed_of_the_final_runs_of_its_config(tmp_path):
+    # a folder written before summary.json recorded its origin: known by its trials/slot_<k>/ path
+    trial = write_run(tmp_path / "search" / "study" / "trials" / "slot_000", *PENDULUM, "sac", 0, [0, 50, 100])
+    for seed, final in ((1, 10), (2, 30)):
+        write_run(tmp_path / "final", *PENDULUM, "sac", seed, [0, final / 2, final])
+    # a run that says it is a search trial's wherever it lies
+    recorded = write_run(tmp_path / "elsewhere", *PENDULUM, "sac", 3, [0, 1, 2])
+    summary = json.loads((recorded / "summary.json").read_text())
+    (recorded / "summary.json").write_text(json.dumps({**summary, "origin": "search-trial"}))
+    runs, warnings = load_experiments([tmp_path])
+    assert {(r.seed, r.origin, r.experiment) for r in runs} == {
+        (0, "search-trial", "sac · search trial"), (3, "search-trial", "sac · search trial"),
+        (1, "run", "sac"), (2, "run", "sac")}
+    assert warnings == ["classic/inverted-pendulum sac: runs of a search trial (seeds 0, 3) are shown as a separate "
+                        "row, not averaged with the other runs of this config: a trial that won its search was chosen "
+                        "for its score, so counting it again as a seed would bias the mean upward"]
+    content = build_report([tmp_path], reps=REPS)
+    by_label = groups(content["numbers"])
+    assert (by_label["sac"]["n"], by_label["sac"]["seeds"], by_label["sac"]["origin"]) == (2, [1, 2], "run")
+    assert (by_label["sac · search trial"]["seeds"], by_label["sac · search trial"]["origin"]) == ([0, 3],
+                                                                                                  "search-trial")
+    assert table_rows(content)["sac (H=0)"].text == f"20.00 ± {math.sqrt(200):.2f}"  # not 100's seed
+    assert warnings[0] in render(content)
+    assert {row["seed"]: row["origin"] for row in content["runs"]} == {
+        "0": "search-trial", "1": "run", "2": "run", "3": "search-trial"}
+    # a search's runs alone (no final run of their config) keep their plain labels
+    assert {r.experiment for r in load_runs([trial])} == {"sac"}
+
+
 # ---------------------------------------------------------------- the search panel
 
 

@@ -89,3 +89,27 @@ def test_a_table2_whose_runs_never_leave_the_random_seed_steps_is_refused_before
     (line,) = stderr.strip().splitlines()
     assert "1000 steps <= trainer.seed_steps=1000" in line and "every trial would score the same random policy" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_report_over_a_table2_folder_keeps_the_winning_trial_apart_from_the_final_runs(tmp_path):
+    # issue 18: the trial that won (seed 0) was pooled with its schedule's final runs (seeds 1, 2) as n=3
+    code, _, stderr = run_cli("study", "table2", "--suite", "classic", "--task", "inverted-pendulum",
+                              "--horizons", "0", "--trials", "1", "--seeds", "2", "--preset", "quick",
+                              "--steps", "200", "--out", str(tmp_path), "--reps", "100", *TINY_SAC)
+    assert code == 0, stderr
+    root = tmp_path / "classic-inverted-pendulum"
+    (trial_summary,) = (root / "search").rglob("summary.json")
+    assert json.loads(trial_summary.read_text())["origin"] == "search-trial"  # recorded by the search
+    numbers, html = tmp_path / "numbers.json", tmp_path / "report.html"
+    code, stdout, stderr = run_cli("report", str(root), "-o", str(html), "--json", str(numbers), "--reps", "100")
+    assert code == 0, stderr
+    data = json.loads(numbers.read_text())
+    final, trial = sorted(data["groups"], key=lambda g: g["origin"])
+    assert (final["origin"], final["n"], final["seeds"]) == ("run", 2, [1, 2])
+    assert (trial["origin"], trial["n"], trial["seeds"]) == ("search-trial", 1, [0])
+    assert trial["label"] == final["label"] + " · search trial"
+    (warning,) = [w for w in data["warnings"] if "search trial" in w]
+    assert "the run of a search trial (seed 0) is shown as a separate row" in warning
+    text = html.read_text()
+    assert final["label"] + " · search trial" in text and "chosen for its score" in text
