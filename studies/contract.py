@@ -36,7 +36,9 @@ TRIAL_COLUMNS = ["number", "slot", "state", "H_init", "H_final", "beta", "object
 # run_folder is relative to the study folder (trials/slot_<k>); objective is empty unless COMPLETE.
 # state is Optuna's: COMPLETE, PRUNED, FAIL, RUNNING, WAITING. outcome says why a trial ended
 # as it did: "complete", "pruned", "run failed" (final: not retried), "worker died" (retried
-# as another trial of the same slot), "duplicate" (another trial of the slot counts instead).
+# as another trial of the same slot), "duplicate" (another trial of the slot counts instead);
+# of a RUNNING trial, "running", or "interrupted: <why>" when its worker was gone as the
+# table was made (the next worker of the study fails it and takes its slot over).
 
 
 def slot_folder(study_dir: str | Path, slot: int) -> Path:

@@ -51,7 +51,8 @@ from harness.contract import ORIGIN_KEY, ORIGIN_SEARCH_TRIAL
 from harness.process import available_cores, core_share, pin_to_cores
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
-from studies.liveness import Heartbeat, is_gone_here, process_identity
+from studies.liveness import (HEARTBEAT_ATTR, STALE_AFTER_SECONDS, WORKER_ATTR, Heartbeat, is_gone_here,
+                              process_identity)
 from studies.slots import FINAL_FAIL_OUTCOME, export_trials, finished_count, settles_slot, slot_of, slot_states
 from studies.storage import (FOLDER_ATTR, STORAGE_ERRORS, StorageUnavailable, create_or_load_study, describe,
                              is_url, storage_errors)
@@ -83,7 +84,7 @@ class SearchSettings:
     overrides: list[str] = field(default_factory=list)
     # liveness of other workers: heartbeat period, and how long a still heartbeat means dead
     heartbeat_seconds: float = 20.0
-    stale_after_seconds: float = 120.0
+    stale_after_seconds: float = STALE_AFTER_SECONDS
     poll_seconds: float = 2.0
 
     @property
@@ -273,8 +274,8 @@ class Worker:
         for trial in trials:
             if trial.state != TrialState.RUNNING or slot_of(trial) is None:
                 continue
-            worker = str(trial.user_attrs.get("worker", ""))
-            beat = trial.user_attrs.get("heartbeat")
+            worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
+            beat = trial.user_attrs.get(HEARTBEAT_ATTR)
             seen, since = self.still_beats.get(trial._trial_id, (object(), now))  # noqa: SLF001
             if beat != seen:
                 self.still_beats[trial._trial_id] = (beat, now)  # noqa: SLF001
@@ -298,7 +299,8 @@ class Worker:
                 continue
             if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):  # noqa: SLF001
                 continue
-            self.storage.set_trial_user_attr(frozen._trial_id, "worker", self.identity)  # noqa: SLF001
+            self.storage.set_trial_user_attr(frozen._trial_id, WORKER_ATTR, self.identity)  # noqa: SLF001
+            self.storage.set_trial_user_attr(frozen._trial_id, HEARTBEAT_ATTR, time.time())  # noqa: SLF001
             if self._duplicate(frozen):
                 self.storage.set_trial_user_attr(frozen._trial_id, "outcome", "duplicate")  # noqa: SLF001
                 self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)  # noqa: SLF001

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from harness.config import ConfigError
 from studies import contract
-from studies.slots import best_trial, finished_count, trial_rows
+from studies.slots import INTERRUPTED_OUTCOME, best_trial, finished_count, trial_rows
 from studies.storage import FOLDER_ATTR, IDENTITY_ATTR, load_study
 
 def load_named_study(name: str, storage: str | None, out: str) -> tuple[optuna.Study, Path]:
@@ -67,6 +67,10 @@ def print_trials(console: Console, study: optuna.Study, study_dir: Path) -> None
                                                 "outcome", "run_folder")])
     console.print(table)
     console.print(f"{data['finished']}/{data['settings']['trials']} trials finished")
+    for row in data["trials"]:
+        if row["state"] == "RUNNING" and row["outcome"].startswith(INTERRUPTED_OUTCOME):
+            console.print(f"trial {row['number']} (slot {row['slot']}) was {row['outcome']}; rerun the search "
+                          f"command to resume its runs from their checkpoints", highlight=False)
     best = data["best"]
     if best is not None:
         console.print(f"best: trial {best['number']}, H_init={best['H_init']} H_final={best['H_final']} "

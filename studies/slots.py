@@ -15,8 +15,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from studies import contract
 from studies.entropy_space import Schedule
+from studies.liveness import gone_worker
 
 FINAL_FAIL_OUTCOME = "run failed"  # the only FAIL that settles its slot
+INTERRUPTED_OUTCOME = "interrupted"  # read, not stored: a RUNNING trial whose worker is gone
 
 
 def slot_of(trial: FrozenTrial) -> int | None:
@@ -45,6 +47,17 @@ def slot_states(trials: list[FrozenTrial], count: int) -> dict[int, str]:
     return states
 
 
+def outcome(trial: FrozenTrial) -> str:
+    """Why the trial ended as it did (its ``outcome`` attribute), or its state in lower case;
+    a RUNNING trial whose worker is gone (``liveness.gone_worker``) reads "interrupted: why":
+    its Optuna state stays RUNNING until a worker of the study fails it and takes its slot."""
+    if trial.state == TrialState.RUNNING:
+        why = gone_worker(trial.user_attrs)
+        if why:
+            return f"{INTERRUPTED_OUTCOME}: {why}"
+    return str(trial.user_attrs.get("outcome", trial.state.name.lower()))
+
+
 def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict[str, Any]]:
     """One row per slot trial, in ``contract.TRIAL_COLUMNS``."""
     rows = []
@@ -61,7 +74,7 @@ def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict[str, Any]]:
             "H_final": None if schedule is None else schedule.final,
             "beta": None if schedule is None else schedule.beta,
             "objective": trial.value if trial.state == TrialState.COMPLETE else None,
-            "outcome": trial.user_attrs.get("outcome", trial.state.name.lower()),
+            "outcome": outcome(trial),
             "run_folder": str(contract.slot_folder(study_dir, slot).relative_to(study_dir)),
         })
     return rows

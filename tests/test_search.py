@@ -25,6 +25,7 @@ from studies.entropy_search import IntermediateReporter, SearchSettings, Worker,
 from studies.slots import slot_states
 from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
                                    search_space, suggest_schedule)
+from studies.liveness import Heartbeat, gone_worker
 from studies.storage import load_study, not_a_journal, open_storage
 from tests.conftest import TINY_SAC
 from tests.test_cli import read_csv, run_cli
@@ -400,6 +401,51 @@ def test_sigkill_then_rerun_ends_with_exactly_n_and_resumes_the_killed_slot(tmp_
     steps = [int(r["step"]) for r in read_csv(eval_csv)]
     assert steps == list(range(100, run_steps + 1, 100))
     assert (eval_csv.parent / "summary.json").read_text().count('"resumed": true') == 1
+
+
+@pytest.mark.slow
+def test_after_a_sigkill_search_show_and_status_say_interrupted_not_running(tmp_path):
+    # issue 18: after kill -9, search show said RUNNING until the next command
+    process = subprocess.Popen(search_command(tmp_path, 2, 1000), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_running_trial(tmp_path)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    code, stdout, stderr = run_cli("search", "show", "--study", STUDY, "--out", str(tmp_path), "--json")
+    assert code == 0, stderr
+    (killed,) = [row for row in json.loads(stdout)["trials"] if row["state"] == "RUNNING"]
+    worker = load_study(STUDY, journal(tmp_path)).trials[killed["number"]].user_attrs["worker"]
+    assert worker.split(":")[1] == str(process.pid)
+    assert killed["outcome"] == f"interrupted: its worker {worker} is gone"
+    code, stdout, stderr = run_cli("search", "show", "--study", STUDY, "--out", str(tmp_path), columns=200)
+    assert code == 0, stderr
+    assert (f"trial {killed['number']} (slot {killed['slot']}) was interrupted: its worker {worker} is gone; "
+            f"rerun the search command") in stdout
+    # the run's summary.json still says running (no process was left to write it); its readers do not
+    (summary,) = contract.slot_folder(tmp_path / STUDY, killed["slot"]).rglob("summary.json")
+    assert json.loads(summary.read_text())["status"] == "running"
+    code, stdout, stderr = run_cli("status", str(tmp_path / STUDY))
+    assert code == 0, stderr
+    (row,) = [line for line in stdout.splitlines() if line.strip().startswith("0 ")]
+    assert row.split()[1] == "interrupted"
+
+
+def test_a_reader_judges_a_worker_elsewhere_by_its_heartbeats_age():
+    now = time.time()
+    elsewhere = "another-machine:12:34"
+    assert gone_worker({"worker": elsewhere, "heartbeat": now - 10.0}, now) is None
+    assert gone_worker({"worker": elsewhere, "heartbeat": now - 200.0}, now) == (
+        "no heartbeat from its worker another-machine:12:34 for 200 s")
+    assert gone_worker({"worker": elsewhere, "heartbeat": 7}, now) is None  # a count (older versions): no age
+    assert gone_worker({"worker": elsewhere}, now) is None
+    study = optuna.create_study()
+    trial = study.ask()
+    with Heartbeat(study._storage, trial._trial_id, period=0.01):
+        time.sleep(0.1)
+    beat = study.trials[0].user_attrs["heartbeat"]
+    assert isinstance(beat, float) and 0 <= time.time() - beat < 5
 
 
 @pytest.mark.slow
