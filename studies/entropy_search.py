@@ -297,7 +297,10 @@ class Worker:
         for frozen in sorted(waiting, key=lambda t: t.number):
             if slot_of(frozen) is None:
                 continue
-            if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):  # noqa: SLF001
+            try:
+                if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):  # noqa: SLF001
+                    continue  # another worker took it first
+            except optuna.exceptions.UpdateFinishedTrialError:  # taken and already ended (a duplicate) by another
                 continue
             self.storage.set_trial_user_attr(frozen._trial_id, WORKER_ATTR, self.identity)  # noqa: SLF001
             self.storage.set_trial_user_attr(frozen._trial_id, HEARTBEAT_ATTR, time.time())  # noqa: SLF001

@@ -137,6 +137,21 @@ def test_duplicate_slot_trials_count_once(tmp_path):
     assert [row["state"] for row in contract.read_trials_file(settings.study_dir)] == ["COMPLETE", "COMPLETE", "FAIL"]
 
 
+def test_a_waiting_trial_taken_and_ended_by_another_worker_meanwhile_is_skipped(tmp_path, monkeypatch):
+    # four workers starting at once: a trial listed as WAITING may be claimed and failed as a
+    # duplicate by another worker before this one claims it (Optuna then raises, not returns False)
+    settings = tiny_settings(tmp_path, 1)
+    first, second = Worker(settings, say=lambda line: None), Worker(settings, say=lambda line: None)
+    for _ in range(2):  # slot 0 enqueued twice, as workers starting at once do
+        first.study.enqueue_trial(first.schedules[0].params(), user_attrs={"slot": 0})
+    listed = first.storage.get_all_trials(first.study._study_id, states=(TrialState.WAITING,))
+    assert second.take_waiting_trial().number == 0
+    assert second.take_waiting_trial() is None  # trial 1: a duplicate of the live trial 0, failed
+    monkeypatch.setattr(first.storage, "get_all_trials", lambda *args, **kwargs: listed)  # listed before that
+    assert first.take_waiting_trial() is None
+    assert [t.state for t in second.study.get_trials()] == [TrialState.RUNNING, TrialState.FAIL]
+
+
 def test_a_still_heartbeat_on_another_machine_means_the_worker_died(tmp_path):
     settings = tiny_settings(tmp_path, 1, stale_after_seconds=0.3)
     worker = Worker(settings, say=lambda line: None)
