@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import harness.trainer
 from rich.console import Console
@@ -13,6 +13,8 @@ from harness.listing import listing, print_listing
 from harness.suites import SUITES
 from studies.entropy_search import Worker
 from studies.search_tables import print_trials, trials_json
+from tests.reports_fixture import write_run
+from tests.test_cli import run_cli
 from tests.test_search import tiny_settings
 
 
@@ -63,3 +65,21 @@ def test_search_show_fits_80_columns_with_run_folders_relative_to_the_study(tmp_
         assert row == [str(trial["number"]), str(trial["slot"]), "COMPLETE", f"{trial['H_init']}",
                        f"{trial['H_final']}", f"{trial['beta']}", f"{trial['objective']:.2f}", "complete"]
     assert "best: trial 11" in text
+
+
+def test_status_tells_runs_of_one_seed_in_two_output_folders_apart(tmp_path):
+    for preset in ("quick", "paper"):  # `harness run --out runs/quick ...` and `--out runs/paper --preset paper`
+        folder = write_run(tmp_path / "runs" / preset, "classic", "inverted-pendulum", "sac", 0, [1, 2])
+        summary = json.loads((folder / "summary.json").read_text())
+        (folder / "summary.json").write_text(json.dumps(dict(summary, preset=preset)))
+    write_run(tmp_path / "runs", "classic", "inverted-double-pendulum", "sac", 0, [3])
+    code, stdout, stderr = run_cli("status", str(tmp_path / "runs"), columns=80)
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    assert max(map(len, lines)) <= 80, stdout
+    titles = [line.strip() for line in lines if "classic/" in line]
+    assert titles == ["classic/inverted-double-pendulum/sac",  # alone: no preset to name
+                      "paper/classic/inverted-pendulum/sac · preset paper",
+                      "quick/classic/inverted-pendulum/sac · preset quick"]
+    seeds = [line.split()[0] for line in lines if "done" in line]
+    assert seeds == ["0", "0", "0"]  # one seed 0 under each heading, never two in one table
