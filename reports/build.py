@@ -199,7 +199,8 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
         "studies": studies,
         "comparison": tables.comparison_tables(finals) + tables.comparison_tables(
             at_budget, with_published=False,
-            caption="at MBPO's own figure budgets (TASKS.md): each run's latest evaluation at or before "
+            caption="at MBPO's own figure budgets (Janner et al. 2019, Figure 2, the curves Amos et al. 2021, "
+                    "Figure 2 compares with): each run's latest evaluation at or before "
                     + ", ".join(f"{task} {step:,}" for (_, task), step in sorted(budgets.items()))
                     + " steps; ‡ marks runs that have not reached it"),
         "std_ddof": tables.STD_DDOF,

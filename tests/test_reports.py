@@ -245,6 +245,16 @@ def test_mbpo_suite_panels_draw_mbpos_published_curve_beside_ours(tmp_path, draw
     assert "Published curves:" in render(content)
 
 
+def test_the_report_cites_papers_not_files_outside_the_repository(tmp_path):
+    write_run(tmp_path, "mbpo", "hopper", "sac-svg", 0, [100, 200, 300], horizon=2, total_steps=150_000,
+              eval_every=50_000)
+    html = render(build_report([tmp_path], reps=REPS))
+    for name in ("TASKS.md", "REFERENCE_CODE.md", "../shared", "shared/"):
+        assert name not in html
+    assert "own figure budgets (Janner et al. 2019, Figure 2" in html  # the 125k column's provenance
+    assert "Amos et al. 2021, Figure 2: the authors&#39; ten runs" in html  # the published 1M-step rows' (escaped)
+
+
 @pytest.mark.parametrize("last_step, drawn_to, legend", [
     (300, None, "; from 6,019 to 125,019 steps, beyond this panel"),  # far shorter: our curve keeps the width
     (5_000, 7_019, "; continues to 125,019 steps"),  # a little shorter: the panel reaches MBPO's second point
