@@ -142,7 +142,7 @@ def test_table_numbers_match_a_hand_computation(report):
     assert svg.text == f"60.00 ± {math.sqrt(700):.2f}" and svg.best
     assert "n=3 · 300 steps · 1 unfinished not counted" == svg.detail
     failed = classic["mve (H=2)"]["inverted-pendulum"]
-    assert failed.text == "1.00 ± –" and failed.incomplete and failed.detail == "n=1 · 100 steps"
+    assert failed.text == "1.00 ± –" and failed.incomplete and failed.detail == "n=1 · 100 steps · 1 failed"
     assert not classic["sac (H=0)"]["inverted-pendulum"].best
     poplin = table_cells(content, "poplin")
     ours = poplin["sac-svg (H=2)"]["hopper"]
