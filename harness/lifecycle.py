@@ -93,7 +93,7 @@ class ProgressBar:
         parts = []
         if self.rate is not None:
             left = (self.total - self.shown) / max(self.rate, 1e-9)
-            parts.append(f"{self.rate:.1f} steps/s, {tqdm.format_interval(left)} left")
+            parts.append(f"{self.rate:.1f} steps/s, {time_left(left)} left")
         elif self.shown < self.seed_steps:
             parts.append("random actions (seed steps)")
         if self.eval_return is not None:
@@ -104,9 +104,21 @@ class ProgressBar:
         self.bar.close()
 
 
+def time_left(seconds: float) -> str:
+    """A countdown: tqdm's ``[H:]MM:SS`` under a day, whole days and hours beyond
+    (``410 d 7 h``, where ``H:MM:SS`` would read ``9847:35:30``)."""
+    if seconds < 86400:
+        return tqdm.format_interval(seconds)
+    days, rest = divmod(int(seconds), 86400)
+    return f"{days} d {rest // 3600} h"
+
+
 class StepCost:
-    """Times the first learning steps and, once, says what a step costs and how long the run
-    would take: for the paper preset on a CPU, where a run takes weeks and a GPU is expected."""
+    """Times the first learning steps and says what a step costs and how long the run would
+    take: for the paper preset on a CPU, where a run takes weeks and a GPU is expected. It
+    speaks after the first learning step (provisional: that step also warms up), then once
+    more on the median of ``MEASURED_STEPS``, since at the paper's sizes on a CPU five steps
+    take minutes."""
 
     MEASURED_STEPS = 5
 
@@ -123,14 +135,20 @@ class StepCost:
         if not self.enabled:
             return
         self.times.append(time.perf_counter() - self.clock)
+        if len(self.times) == 1:
+            first = self.times[0]
+            say(self._line(step, first, f"the first learning step's updates took {first:.2f} s here (provisional: "
+                                        f"it includes warm-up; measured again over {self.MEASURED_STEPS} steps)"))
         if len(self.times) < self.MEASURED_STEPS:
             return
         self.enabled = False
         per_step = sorted(self.times)[len(self.times) // 2]
+        say(self._line(step, per_step, f"one env step's updates take {per_step:.2f} s here"))
+
+    def _line(self, step: int, per_step: float, cost: str) -> str:
         left = (self.total_steps - step) * per_step
-        say(f"the paper preset on a CPU: one env step's updates take {per_step:.2f} s here, so the "
-            f"{self.total_steps - step:,} steps left would take about {_duration(left)}; the paper's sizes "
-            f"expect a GPU (agent.device=cuda), or try --preset quick")
+        return (f"the paper preset on a CPU: {cost}, so the {self.total_steps - step:,} steps left would take "
+                f"about {_duration(left)}; the paper's sizes expect a GPU (agent.device=cuda), or try --preset quick")
 
 
 def _duration(seconds: float) -> str:

@@ -35,8 +35,9 @@ def print_run_tables(out: Console, rows: list[RunRow]) -> None:
     experiments: dict[str, list] = {}
     for row in rows:
         experiments.setdefault(row.experiment, []).append(row)
+    titles = _titles(experiments)
     for experiment, group in experiments.items():
-        out.print(Text(experiment, style="bold", overflow="fold"))
+        out.print(Text(titles[experiment], style="bold", overflow="fold"))
         table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
         for column, justify in (("seed", "right"), ("status", "left"), ("steps", "right"), ("final", "right"),
                                 ("best", "right"), ("time", "right")):
@@ -51,6 +52,24 @@ def print_run_tables(out: Console, rows: list[RunRow]) -> None:
         for row in group:
             if row.error:
                 out.print(Text(f"  seed {row.seed}: {row.error}", overflow="fold"))
+
+
+def _titles(experiments: dict[str, list[RunRow]]) -> dict[str, str]:
+    """Each experiment's heading: its folder path, and its preset where experiments of the same
+    suite/task/agent folder (in different output folders) ran different presets."""
+    presets: dict[str, set[str]] = {}
+    for experiment, group in experiments.items():
+        presets.setdefault(_agent_folder(experiment), set()).update(row.preset for row in group)
+    titles = {}
+    for experiment, group in experiments.items():
+        shown = sorted({row.preset for row in group} - {""})
+        differ = len(presets[_agent_folder(experiment)]) > 1
+        titles[experiment] = experiment + (f" · preset {', '.join(shown)}" if differ and shown else "")
+    return titles
+
+
+def _agent_folder(experiment: str) -> str:
+    return "/".join(experiment.split("/")[-3:])
 
 
 def _number(value) -> str:

@@ -34,6 +34,7 @@ class RunRow:
     error: str = ""
     job_id: str = ""
     job_state: str = ""
+    preset: str = ""  # summary.json's, where it says
 
 
 @dataclass
@@ -43,10 +44,15 @@ class StatusReport:
     note: str = ""
 
 
-def experiment_and_seed(folder: Path) -> tuple[str, str]:
-    """(<suite>/<task>/<agent folder>, seed) of a run folder."""
-    parts = folder.resolve().parts[-4:]
-    return "/".join(parts[:3]), parts[3].removeprefix(SEED_PREFIX)
+def experiment_and_seed(folder: Path, root: Path | None = None) -> tuple[str, str]:
+    """(<suite>/<task>/<agent folder>, seed) of a run folder; below ``root``, the experiment is
+    its whole path from ``root`` (``quick/classic/...`` and ``paper/classic/...`` are two
+    experiments, not one with two seeds 0)."""
+    folder = folder.resolve()
+    below = folder.relative_to(root.resolve()).parts if root is not None and folder.is_relative_to(
+        root.resolve()) else ()
+    experiment = below[:-1] if len(below) > 4 else folder.parts[-4:-1]
+    return "/".join(experiment), folder.name.removeprefix(SEED_PREFIX)
 
 
 def collect_status(root: Path) -> StatusReport:
@@ -58,11 +64,11 @@ def collect_status(root: Path) -> StatusReport:
     for summary_path in sorted(root.rglob(SUMMARY_FILE)):
         folder = summary_path.parent
         summary = read_summary(folder) or {}
-        experiment, seed = experiment_and_seed(folder)
+        experiment, seed = experiment_and_seed(folder, root)
         rows[str(folder.resolve())] = RunRow(
             experiment, seed, run_state(folder, summary), summary.get("steps_done"), summary.get("total_steps"),
             summary.get("final_eval_return"), summary.get("best_eval_return"), summary.get("wall_time"),
-            summary.get("error") or "")
+            summary.get("error") or "", preset=str(summary.get("preset") or ""))
     jobs = _recorded_jobs(root)
     states = slurm.query_states(jobs.values())
     report.note = states.note
@@ -76,7 +82,7 @@ def collect_status(root: Path) -> StatusReport:
             continue
         row = rows.get(serves)
         if row is None:  # its job has written nothing yet, or ended before it could
-            experiment, seed = experiment_and_seed(Path(serves))
+            experiment, seed = experiment_and_seed(Path(serves), root)
             if state == "RUNNING":
                 status = STARTING
             else:

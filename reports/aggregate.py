@@ -105,8 +105,11 @@ def build_score_set(finals: pd.DataFrame, suite: str) -> ScoreSet:
         notes.append("only complete runs (status done) enter the aggregate panels")
     counts = rows.groupby(["experiment", "task"]).size().unstack(fill_value=0)
     few = [a for a in counts.index if (counts.loc[a] < MIN_RUNS).all()]
-    for experiment in few:
-        notes.append(f"{experiment}: fewer than {MIN_RUNS} complete runs on every task; left out of these panels")
+    if len(few) == 1:
+        notes.append(f"{few[0]}: fewer than {MIN_RUNS} complete runs on every task; left out of these panels")
+    elif few:  # one note, not one per trial of a search
+        notes.append(f"{len(few)} experiments have fewer than {MIN_RUNS} complete runs on every task; left out of "
+                     f"these panels: {', '.join(few)}")
     counts = counts.drop(index=few)
     tasks = sorted(t for t in counts.columns if (counts[t] >= MIN_RUNS).all()) if len(counts) else []
     dropped = sorted(set(rows["task"]) - set(tasks))

@@ -6,6 +6,7 @@ drawn (one seed, one agent, no model-error columns...) becomes a note, never an 
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from baselines.published import load_reference_curves
 from reports import aggregate, figures, tables, videos
 from harness.suites import get_task
 from reports.load import Run, final_scores, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
-from reports.search import study_numbers, study_sections
+from reports.search import study_numbers, study_sections, trial_experiments
 from reports.model_generalisation import model_generalisation_section
 
 ABLATION_AGENTS = ("sac", "sac-svg", "mve", "sac-svg-mve")  # paper Fig. 4: expansion in actor x critic
@@ -33,7 +34,31 @@ def _experiment_agents(runs: list[Run]) -> dict[tuple[str, str, str], tuple[str,
     return {(r.suite, r.task, r.experiment): (r.base_agent, r.horizon) for r in runs}
 
 
-def _learning_curves(runs: list[Run], curves: pd.DataFrame, colors: dict, reps: int) -> tuple[list, dict]:
+def _unfinished_text(runs: list[Run]) -> str:
+    """What a curve's legend says of an experiment's runs that are not done: "" when all are;
+    one run's state and steps ("interrupted, 200 of 300 steps"); else counts ("1 interrupted")."""
+    unfinished = [r for r in runs if not r.complete]
+    if not unfinished:
+        return ""
+    if len(runs) == 1:
+        run = runs[0]
+        known = run.steps_done is not None and run.total_steps
+        return run.status + (f", {run.steps_done:,} of {run.total_steps:,} steps" if known else "")
+    return ", ".join(f"{count} {status}" for status, count in sorted(Counter(r.status for r in unfinished).items()))
+
+
+def curve_marks(runs: list[Run], trials: dict[tuple[str, str, str], str]) -> dict[tuple, figures.CurveMark]:
+    """(suite, task, experiment) -> how its curve is drawn: its unfinished runs, and whether
+    it is a search trial (``trials``: ``reports.search.trial_experiments``)."""
+    members: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        members[(run.suite, run.task, run.experiment)].append(run)
+    return {key: figures.CurveMark(unfinished=_unfinished_text(group), finished=any(r.complete for r in group),
+                                   trial=key in trials, best=trials.get(key, ""))
+            for key, group in members.items()}
+
+
+def _learning_curves(runs: list[Run], curves: pd.DataFrame, colors: dict, marks: dict, reps: int) -> tuple[list, dict]:
     """One figure per (suite, task), with the published curves of that task
     (``load_reference_curves``) beside ours; also returns the bands, keyed (suite, task, experiment)."""
     reference = load_reference_curves()
@@ -48,7 +73,8 @@ def _learning_curves(runs: list[Run], curves: pd.DataFrame, colors: dict, reps: 
         published = tables.published_lines(suite, task, agents)
         ref = reference[(reference["suite"] == suite) & (reference["task"] == task)]
         out.append({"title": f"{suite} / {task}",
-                    "uri": figures.learning_curves(f"{suite} / {task}", task_bands, colors, published, ref, styles),
+                    "uri": figures.learning_curves(f"{suite} / {task}", task_bands, colors, published, ref, styles,
+                                                   {e: marks[(suite, task, e)] for e in task_bands}),
                     "note": "; ".join(ref["source"].unique())})
     return out, bands
 
@@ -94,7 +120,7 @@ def _aggregate_section(suite: str, finals: pd.DataFrame, curves: pd.DataFrame, c
     return section
 
 
-def _ablation(runs: list[Run], bands: dict, colors: dict) -> tuple[list, str]:
+def _ablation(runs: list[Run], bands: dict, colors: dict, marks: dict) -> tuple[list, str]:
     """Paper Fig. 4 (value expansion in the actor, the critic, both, neither) per task: the
     bands of every experiment of those agents."""
     agent_of = {key: agent for key, (agent, _) in _experiment_agents(runs).items()}
@@ -107,7 +133,8 @@ def _ablation(runs: list[Run], bands: dict, colors: dict) -> tuple[list, str]:
         chosen = {e: b for (s, t, e), b in sorted(bands.items())
                   if (s, t) == (suite, task) and agent_of[(s, t, e)] in ABLATION_AGENTS}
         out.append({"title": f"{suite} / {task}",
-                    "uri": figures.learning_curves(f"{suite} / {task}: expansion in actor / critic", chosen, colors)})
+                    "uri": figures.learning_curves(f"{suite} / {task}: expansion in actor / critic", chosen, colors,
+                                                   marks={e: marks[(suite, task, e)] for e in chosen})})
     return out, ""
 
 
@@ -120,8 +147,9 @@ def _model_errors(evals: pd.DataFrame, colors: dict) -> tuple[list, str]:
             for (suite, task), group in rows.groupby(["suite", "task"], sort=True)], ""
 
 
-def _entropy_schedules(runs: list[Run]) -> tuple[str | None, list[dict[str, str]]]:
-    """Paper Fig. 6: the distinct target-entropy schedules the runs used, and a table of them."""
+def _entropy_schedules(runs: list[Run], trials: dict) -> tuple[str | None, list[dict[str, str]]]:
+    """Paper Fig. 6: the distinct target-entropy schedules the runs used, and a table of them;
+    a schedule only search trials used (``trials``) is drawn grey."""
     seen: dict[tuple, dict] = {}
     for run in runs:
         schedule, total = run.target_entropy(), run.total_steps
@@ -129,7 +157,8 @@ def _entropy_schedules(runs: list[Run]) -> tuple[str | None, list[dict[str, str]
             continue
         init, final, decay = schedule
         entry = seen.setdefault((init, final, decay, total), {"init": init, "final": final, "decay": decay,
-                                                              "total_steps": total, "runs": []})
+                                                              "total_steps": total, "runs": [], "trial": True})
+        entry["trial"] = entry["trial"] and (run.suite, run.task, run.experiment) in trials
         name = f"{run.suite}/{run.task} {run.experiment}"
         if name not in entry["runs"]:
             entry["runs"].append(name)
@@ -175,18 +204,20 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
     finals = final_scores(runs)
     budgets = comparison_budgets(runs)
     at_budget = scores_at_step(runs, budgets)
-    colors = figures.agent_colors(sorted({r.experiment for r in runs}))
-    learning, bands = _learning_curves(runs, curves, colors, reps)
-    ablation, ablation_note = _ablation(runs, bands, colors)
+    studies = study_sections(paths, runs)
+    trials = trial_experiments(studies, runs)
+    colors = figures.agent_colors([r.experiment for r in runs], later={experiment for _, _, experiment in trials})
+    marks = curve_marks(runs, trials)
+    learning, bands = _learning_curves(runs, curves, colors, marks, reps)
+    ablation, ablation_note = _ablation(runs, bands, colors, marks)
     model_error, model_error_note = _model_errors(evals, colors)
-    entropy_uri, entropy_rows = _entropy_schedules(runs)
+    entropy_uri, entropy_rows = _entropy_schedules(runs, trials)
     suites = sorted(finals["suite"].unique())
     counts = {"runs": len(runs), "done": sum(r.complete for r in runs),
               "tasks": len({(r.suite, r.task) for r in runs}), "agents": len({r.agent for r in runs}),
               "experiments": len({(r.suite, r.task, r.experiment) for r in runs})}
     video_groups, video_warnings = videos.video_sections(runs, video_folder)
     warnings = _warnings(runs, grouping_warnings) + video_warnings
-    studies = study_sections(paths, runs)
     return {
         "inputs": [str(p) for p in paths],
         "counts": counts,
@@ -199,7 +230,8 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
         "studies": studies,
         "comparison": tables.comparison_tables(finals) + tables.comparison_tables(
             at_budget, with_published=False,
-            caption="at MBPO's own figure budgets (TASKS.md): each run's latest evaluation at or before "
+            caption="at MBPO's own figure budgets (Janner et al. 2019, Figure 2, the curves Amos et al. 2021, "
+                    "Figure 2 compares with): each run's latest evaluation at or before "
                     + ", ".join(f"{task} {step:,}" for (_, task), step in sorted(budgets.items()))
                     + " steps; ‡ marks runs that have not reached it"),
         "std_ddof": tables.STD_DDOF,

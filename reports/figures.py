@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Collection
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -21,6 +23,7 @@ from rliable import plot_utils  # noqa: E402
 
 
 DPI = 96
+LEGEND_FONTSIZE = 9  # points: 12 px at the report's DPI, legible at the size the page shows a figure
 
 
 def plain(name: str) -> str:
@@ -29,12 +32,25 @@ def plain(name: str) -> str:
     return " " + text if text.startswith("_") else text
 
 
-def agent_colors(agents: list[str]) -> dict[str, tuple]:
-    """One stable colour per agent (experiment) name, the same in every figure; distinct for
-    up to 20 names (tab20's strong colours first, then its light ones)."""
+def distinct_colors(count: int) -> list[tuple]:
+    """``count`` colours, no two alike: tab10's; beyond ten, tab20's strong then light ones
+    (its strong ones are tab10's), then tab20b's and tab20c's, then evenly spaced hues."""
+    if count <= 10:
+        return list(plt.get_cmap("tab10").colors)
     tab20 = plt.get_cmap("tab20").colors
-    palette = plt.get_cmap("tab10").colors if len(agents) <= 10 else tab20[0::2] + tab20[1::2]
-    return {agent: palette[i % len(palette)] for i, agent in enumerate(sorted(agents))}
+    colors = list(dict.fromkeys(tab20[0::2] + tab20[1::2] + plt.get_cmap("tab20b").colors
+                                + plt.get_cmap("tab20c").colors))
+    extra = count - len(colors)
+    return colors + [tuple(plt.get_cmap("hsv")(i / extra)[:3]) for i in range(max(extra, 0))]
+
+
+def agent_colors(agents: list[str], later: Collection[str] = ()) -> dict[str, tuple]:
+    """One stable colour per agent (experiment) name, the same in every figure, and no two
+    names alike however many. Names in ``later`` (a search's trials) come after the others,
+    which keep the strong colours they have in a report without them."""
+    first = sorted(a for a in set(agents) if a not in later)
+    ordered = first + sorted(a for a in set(agents) if a in later)
+    return dict(zip(ordered, distinct_colors(len(ordered))))
 
 
 def _png_data_uri(png: bytes) -> str:
@@ -104,25 +120,88 @@ def _draw_reference(ax: plt.Axes, curve: pd.DataFrame, end: int, style: str | tu
                         color="black", alpha=0.08, linewidth=0, zorder=1)
 
 
+TRIAL_GREY = "#a0a0a0"  # a search's trials other than its best: one grey, which no experiment's colour is
+
+
+@dataclass(frozen=True)
+class CurveMark:
+    """How an experiment's learning curve is drawn beyond its colour.
+
+    ``unfinished``: what its legend says of runs not done ("1 interrupted"; "" when every run
+    is done); ``finished``: False when none of its runs is done (dashed, hollow markers).
+    ``trial``: a search trial's runs, drawn in the trials panel; ``best``: for a study's best
+    trial, its legend entry there (drawn in its colour; the other trials grey)."""
+
+    unfinished: str = ""
+    finished: bool = True
+    trial: bool = False
+    best: str = ""
+
+
+def _curve_label(name: str, band: pd.DataFrame, mark: CurveMark) -> str:
+    runs = int(band["n"].max())
+    count = "1 run" if runs == 1 else f"mean of {runs}"
+    return plain(f"{name} ({count}{'; ' + mark.unfinished if mark.unfinished else ''})")
+
+
+def _draw_experiment(ax: plt.Axes, name: str, band: pd.DataFrame, color: tuple | str, mark: CurveMark,
+                     label: str) -> None:
+    """One experiment's mean curve and 95% band; unfinished (no run done): dashed, hollow markers."""
+    style = {} if mark.finished else {"linestyle": (0, (4, 2)), "markerfacecolor": "white"}
+    ax.plot(band["step"], band["mean"], color=color, marker="o", markersize=3 if mark.finished else 4, label=label,
+            **style)
+    ax.fill_between(band["step"], band["low"], band["high"], color=color, alpha=0.2, linewidth=0)
+
+
+def _draw_trials(ax: plt.Axes, bands: dict[str, pd.DataFrame], colors: dict[str, tuple],
+                 marks: dict[str, CurveMark]) -> None:
+    """A search's trials: each study's best in its colour, the others thin and grey (dashed when
+    unfinished), counted once in the legend."""
+    others = {"finished": 0, "unfinished": 0}
+    for name, band in bands.items():
+        mark = marks[name]
+        if mark.best:
+            label = plain(mark.best) + "\n" + _curve_label(name, band, mark)
+            _draw_experiment(ax, name, band, colors[name], mark, label)
+            continue
+        kind = "finished" if mark.finished else "unfinished"
+        others[kind] += 1
+        ax.plot(band["step"], band["mean"], color=TRIAL_GREY, linewidth=0.9, alpha=0.8, zorder=1,
+                linestyle="-" if mark.finished else (0, (4, 2)), label=f"_{kind} trial")
+    for kind, count in others.items():
+        if count:
+            ax.plot([], [], color=TRIAL_GREY, linestyle="-" if kind == "finished" else (0, (4, 2)),
+                    label=f"{count} other {'trial' if count == 1 else 'trials'}"
+                          + ("" if kind == "finished" else ", unfinished (pruned, failed or interrupted)"))
+
+
 def learning_curves(title: str, bands: dict[str, pd.DataFrame], colors: dict[str, tuple],
                     published: pd.DataFrame | None = None, references: pd.DataFrame | None = None,
-                    styles: dict[str, str | tuple] | None = None) -> str:
+                    styles: dict[str, str | tuple] | None = None, marks: dict[str, CurveMark] | None = None) -> str:
     """Mean evaluation return per experiment with its 95% band, published finals as horizontal
-    lines and published learning curves beside them.
+    lines and published learning curves beside them; a search's trials in a panel of their own.
 
     ``bands``: experiment label -> ``reports.aggregate.curve_band`` frame (step, mean, low, high).
     ``published``: rows with label, mean (returns) drawn as dashed horizontal lines.
     ``references``: published curves (rows step, return, std, label; ``load_reference_curves``)
     drawn beside ours in black, line style ``styles[label]`` (``reference_styles``), cut to
     ``_reference_end``: the legend says how far each goes on.
+    ``marks``: per experiment, its unfinished runs and whether it is a search trial
+    (``CurveMark``); an experiment without one is finished and not a trial.
     """
-    figure, ax = plt.subplots(figsize=(7.5, 4.2))
-    last_step = 0
-    for agent, band in bands.items():
-        ax.plot(band["step"], band["mean"], color=colors[agent], marker="o", markersize=3,
-                label=f"{plain(agent)} (mean of {int(band['n'].max())})")
-        ax.fill_between(band["step"], band["low"], band["high"], color=colors[agent], alpha=0.2, linewidth=0)
-        last_step = max(last_step, int(band["step"].max()))
+    marks = {name: (marks or {}).get(name, CurveMark()) for name in bands}
+    ours = {name: band for name, band in bands.items() if not marks[name].trial}
+    trials = {name: band for name, band in bands.items() if marks[name].trial}
+    panels = int(bool(ours)) + int(bool(trials)) or 1
+    figure, axes = plt.subplots(panels, 1, figsize=(7.5, 4.2 * panels), sharex=True, squeeze=False)
+    ax, trial_ax = axes[0, 0], axes[-1, 0]
+    for name, band in ours.items():
+        _draw_experiment(ax, name, band, colors[name], marks[name], _curve_label(name, band, marks[name]))
+    if trials:
+        _draw_trials(trial_ax, trials, colors, marks)
+        if ours:
+            trial_ax.set_title(f"search trials ({len(trials)}): each study's best in colour, the others grey")
+    last_step = max((int(band["step"].max()) for band in bands.values()), default=0)
     if references is not None and len(references):
         end = _reference_end(last_step, references)
         for label, curve in references.groupby("label", sort=False):
@@ -133,9 +212,12 @@ def learning_curves(title: str, bands: dict[str, pd.DataFrame], colors: dict[str
             ax.axhline(row.mean, color="grey", linestyle=final_styles[i % 3], linewidth=1,
                        label=plain(f"{row.label} (published, {int(row.steps):,} steps)"))
     ax.set_title(plain(title))
-    ax.set_ylabel("evaluation return")
-    _steps_axis(ax)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    for panel in axes[:, 0]:
+        panel.set_ylabel("evaluation return")
+        _steps_axis(panel)
+        panel.legend(fontsize=LEGEND_FONTSIZE, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    for panel in axes[:-1, 0]:
+        panel.set_xlabel("")
     return to_data_uri(figure)
 
 
@@ -164,7 +246,7 @@ def performance_profiles(taus: np.ndarray, profiles: dict, intervals: dict, colo
         performance_profile_cis={plain(a): c for a, c in intervals.items()},
         colors={plain(a): colors[a] for a in profiles}, xlabel=xlabel,
         ylabel=r"fraction of runs with score > $\tau$", ax=ax, labelsize="medium", ticklabelsize="small")
-    ax.legend(handles=ax.get_lines(), fontsize=8, loc="best")
+    ax.legend(handles=ax.get_lines(), fontsize=LEGEND_FONTSIZE, loc="best")
     return to_data_uri(figure)
 
 
@@ -185,7 +267,7 @@ def sample_efficiency(steps: np.ndarray, points: dict, intervals: dict, colors: 
         steps, {plain(a): p for a, p in points.items()}, {plain(a): c for a, c in intervals.items()},
         colors={plain(a): colors[a] for a in points}, xlabel="env steps", ylabel=ylabel, ax=ax,
         labelsize="medium", ticklabelsize="small")
-    ax.legend(handles=ax.get_lines(), fontsize=8, loc="best")
+    ax.legend(handles=ax.get_lines(), fontsize=LEGEND_FONTSIZE, loc="best")
     return to_data_uri(figure)
 
 
@@ -207,7 +289,7 @@ def model_errors(title: str, curves: pd.DataFrame, colors: dict) -> str:
     ax.set_title(plain(title))
     ax.set_ylabel("model error")
     _steps_axis(ax)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return to_data_uri(figure)
 
 
@@ -216,15 +298,22 @@ def entropy_schedules(schedules: list[dict]) -> str:
 
     ``schedules``: dicts with label, steps and values (the target as a run logged it in
     train.csv, or as a study folder records it): the report draws data, it does not
-    recompute eq. (14).
+    recompute eq. (14). Those with ``trial`` true (used by a search's trials alone) are drawn
+    grey and counted in one legend entry; the others each get a colour of their own.
     """
     figure, ax = plt.subplots(figsize=(7.5, 4))
-    for entry in schedules:
-        ax.plot(entry["steps"], entry["values"], label=plain(entry["label"]))
+    shown = [entry for entry in schedules if not entry.get("trial")]
+    for entry, color in zip(shown, distinct_colors(len(shown))):
+        ax.plot(entry["steps"], entry["values"], color=color, label=plain(entry["label"]))
+    trials = [entry for entry in schedules if entry.get("trial")]
+    for i, entry in enumerate(trials):
+        ax.plot(entry["steps"], entry["values"], color=TRIAL_GREY, linewidth=0.9, alpha=0.8, zorder=1,
+                label="_trial" if i else f"{len(trials)} schedule{'s' if len(trials) > 1 else ''} of search trials "
+                                         "(the table names them)")
     ax.set_title("target entropy schedules, eq. (14)")
     ax.set_ylabel("target entropy")
     _steps_axis(ax)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return to_data_uri(figure)
 
 
@@ -261,7 +350,7 @@ def search_history(trials: pd.DataFrame, maximise: bool = True) -> str:
     ax.set_ylabel("objective")
     ax.set_title("objective per trial")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return to_data_uri(figure)
 
 
@@ -292,6 +381,6 @@ def search_parameters(trials: pd.DataFrame, parameters: tuple[str, ...], best_nu
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    np.atleast_1d(axes)[-1].legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5),
-                                   frameon=False)
+    np.atleast_1d(axes)[-1].legend(handles, labels, fontsize=LEGEND_FONTSIZE, loc="center left",
+                                   bbox_to_anchor=(1.02, 0.5), frameon=False)
     return to_data_uri(figure)

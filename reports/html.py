@@ -9,10 +9,12 @@ folder beside it (``reports.videos``).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from reports.aggregate import DEFAULT_REPS
 from reports.build import build_report
@@ -21,10 +23,21 @@ from reports.videos import copy_linked_videos, linked_video_folder
 TEMPLATE = "report.html.j2"
 
 
+BREAK_AFTER = re.compile(r",(?!\d)")  # a comma between settings, not one of thousands (5,000)
+
+
+def breakable(text: object) -> Markup:
+    """``text`` escaped, with a line-break opportunity after each comma between settings: a
+    label of overrides (``sac+init=1,final=-4,...``) wraps there instead of widening its table."""
+    return Markup(BREAK_AFTER.sub(",<wbr>", str(escape(text))))
+
+
 def environment() -> jinja2.Environment:
     """The template environment: autoescape on for every template (names come from disk)."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["breakable"] = breakable
+    return env
 
 
 def render(content: dict[str, Any]) -> str:

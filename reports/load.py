@@ -27,7 +27,7 @@ from studies.contract import is_trial_run
 
 TIDY_COLUMNS = ["suite", "task", "agent", "experiment", "seed", "step", "metric", "value"]
 SCORE_COLUMNS = ["suite", "task", "agent", "experiment", "horizon", "preset", "total_steps", "seed", "step",
-                 "final_return", "complete", "folder", "origin"]
+                 "final_return", "complete", "folder", "origin", "status"]
 EVAL_METRICS = ["return_mean", "return_std", "model_error_holdout", "model_error_replay"]
 
 
@@ -309,7 +309,8 @@ def resample_curves(frame: pd.DataFrame, metric: str = "return_mean") -> pd.Data
 def _score_row(run: Run, step: int, value: float, complete: bool) -> dict[str, Any]:
     return {"suite": run.suite, "task": run.task, "agent": run.agent, "experiment": run.experiment,
             "horizon": run.horizon, "preset": run.preset, "total_steps": run.total_steps, "seed": run.seed,
-            "step": step, "final_return": value, "complete": complete, "folder": str(run.path), "origin": run.origin}
+            "step": step, "final_return": value, "complete": complete, "folder": str(run.path), "origin": run.origin,
+            "status": run.status}
 
 
 def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -320,7 +321,7 @@ def final_scores(runs: list[Run]) -> pd.DataFrame:
     """One row per run with an evaluation: suite, task, agent, experiment, horizon, preset,
     total_steps (its budget), seed, step (of the last evaluation), final_return (its
     return_mean), complete (status is done), folder (the run folder), origin (a search
-    trial's run or another)."""
+    trial's run or another), status (the run's)."""
     return _score_frame([_score_row(r, r.last_eval_step, r.final_return, r.complete)
                          for r in runs if r.final_return is not None])
 

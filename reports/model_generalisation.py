@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from reports.figures import plain, to_data_uri
+from reports.figures import LEGEND_FONTSIZE, plain, to_data_uri
 
 CSV_NAME = "model_generalisation.csv"
 JSON_NAME = "model_generalisation.json"
@@ -83,7 +83,7 @@ def generalisation_figure(frame: pd.DataFrame, figure_title: str) -> str:
     ax.set_xlabel("training episodes")
     ax.set_ylabel("multi-step MSE")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return to_data_uri(figure)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from harness.suites import get_task
 from reports import figures
 from reports.load import Run, logged_target_entropy
-from studies.contract import TRIAL_COLUMNS, find_study_folders, read_study_file, read_trials_file
+from studies.contract import TRIAL_COLUMNS, TRIALS_DIR, find_study_folders, read_study_file, read_trials_file
 
 PARAMETERS = ("H_init", "H_final", "beta")  # eq. (14): H_init, H_final and the decay exponent beta
 NUMERIC_COLUMNS = ("number", "slot", *PARAMETERS, "objective")
@@ -164,6 +164,21 @@ def study_section(study_dir: Path, runs: list[Run]) -> dict[str, Any]:
 def study_sections(paths: list[Path], runs: list[Run]) -> list[dict[str, Any]]:
     """A search panel per study folder given or below ``paths``."""
     return [study_section(folder, runs) for folder in find_study_folders(paths)]
+
+
+def trial_experiments(sections: list[dict[str, Any]], runs: list[Run]) -> dict[tuple[str, str, str], str]:
+    """(suite, task, experiment) of every search trial's runs (those under a study folder's
+    ``trials/``) -> "" or, for a study's best trial, the name a legend gives it."""
+    found: dict[tuple[str, str, str], str] = {}
+    for section in sections:
+        folder = Path(section["folder"])
+        for row in section["trials"]:  # best objective first: a slot's scored trial before its retries
+            best = f"best of study {section['name']}: trial {row['trial']}" if row["best"] else ""
+            for run in _trial_runs(folder, row["run folder"], runs):
+                found.setdefault((run.suite, run.task, run.experiment), best)
+        for run in _trial_runs(folder, TRIALS_DIR, runs):  # and those trials.csv does not list (yet)
+            found.setdefault((run.suite, run.task, run.experiment), "")
+    return found
 
 
 def study_numbers(section: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,12 @@ def _steps_text(steps: pd.Series) -> str:
     return f"{low:,} steps" if low == high else f"{low:,}–{high:,} steps"
 
 
+def _states_text(runs: pd.DataFrame) -> str:
+    """How many of ``runs`` are in each state other than done: "1 interrupted, 2 running"."""
+    states = runs.loc[runs["status"] != "done", "status"].value_counts().sort_index()
+    return ", ".join(f"{count} {state}" for state, count in states.items())
+
+
 def _agent_label(agent: str, horizon: int | None) -> str:
     return agent if horizon is None else f"{agent} (H={horizon})"
 
@@ -107,9 +113,12 @@ def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption
                 counted, left_out = counted_runs(runs)
                 mean, text = mean_std_text(counted["final_return"].to_numpy(float))
                 detail = f"n={len(counted)} · {_steps_text(counted['step'])}"
+                incomplete = not counted["complete"].all()
+                if incomplete and (states := _states_text(counted)):
+                    detail += f" · {states}"
                 if left_out:
                     detail += f" · {left_out} unfinished not counted"
-                cells.append(Cell(mean, text, detail, incomplete=not counted["complete"].all()))
+                cells.append(Cell(mean, text, detail, incomplete=incomplete))
             rows.append(Row(_agent_label(experiment, horizon), published=False, cells=cells))
         published = load_published(suite)
         published = published[published["task"].isin(tasks)] if with_published else published.iloc[0:0]

@@ -9,8 +9,10 @@ from typing import Any
 import optuna
 import yaml
 from optuna.trial import TrialState
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.config import ConfigError
 from studies import contract
@@ -56,17 +58,25 @@ def trials_json(study: optuna.Study, study_dir: Path) -> dict[str, Any]:
 
 
 def print_trials(console: Console, study: optuna.Study, study_dir: Path) -> None:
-    """The trials table, the count of finished slots and the best trial."""
+    """The trials table, the count of finished slots and the best trial, in 80 columns: the
+    study's folder is said once above the table, and the run folders relative to it (one per
+    slot, ``contract.slot_folder``), so the table needs no column of paths."""
     data = trials_json(study, study_dir)
-    table = Table(title=f"study {study.study_name}")
-    for column in ("trial", "slot", "state", "H_init", "H_final", "beta", "objective", "outcome", "run folder"):
-        table.add_column(column, overflow="fold")
+    console.print(Text(f"study {study.study_name}, folder:", style="bold", overflow="fold"))
+    console.print(Text(str(study_dir), overflow="fold"), highlight=False)
+    folders = sorted({row["run_folder"] for row in data["trials"]})
+    if folders:
+        span = folders[0] + (f" to {folders[-1]}" if len(folders) > 1 else "")
+        console.print(Text(f"  run folders: {span} (one per slot)", overflow="fold"),
+                      highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, show_edge=False, pad_edge=False)
+    for column in ("trial", "slot", "state", "H_init", "H_final", "beta", "objective", "outcome"):
+        table.add_column(column, justify="left" if column in ("state", "outcome") else "right", overflow="fold")
     for row in data["trials"]:
-        row = dict(row, run_folder=study_dir / row["run_folder"])
         table.add_row(*[_text(row[k]) for k in ("number", "slot", "state", "H_init", "H_final", "beta", "objective",
-                                                "outcome", "run_folder")])
+                                                "outcome")])
     console.print(table)
-    console.print(f"{data['finished']}/{data['settings']['trials']} trials finished")
+    console.print(f"{data['finished']}/{data['settings']['trials']} trials finished", highlight=False)
     for row in data["trials"]:
         if row["state"] == "RUNNING" and row["outcome"].startswith(INTERRUPTED_OUTCOME):
             console.print(f"trial {row['number']} (slot {row['slot']}) was {row['outcome']}; rerun the search "
@@ -74,7 +84,7 @@ def print_trials(console: Console, study: optuna.Study, study_dir: Path) -> None
     best = data["best"]
     if best is not None:
         console.print(f"best: trial {best['number']}, H_init={best['H_init']} H_final={best['H_final']} "
-                      f"beta={best['beta']}, objective {best['objective']:.2f}")
+                      f"beta={best['beta']}, objective {best['objective']:.2f}", highlight=False)
 
 
 def run_failures(study: optuna.Study) -> list[str]:

@@ -126,15 +126,16 @@ STUDY_TRIALS = [
 ]
 
 
-def write_study(root: Path) -> Path:
+def write_study(root: Path, trials: list[tuple] = STUDY_TRIALS, agent: str = "sac-svg",
+                name: str = STUDY_NAME) -> Path:
     """A target-entropy study folder as ``harness search entropy`` writes it (study.json,
-    trials.csv, one slot folder of runs per trial), numbers in ``STUDY_TRIALS``; returns it.
-    A pruned trial's run stopped after two evaluations (running, lock gone: interrupted); a
-    failed trial's run failed after one."""
-    study = root / STUDY_NAME
+    trials.csv, one slot folder of runs per trial), numbers in ``trials`` (``STUDY_TRIALS``'s
+    form); returns it. A pruned trial's run stopped after two evaluations (running, lock gone:
+    interrupted); a failed trial's run failed after one."""
+    study = root / name
     study.mkdir(parents=True)
-    settings = {"study": STUDY_NAME, "suite": "classic", "task": "inverted-pendulum", "agent": "sac-svg",
-                "preset": "quick", "steps": 300, "seeds": 2, "trials": len(STUDY_TRIALS), "sampler": "random",
+    settings = {"study": name, "suite": "classic", "task": "inverted-pendulum", "agent": agent,
+                "preset": "quick", "steps": 300, "seeds": 2, "trials": len(trials), "sampler": "random",
                 "pruner": "median", "study_seed": 0, "overrides": [], "storage": "study.journal",
                 "paper_schedule": PAPER_SCHEDULE,
                 "paper_schedule_curve": {"steps": [0, 150, 300], "values": [target_entropy_schedule(
@@ -143,17 +144,45 @@ def write_study(root: Path) -> Path:
     with open(study / "trials.csv", "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(TRIAL_COLUMNS)
-        for number, state, (init, final, beta), finals, objective, outcome in STUDY_TRIALS:
+        for number, state, (init, final, beta), finals, objective, outcome in trials:
             slot = f"trials/slot_{number:03d}"
             writer.writerow([number, number, state, init, final, beta, "" if objective is None else objective,
                              outcome, slot])
-            agent = f"sac-svg+init={init:g},final={final:g},decay={beta:g}"
+            folder = f"{agent}+init={init:g},final={final:g},decay={beta:g}"
             for seed, final_return in enumerate(finals):
                 if final_return is None:
                     continue
                 returns, status = {"COMPLETE": ([0, final_return / 2, final_return], "done"),
                                    "PRUNED": ([0, final_return], "running"),
                                    "FAIL": ([final_return], "failed")}[state]
-                write_run(study / slot, "classic", "inverted-pendulum", agent, seed, returns, status=status,
-                          horizon=2, entropy=(init, final, beta))
+                write_run(study / slot, "classic", "inverted-pendulum", folder, seed, returns, status=status,
+                          horizon=2 if agent != "sac" else 0, entropy=(init, final, beta))
     return study
+
+
+SEARCH_TRIALS = 22
+SEARCH_NAME = "entropy-classic-inverted-pendulum-sac"
+
+
+def search_trials(count: int = SEARCH_TRIALS) -> list[tuple]:
+    """``count`` trials of one seed in ``STUDY_TRIALS``' form, each its own schedule: trial k
+    complete with final return 10 + 7k (the last one the best), but trial 5 failed and trial 6
+    pruned."""
+    trials = []
+    for number in range(count):
+        schedule = (1.0 - number % 4, -1.0 - number % 3, float(2 ** (number % 7)))  # distinct up to 84 trials
+        state, outcome = {5: ("FAIL", "run failed"), 6: ("PRUNED", "pruned")}.get(number, ("COMPLETE", "complete"))
+        final = 10.0 + 7 * number
+        trials.append((number, state, schedule, (final,), final if state == "COMPLETE" else None, outcome))
+    return trials
+
+
+def write_search_beside_runs(root: Path, count: int = SEARCH_TRIALS) -> Path:
+    """A folder as a newcomer's ``runs/`` looks after ``harness run`` and ``harness search``:
+    sac seeds 0-2 (final 10, 20, 30), a sac-svg seed 0 interrupted at step 200 of 300, and
+    under ``search/`` a study of ``count`` sac trials (``search_trials``); returns ``root``."""
+    for seed, final in enumerate((10, 20, 30)):
+        write_run(root, "classic", "inverted-pendulum", "sac", seed, [0, final / 2, final])
+    write_run(root, "classic", "inverted-pendulum", "sac-svg", 0, [0, 40], status="running", horizon=2)
+    write_study(root / "search", search_trials(count), agent="sac", name=SEARCH_NAME)
+    return root

@@ -113,15 +113,37 @@ def test_progress_rate_covers_learning_steps_only(monkeypatch):
     bar.close()
 
 
-def test_the_paper_preset_on_a_cpu_says_what_a_step_costs(monkeypatch):
+def test_the_paper_preset_on_a_cpu_says_what_a_step_costs_from_the_first_learning_step(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(lifecycle.time, "perf_counter", clock)
     said: list[str] = []
     cost = StepCost(total_steps=1_000_000, enabled=True)
     for step in range(1001, 1001 + StepCost.MEASURED_STEPS + 3):
         cost.start()
-        clock.now += 2.0
+        clock.now += 3.0 if step == 1001 else 2.0  # the first step also warms up
         cost.stop(step, said.append)
-    assert len(said) == 1, said
-    assert "one env step's updates take 2.00 s here" in said[0]
-    assert "998,995 steps left would take about 23.1 days" in said[0] and "GPU" in said[0]
+        if step == 1001:  # said at once, not minutes later, and marked provisional
+            assert len(said) == 1 and "provisional" in said[0], said
+            assert "the first learning step's updates took 3.00 s here" in said[0]
+            assert "998,999 steps left would take about 34.7 days" in said[0] and "GPU" in said[0]
+    assert len(said) == 2, said  # then once more, on the median of the measured steps
+    assert "one env step's updates take 2.00 s here" in said[1] and "provisional" not in said[1]
+    assert "998,995 steps left would take about 23.1 days" in said[1] and "GPU" in said[1]
+
+
+@pytest.mark.parametrize("seconds, shown", [(59, "00:59"), (3 * 3600 + 5, "3:00:05"), (86399, "23:59:59"),
+                                            (9847 * 3600 + 35 * 60 + 30, "410 d 7 h"), (86400, "1 d 0 h")])
+def test_time_left_says_days_beyond_one(seconds, shown):
+    assert lifecycle.time_left(seconds) == shown
+
+
+def test_the_progress_bar_counts_down_a_paper_run_in_days(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(lifecycle.time, "perf_counter", clock)
+    bar = ProgressBar(total=5_000_000, initial=0, seed_steps=10, enabled=False, desc="t")
+    for step in range(1, 31):  # learning from step 11 at 0.14 steps/s: 5M steps take 413 days
+        clock.now += 1 / 0.14 if step > 10 else 0.001
+        bar.update(step)
+    assert bar.rate == pytest.approx(0.14)
+    assert bar.bar.postfix.endswith("0.1 steps/s, 413 d 8 h left"), bar.bar.postfix
+    bar.close()

@@ -95,6 +95,18 @@ def test_reference_curve_is_the_authors_humanoid_run():
     assert curves["std"].isna().all()  # one run: no spread over seeds
 
 
+OUTSIDE_THE_REPOSITORY = ("TASKS.md", "REFERENCE_CODE.md", "ARCHITECTURE.md", "../", "shared/")
+
+
+def test_every_source_cites_a_paper_table_or_figure_or_a_public_repository_never_a_file_outside_ours():
+    sources = set(load_published()["source"]) | set(load_reference_curves()["source"])
+    for source in sources:
+        assert not any(name in source for name in OUTSIDE_THE_REPOSITORY), source
+        assert any(f"{kind} " in source for kind in ("Table", "Figure", "folder")), source  # where to look in it
+    mbpo = set(load_published("mbpo")["source"])
+    assert mbpo == {"Amos et al. 2021, Figure 2: the authors' ten runs (facebookresearch/svg)"}
+
+
 MBPO_CURVE_ENDS = {"hopper": 125_019, "walker2d": 300_001, "ant": 300_035, "humanoid": 250_015, "halfcheetah": 400_985}
 
 

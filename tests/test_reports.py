@@ -143,7 +143,7 @@ def test_table_numbers_match_a_hand_computation(report):
     assert svg.text == f"60.00 ± {math.sqrt(700):.2f}" and svg.best
     assert "n=3 · 300 steps · 1 unfinished not counted" == svg.detail
     failed = classic["mve (H=2)"]["inverted-pendulum"]
-    assert failed.text == "1.00 ± –" and failed.incomplete and failed.detail == "n=1 · 100 steps"
+    assert failed.text == "1.00 ± –" and failed.incomplete and failed.detail == "n=1 · 100 steps · 1 failed"
     assert not classic["sac (H=0)"]["inverted-pendulum"].best
     poplin = table_cells(content, "poplin")
     ours = poplin["sac-svg (H=2)"]["hopper"]
@@ -244,6 +244,16 @@ def test_mbpo_suite_panels_draw_mbpos_published_curve_beside_ours(tmp_path, draw
     humanoid = legend_texts(drawn_axes["mbpo / humanoid"])
     assert "SAC-SVG(2) authors' run, seed 9 (published); from 25,052 to 5,000,000 steps, beyond this panel" in humanoid
     assert "Published curves:" in render(content)
+
+
+def test_the_report_cites_papers_not_files_outside_the_repository(tmp_path):
+    write_run(tmp_path, "mbpo", "hopper", "sac-svg", 0, [100, 200, 300], horizon=2, total_steps=150_000,
+              eval_every=50_000)
+    html = render(build_report([tmp_path], reps=REPS))
+    for name in ("TASKS.md", "REFERENCE_CODE.md", "../shared", "shared/"):
+        assert name not in html
+    assert "own figure budgets (Janner et al. 2019, Figure 2" in html  # the 125k column's provenance
+    assert "Amos et al. 2021, Figure 2: the authors&#39; ten runs" in html  # the published 1M-step rows' (escaped)
 
 
 @pytest.mark.parametrize("last_step, drawn_to, legend", [

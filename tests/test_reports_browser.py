@@ -17,7 +17,8 @@ import pytest
 
 from reports import videos
 from reports.html import write_report
-from tests.reports_fixture import VIDEO_HEIGHT, VIDEO_WIDTH, write_fixture, write_run, write_study, write_video
+from tests.reports_fixture import (VIDEO_HEIGHT, VIDEO_WIDTH, write_fixture, write_run, write_search_beside_runs,
+                                   write_study, write_video)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -102,6 +103,46 @@ def test_split_rows_warnings_and_the_search_panel_show_in_chromium(tmp_path):
             "best trial 1 2 -4 0.125 75 sac-svg+init=2,final=-4,decay=0.125", "Table 4 (paper) -1 -1 constant"]
         best = driver.find_element("css selector", "table.trials tr.best-trial")
         assert best.is_displayed() and best.text.startswith("1 ★")
+
+
+LONG_LABEL = "sac+hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2,torch_threads=1"
+
+
+def table_boxes(driver) -> list[dict]:
+    """Every table's width, and its scrolling container's box and widths (null without one)."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('table')).map(t => {
+            const wrapper = t.closest('.wide');
+            const box = wrapper ? wrapper.getBoundingClientRect() : null;
+            return {cls: t.className, width: t.offsetWidth,
+                    wrapper: wrapper ? {right: box.right, client: wrapper.clientWidth, scroll: wrapper.scrollWidth,
+                                        overflow: getComputedStyle(wrapper).overflowX} : null};
+        });""")
+
+
+def test_wide_tables_wrap_or_scroll_inside_the_page_never_cut(tmp_path):
+    runs = write_search_beside_runs(tmp_path / "runs")
+    write_run(runs, "classic", "inverted-pendulum", LONG_LABEL, 0, [0, 5, 10])
+    output = tmp_path / "report.html"
+    write_report([runs], output, reps=50)
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(output.as_uri())
+        assert_page_is_sound(driver, min_figures=6)
+        page = "return [document.documentElement.scrollWidth, window.innerWidth]"
+        scroll_width, inner_width = driver.execute_script(page)
+        assert scroll_width <= inner_width  # at 1400 px nothing reaches past the page's right edge
+        runs_table = next(t for t in table_boxes(driver) if t["cls"] == "runs")
+        assert runs_table["width"] <= runs_table["wrapper"]["client"]  # the long label wraps at its commas
+        label = driver.find_element("xpath", f"//table[@class='runs']//td[contains(., 'torch_threads=1')]")
+        assert label.text.replace("\n", "") == LONG_LABEL and label.size["height"] > 30  # whole, on several lines
+        driver.set_window_size(700, 1000)  # too narrow for the runs table: it scrolls inside the page
+        scroll_width, inner_width = driver.execute_script(page)
+        assert scroll_width <= inner_width
+        boxes = {t["cls"]: t for t in table_boxes(driver) if t["cls"] in ("runs", "comparison", "trials")}
+        assert set(boxes) == {"runs", "comparison", "trials"}
+        for box in boxes.values():
+            assert box["wrapper"]["overflow"] == "auto" and box["wrapper"]["right"] <= inner_width
+        assert boxes["runs"]["wrapper"]["scroll"] > boxes["runs"]["wrapper"]["client"]  # reachable by scrolling
 
 
 def video_states(driver, timeout: float = 10.0) -> list[dict]:

@@ -1,6 +1,7 @@
 """The MBPO suite (Janner et al., 2019): gym v2 locomotion tasks, rebuilt on v5 envs.
 
-Observations, rewards and terminations follow ../shared/TASKS.md; per-task horizon and
+Observations, rewards and terminations follow MBPO's gym v2 tasks (the v5 settings below;
+docs/fidelity.md, "Environments", says where they differ); per-task horizon and
 target-entropy schedule are the paper's Table 4 (H = 2 everywhere) and, for the
 ``authors-code`` preset, the authors' code's task configs.
 

@@ -1,8 +1,8 @@
 """Registry of the POPLIN (MBBL) suite's reward functions, batched, named by task.
 
 Each is ``reward(obs, action, next_obs) -> (B,)`` on arrays of shape (B, obs_dim) and
-(B, act_dim); see ../shared/TASKS.md. For ant, hopper, cheetah and walker2d the reward
-depends on the observation s *before* the step:
+(B, act_dim), after the MBBL benchmark (Wang et al. 2019). For ant, hopper, cheetah and
+walker2d the reward depends on the observation s *before* the step:
 
     r(s, a) = v_x(s) - c_h (z(s) - z_ref)^2 - 0.1 ||a||^2 + b
 """
