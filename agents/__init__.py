@@ -4,7 +4,20 @@ world models, the paper's equations (``agents.objectives``) and the agent that w
 This package imports nothing from ``harness``: it knows tensors and arrays, not tasks.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from agents.config import AgentConfig, EntropyScheduleConfig
-from agents.agent import SVGAgent
+
+if TYPE_CHECKING:
+    from agents.agent import SVGAgent
 
 __all__ = ["AgentConfig", "EntropyScheduleConfig", "SVGAgent"]
+
+
+def __getattr__(name: str) -> Any:
+    """``agents.SVGAgent`` on first use: reading a config (``agents.config``) loads no torch."""
+    if name == "SVGAgent":
+        from agents.agent import SVGAgent
+
+        return SVGAgent
+    raise AttributeError(f"module 'agents' has no attribute {name!r}")

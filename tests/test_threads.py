@@ -117,6 +117,7 @@ if __name__ == "__main__":
 
     sys.meta_path.insert(0, Watch())
     import harness.cli
+    import torch  # harness.cli loads no torch itself (``harness --help`` stays fast); a run does
     assert "torch" in sys.modules
     print("at torch import:", seen[0], flush=True)
     child = multiprocessing.get_context("spawn").Process(target=os.system, args=("echo child: $OMP_WAIT_POLICY",))

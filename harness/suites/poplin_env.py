@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 if TYPE_CHECKING:
-    from harness.suites.poplin import StateObservation
+    from harness.suites.poplin_observations import StateObservation
     from harness.suites.poplin_rewards import RewardFunction
 
 

@@ -1,0 +1,152 @@
+"""``harness run`` and ``harness status``: train (or resume) the runs of a suite, agent
+and seeds, locally or on SLURM, and show where they stand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from baselines import AGENTS
+from harness.commands.common import (WANDB_MODES, HarnessFailure, check_out_folder, console, launcher_settings,
+                                     slurm_options)
+from harness.config import ConfigError, agent_override_warnings
+from harness.suites import SUITES, get_suite
+
+
+@click.command("run", context_settings={"ignore_unknown_options": False})
+@click.option("--suite", required=True, help=f"One of: {', '.join(SUITES)}.")
+@click.option("--agent", required=True, help=f"One of: {', '.join(AGENTS)}.")
+@click.option("--task", "tasks", multiple=True, help="A task of the suite (repeatable); default: all.")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="Seeds 0..N-1.")
+@click.option("--preset", default="paper", show_default=True, help="paper | quick | authors-code.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Env steps per run (default: preset/task).")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Output root.")
+@click.option("--launcher", default="local", show_default=True, help="local | submitit (SLURM).")
+@click.option("--jobs", default=None, type=click.IntRange(min=1),
+              help="local: runs at once (default 1); submitit: most jobs running at once (default: no limit).")
+@click.option("--force", is_flag=True, help="Delete a run folder that holds another config and start over.")
+@click.option("--wandb", "wandb_mode", default="offline", show_default=True, type=click.Choice(WANDB_MODES))
+@click.option("--config", "config_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.")
+@click.option("--video", is_flag=True,
+              help="Record the first episode of every evaluation as RUN/videos/step_<n>.mp4 (trainer.video=true).")
+@slurm_options
+@click.argument("overrides", nargs=-1)
+def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, force, wandb_mode, config_files,
+                video, wait, overrides, **slurm_flags) -> None:
+    """Train AGENT on every (task, seed) of SUITE; rerunning resumes or skips.
+
+    OVERRIDES are Hydra key=value settings, e.g. agent.horizon=3 trainer.eval_episodes=5.
+    With --launcher submitit the jobs are queued on SLURM and the command returns (--wait
+    blocks); `harness status OUT` follows them.
+    """
+    from baselines import get_agent  # noqa: PLC0415
+    from harness.config import flatten_config_file  # noqa: PLC0415
+    from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over  # noqa: PLC0415
+    from harness.run_tables import print_results  # noqa: PLC0415
+
+    overrides = (["trainer.video=true"] if video else []) + [
+        o for path in config_files for o in flatten_config_file(path)] + list(overrides)
+    suite_tasks = get_suite(suite)
+    get_agent(agent)
+    for line in agent_override_warnings(agent, overrides):
+        click.echo(f"harness: warning: {line}", err=True)
+    settings = list(overrides) + launcher_settings(launcher, jobs, slurm_flags, wait)
+    chosen = list(dict.fromkeys(tasks)) or list(suite_tasks)
+    job_list = plan_jobs(suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode,
+                         settings, force=force)
+    for job in job_list[:1]:
+        trainer = job.config.trainer
+        if trainer.total_steps <= trainer.seed_steps:
+            click.echo(f"harness: warning: {trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: "
+                       f"every step acts at random and nothing is learned; raise --steps or lower "
+                       f"trainer.seed_steps", err=True)
+    if launcher != "submitit":  # a SLURM node renders with its own back-end: checked there
+        check_video_rendering(job_list)
+    check_out_folder(out)
+    start_over(job_list, say=lambda line: click.echo(f"harness: {line}", err=True))
+    threads = threads_line(job_list, launcher)
+    if threads and launcher != "submitit":  # said before the runs start
+        click.echo(f"harness: {threads}", err=True)
+    try:
+        results = launch(job_list, job_list[0].config.launcher, wait=wait or launcher != "submitit",
+                         say=lambda line: click.echo(f"harness: {line}", err=True))
+    except LaunchInterrupted as stopped:
+        print_results(console(), stopped.results)
+        click.echo("harness: interrupted; runs in flight were checkpointed and marked interrupted; "
+                   "rerun the same command to resume", err=True)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        if launcher == "submitit":
+            click.echo(f"harness: stopped waiting; the SLURM jobs go on: harness status {out}", err=True)
+        else:
+            click.echo("harness: interrupted; rerun the same command to resume", err=True)
+        raise SystemExit(130) from None
+    if threads and launcher == "submitit":  # said once the jobs are queued: a refusal stays one line
+        click.echo(f"harness: {threads}", err=True)
+    print_results(console(), results)
+    verbs = {"failed": "failed", "busy": "was refused", "interrupted": "was interrupted (SLURM job cancelled?)",
+             "not started": "did not start"}
+    failed = [r for r in results if r.status in verbs]
+    if failed:
+        for result in failed:
+            click.echo(f"harness: run {result.path} {verbs[result.status]}: {result.message}", err=True)
+        raise HarnessFailure()
+
+
+def threads_line(jobs: list, launcher: str) -> str:
+    """How many torch threads each run of ``harness run`` uses, and why: the first run's
+    choice on its share of the cores (the runs of one command share their settings), or on
+    SLURM, the node's. "" when every run is done."""
+    from harness.launch import first_run_threads  # noqa: PLC0415
+
+    choice = first_run_threads(jobs)
+    if choice is None:
+        return ""
+    how_to_change = "" if choice.by_user else "; set trainer.torch_threads=N to change"
+    if launcher == "submitit" and not choice.by_user:
+        cpus = jobs[0].config.launcher.cpus_per_task
+        return (f"each run chooses its torch threads on its SLURM node: one per CPU of its job "
+                f"(SLURM_CPUS_PER_TASK, here --cpus {cpus}){how_to_change}")
+    plural = "s" if choice.count != 1 else ""
+    return f"each run uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
+
+
+def check_video_rendering(jobs: list) -> None:
+    """Where runs record videos, draw one frame of each of their tasks before any run
+    starts: a machine that cannot render off-screen is one line, and nothing is written."""
+    from harness.video import VideoError, probe_rendering  # noqa: PLC0415
+
+    checked = set()
+    for job in jobs:
+        trainer = job.config.trainer
+        key = (job.config.suite, job.config.task, trainer.video_width, trainer.video_height)
+        if not trainer.video or key in checked:
+            continue
+        checked.add(key)
+        try:
+            problem = probe_rendering(*key[:2], (trainer.video_width, trainer.video_height))
+        except VideoError as error:
+            problem = str(error)
+        if problem:
+            raise ConfigError(f"--video: {problem}")
+
+
+@click.command("status")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def status_command(run_dir: str) -> None:
+    """The runs under RUN_DIR, one table per experiment: state, steps, returns, wall time and,
+    for runs submitted to SLURM, the job and its state."""
+    from harness.run_tables import print_run_tables  # noqa: PLC0415
+    from harness.status import collect_status  # noqa: PLC0415
+
+    report = collect_status(Path(run_dir))
+    if not report.runs and not report.workers:
+        raise ConfigError(f"no runs (summary.json files) or submitted jobs under {run_dir}")
+    out = console()
+    print_run_tables(out, report.runs)
+    for what, job_id, state in report.workers:
+        out.print(f"{what}: SLURM job {job_id} {state}", highlight=False)
+    if report.note:
+        out.print(f"({report.note})", highlight=False)
