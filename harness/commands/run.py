@@ -10,7 +10,7 @@ import click
 from baselines import AGENTS
 from harness.commands.common import (WANDB_MODES, HarnessFailure, check_out_folder, console, launcher_settings,
                                      slurm_options)
-from harness.config import ConfigError, agent_override_warnings
+from harness.config import ConfigError, agent_override_warnings, random_only_problem
 from harness.suites import SUITES, get_suite
 
 
@@ -56,12 +56,9 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     chosen = list(dict.fromkeys(tasks)) or list(suite_tasks)
     job_list = plan_jobs(suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode,
                          settings, force=force)
-    for job in job_list[:1]:
-        trainer = job.config.trainer
-        if trainer.total_steps <= trainer.seed_steps:
-            click.echo(f"harness: warning: {trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: "
-                       f"every step acts at random and nothing is learned; raise --steps or lower "
-                       f"trainer.seed_steps", err=True)
+    problem = random_only_problem(job_list[0].config.trainer) if job_list else None
+    if problem:
+        click.echo(f"harness: warning: {problem}; raise --steps or lower trainer.seed_steps", err=True)
     if launcher != "submitit":  # a SLURM node renders with its own back-end: checked there
         check_video_rendering(job_list)
     check_out_folder(out)
