@@ -15,7 +15,8 @@ import pandas as pd
 from baselines.published import load_reference_curves
 from reports import aggregate, figures, tables, videos
 from harness.suites import get_task
-from reports.load import Run, final_scores, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
+from reports.load import final_scores, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
+from reports.runs import Run
 from reports.search import study_numbers, study_sections, trial_experiments
 from reports.model_generalisation import model_generalisation_section
 

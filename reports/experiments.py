@@ -23,12 +23,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.contract import ORIGIN_SEARCH_TRIAL, is_operational
-
-if TYPE_CHECKING:
-    from reports.load import Run
+from reports.runs import Run
 
 SEED_KEY = "seed"
 BUDGET_KEY = "trainer.total_steps"

@@ -18,7 +18,8 @@ import pandas as pd
 
 from harness.suites import get_task
 from reports import figures
-from reports.load import Run, logged_target_entropy
+from reports.load import logged_target_entropy
+from reports.runs import Run
 from studies.contract import TRIAL_COLUMNS, TRIALS_DIR, find_study_folders, read_study_file, read_trials_file
 
 PARAMETERS = ("H_init", "H_final", "beta")  # eq. (14): H_init, H_final and the decay exponent beta

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from baselines.published import load_published, published_agent
-from reports.load import Run
+from reports.runs import Run
 
 STD_DDOF = 1  # sample standard deviation over seeds
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.figures import image_data_uri
-from reports.load import Run
+from reports.runs import Run
 from reports.mp4 import UnreadableVideo, VideoFrame, middle_frame
 
 EMBED_MAX_BYTES = 2_000_000  # larger videos are linked, so a report with many tasks stays openable

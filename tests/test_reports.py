@@ -330,7 +330,8 @@ def test_published_frame_is_not_mutated_by_reports():
 
 def test_scores_at_mbpo_figure_budget_take_the_latest_evaluation_at_or_before_it():
     from reports.build import comparison_budgets
-    from reports.load import Run, scores_at_step
+    from reports.load import scores_at_step
+    from reports.runs import Run
 
     def run(seed: int, steps: list[int], returns: list[float]) -> Run:
         return Run(path=Path(f"/x/{seed}"), suite="mbpo", task="hopper", agent="sac-svg", seed=seed, status="done",
