@@ -174,6 +174,36 @@ def per_task_intervals(finals: pd.DataFrame, reps: int = DEFAULT_REPS) -> pd.Dat
     return pd.DataFrame(out, columns=["suite", "task", "experiment", "n", "metric", "point", "low", "high"])
 
 
+def steps_to_return(first_steps: pd.DataFrame, threshold: float, reps: int = DEFAULT_REPS) -> list[dict]:
+    """Sample efficiency as env steps to a return: per (suite, task, experiment) of complete
+    runs, each seed's first evaluation at ``threshold`` or more (``reports.load.first_steps_to``), how many
+    reached it within their budget, and, when every run did (and there are ``MIN_RUNS`` or
+    more), the IQM and mean of those steps with 95% stratified-bootstrap intervals. A run that
+    never reached it has no step to average (its budget would only be a lower bound), so an
+    experiment with one such run gets no interval and says so.
+
+    ``first_steps``: columns suite, task, experiment, seed, budget, step (None when not reached).
+    """
+    out = []
+    for (suite, task, experiment), rows in first_steps.groupby(["suite", "task", "experiment"], sort=True):
+        rows = rows.sort_values("seed")
+        steps = [None if pd.isna(v) else int(v) for v in rows["step"]]
+        reached = [v for v in steps if v is not None]
+        record = {"suite": suite, "task": task, "experiment": experiment, "threshold": threshold,
+                  "n": len(steps), "reached": len(reached), "seeds": [int(v) for v in rows["seed"]],
+                  "steps": steps, "budgets": [int(v) for v in rows["budget"]],
+                  "iqm": None, "iqm_low": None, "iqm_high": None, "mean": None, "mean_low": None, "mean_high": None}
+        if len(reached) == len(steps) >= MIN_RUNS:
+            matrix = np.array(reached, dtype=float)[:, None]
+            points, intervals = interval_estimates(
+                {experiment: matrix}, lambda x: np.array([interquartile_mean(x.ravel()), x.mean()]), reps)
+            (iqm, mean), ((iqm_low, mean_low), (iqm_high, mean_high)) = points[experiment], intervals[experiment]
+            record.update(iqm=float(iqm), iqm_low=float(iqm_low), iqm_high=float(iqm_high), mean=float(mean),
+                          mean_low=float(mean_low), mean_high=float(mean_high))
+        out.append(record)
+    return out
+
+
 def performance_profiles(score_set: ScoreSet, reps: int = PROFILE_REPS) -> tuple[np.ndarray, dict, dict]:
     """Score distributions (fraction of runs with score > tau) with 95% intervals.
     Returns (taus (101,), profiles {agent: (101,)}, intervals {agent: (2, 101)})."""

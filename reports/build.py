@@ -10,12 +10,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from baselines.published import load_reference_curves
 from reports import aggregate, figures, tables, videos
 from harness.suites import get_task
-from reports.load import final_scores, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
+from reports.load import final_scores, first_steps_to, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
 from reports.runs import Run
 from reports.search import study_numbers, study_sections, trial_experiments
 from reports.model_generalisation import model_generalisation_section
@@ -87,6 +88,10 @@ def _aggregate_section(suite: str, finals: pd.DataFrame, curves: pd.DataFrame, c
     section: dict[str, Any] = {"suite": suite, "tasks": score_set.tasks, "score_label": score_set.score_label,
                                "references": [(t, f"{v:.2f}", d) for t, (v, d) in sorted(score_set.references.items())],
                                "notes": list(score_set.notes), "figures": []}
+    numbers: dict[str, Any] = {"suite": suite, "tasks": score_set.tasks, "score": score_set.score_label,
+                               "seeds": {e: int(m.shape[0]) for e, m in score_set.scores.items()},
+                               "metrics": [], "probability_of_improvement": []}
+    section["numbers"] = numbers
     if not score_set.scores:
         section["notes"].append(f"no agent has {aggregate.MIN_RUNS}+ complete runs on a common task: "
                                 "interval panels skipped (run more seeds)")
@@ -95,6 +100,9 @@ def _aggregate_section(suite: str, finals: pd.DataFrame, curves: pd.DataFrame, c
         section["notes"].append("no published reference for these tasks: scores are raw returns, and the "
                                 "optimality gap (a distance to a reference score) is not computed")
     names, points, intervals = aggregate.aggregate_metrics(score_set, reps)
+    numbers["metrics"] = [{"experiment": e, "metric": name, "point": float(points[e][k]),
+                           "low": float(intervals[e][0][k]), "high": float(intervals[e][1][k])}
+                          for e in sorted(points) for k, name in enumerate(names)]
     section["figures"].append({"title": "aggregate metrics across tasks (95% stratified bootstrap intervals)",
                                "uri": figures.aggregate_intervals(names, points, intervals, colors,
                                                                   score_set.score_label)})
@@ -106,6 +114,9 @@ def _aggregate_section(suite: str, finals: pd.DataFrame, curves: pd.DataFrame, c
         names_text = "".join(score_set.scores)
         separator = next(s for s in PAIR_SEPARATORS if s not in names_text)
         probs, prob_cis = aggregate.probability_of_improvement(score_set, separator, profile_reps)
+        numbers["probability_of_improvement"] = [
+            dict(zip(("x", "y"), pair.split(separator), strict=True), point=float(probs[pair]),
+                 low=float(np.ravel(prob_cis[pair])[0]), high=float(np.ravel(prob_cis[pair])[1])) for pair in sorted(probs)]
         section["figures"].append({"title": "probability of improvement P(X > Y)",
                                    "uri": figures.probability_of_improvement(probs, prob_cis, separator)})
     else:
@@ -191,13 +202,15 @@ def comparison_budgets(runs: list[Run]) -> dict[tuple[str, str], int]:
 
 
 def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
-                 video_folder: str = videos.linked_video_folder(Path("report.html"))) -> dict[str, Any]:
+                 video_folder: str = videos.linked_video_folder(Path("report.html")),
+                 threshold: float | None = None) -> dict[str, Any]:
     """Everything the template shows, from the run folders under ``paths``. Writes nothing.
 
     ``reps``: bootstrap replications of interval estimates (rliable's default); profiles and
     probability of improvement use at most ``aggregate.PROFILE_REPS``. ``video_folder``: the
     folder, relative to the report, that videos too big to embed link to (``reports.videos``:
-    ``copy_linked_videos`` puts them there).
+    ``copy_linked_videos`` puts them there). ``threshold``: a return; when given, the env steps
+    each experiment's runs took to first reach it (``aggregate.steps_to_return``).
     """
     runs, grouping_warnings = load_experiments(paths)
     evals = tidy_evals(runs)
@@ -219,6 +232,10 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
               "experiments": len({(r.suite, r.task, r.experiment) for r in runs})}
     video_groups, video_warnings = videos.video_sections(runs, video_folder)
     warnings = _warnings(runs, grouping_warnings) + video_warnings
+    aggregates = [_aggregate_section(s, finals, curves, colors, reps) for s in suites]
+    per_task = aggregate.per_task_intervals(finals, reps)
+    to_return = None if threshold is None else aggregate.steps_to_return(first_steps_to(runs, threshold), threshold,
+                                                                          reps)
     return {
         "inputs": [str(p) for p in paths],
         "counts": counts,
@@ -226,6 +243,9 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
         "numbers": {"inputs": [str(p) for p in paths], "counts": counts, "std_ddof": tables.STD_DDOF,
                     "warnings": warnings, "groups": tables.group_records(finals),
                     "groups_at_comparison_budget": tables.group_records(at_budget),
+                    "per_task_intervals": per_task.to_dict(orient="records"),
+                    "aggregates": [section["numbers"] for section in aggregates],
+                    "steps_to_return": to_return,
                     "studies": [study_numbers(study) for study in studies],
                     "videos": videos.video_records(video_groups)},
         "studies": studies,
@@ -238,8 +258,9 @@ def build_report(paths: list[Path], reps: int = aggregate.DEFAULT_REPS,
         "std_ddof": tables.STD_DDOF,
         "learning_curves": learning,
         "videos": video_groups, "video_folder": video_folder, "video_embed_max_bytes": videos.EMBED_MAX_BYTES,
-        "aggregates": [_aggregate_section(s, finals, curves, colors, reps) for s in suites],
-        "per_task_intervals": tables.interval_rows(aggregate.per_task_intervals(finals, reps)),
+        "aggregates": aggregates,
+        "per_task_intervals": tables.interval_rows(per_task),
+        "threshold": threshold, "steps_to_return": tables.steps_to_return_rows(to_return or []),
         "reps": reps, "profile_reps": min(reps, aggregate.PROFILE_REPS), "seed": aggregate.BOOTSTRAP_SEED,
         "ablation": ablation, "ablation_note": ablation_note,
         "model_error": model_error, "model_error_note": model_error_note,

@@ -45,12 +45,14 @@ def render(content: dict[str, Any]) -> str:
     return environment().get_template(TEMPLATE).render(**content)
 
 
-def write_report(paths: list[Path], output: Path, reps: int = DEFAULT_REPS) -> dict[str, Any]:
+def write_report(paths: list[Path], output: Path, reps: int = DEFAULT_REPS,
+                 threshold: float | None = None) -> dict[str, Any]:
     """Build the report of the runs under ``paths`` and write it to ``output``, its linked
-    videos into ``<stem>_videos/`` beside it; returns the content."""
+    videos into ``<stem>_videos/`` beside it; returns the content. ``threshold``: see
+    ``reports.build.build_report``."""
     output = Path(output)
     folder = linked_video_folder(output)
-    content = build_report(paths, reps=reps, video_folder=folder)
+    content = build_report(paths, reps=reps, video_folder=folder, threshold=threshold)
     output.parent.mkdir(parents=True, exist_ok=True)
     copy_linked_videos(content["videos"], output.parent / folder)
     output.write_text(render(content), encoding="utf-8")

@@ -281,3 +281,21 @@ def scores_at_step(runs: list[Run], budget: dict[tuple[str, str], int]) -> pd.Da
         rows.append(_score_row(r, int(before["step"].iloc[-1]), float(before["return_mean"].iloc[-1]),
                                int(r.evals["step"].iloc[-1]) >= step))
     return _score_frame(rows)
+
+
+def first_step_at(steps: np.ndarray, returns: np.ndarray, threshold: float) -> int | None:
+    """The env step of the first evaluation whose return is ``threshold`` or more; None if none is."""
+    reached = np.flatnonzero(np.asarray(returns, dtype=float) >= threshold)
+    return int(np.asarray(steps)[reached[0]]) if len(reached) else None
+
+
+def first_steps_to(runs: list[Run], threshold: float) -> pd.DataFrame:
+    """Per complete run: suite, task, experiment, seed, budget (total_steps) and step, the env
+    step of its first evaluation with return_mean ``threshold`` or more (None if none)."""
+    rows = [{"suite": r.suite, "task": r.task, "experiment": r.experiment, "seed": r.seed,
+             "budget": r.total_steps if r.total_steps is not None else r.last_eval_step,
+             "step": None if r.evals.empty else first_step_at(r.evals["step"].to_numpy(),
+                                                              r.evals["return_mean"].to_numpy(), threshold)}
+            for r in runs if r.complete]
+    return pd.DataFrame(rows, columns=["suite", "task", "experiment", "seed", "budget", "step"]).astype(
+        {"step": object})

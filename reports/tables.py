@@ -7,6 +7,7 @@ Numbers are formatted here, names are left as they are: the template escapes the
 from __future__ import annotations
 
 import math
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,6 +200,19 @@ def interval_rows(intervals: pd.DataFrame) -> list[dict[str, str]]:
             row[metric.metric] = f"{metric.point:.2f} [{metric.low:.2f}, {metric.high:.2f}]"
         out.append(row)
     return out
+
+
+def steps_to_return_rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """``reports.aggregate.steps_to_return`` records as text rows: per experiment and task, the
+    seeds that reached the return, the IQM and mean of their steps with 95% intervals, and
+    every seed's step (``-`` where it never reached it)."""
+    def interval(point: float | None, low: float | None, high: float | None) -> str:
+        return "" if point is None else f"{point:,.0f} [{low:,.0f}, {high:,.0f}]"
+
+    return [{"suite": r["suite"], "task": r["task"], "agent": r["experiment"], "reached": f"{r['reached']} of {r['n']}",
+             "IQM": interval(r["iqm"], r["iqm_low"], r["iqm_high"]) or "not every run reached it",
+             "Mean": interval(r["mean"], r["mean_low"], r["mean_high"]),
+             "steps": ", ".join("-" if v is None else f"{v:,}" for v in r["steps"])} for r in records]
 
 
 def _number(value: float | None, digits: int = 1) -> str:

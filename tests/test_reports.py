@@ -347,3 +347,50 @@ def test_scores_at_mbpo_figure_budget_take_the_latest_evaluation_at_or_before_it
     table = tables.comparison_tables(scores, with_published=False, caption="at 125k")[0]
     assert table.caption == "at 125k" and not any(row.published for row in table.rows)
     assert table.rows[0].cells[0].text == "2.00 ± –"
+
+
+def test_steps_to_a_return_by_hand(tmp_path):
+    """Seed 0 reaches 50 at its 2nd evaluation (step 200), seed 1 at its 3rd (300), seed 2 at
+    its 1st (100): IQM of (100, 200, 300) is 200 (trim 25% of 3 runs: none), mean 200. An
+    experiment with one run that never reaches it gets no interval; an unfinished run is not
+    counted."""
+    from reports.aggregate import steps_to_return
+    from reports.load import first_steps_to
+
+    for seed, returns in enumerate([[10, 50, 60], [10, 40, 55], [70, 20, 80]]):
+        write_run(tmp_path, "classic", "pendulum", "sac", seed, returns)
+    for seed, returns in enumerate([[60, 70, 80], [10, 20, 30]]):
+        write_run(tmp_path, "classic", "pendulum", "sac-svg", seed, returns)
+    write_run(tmp_path, "classic", "pendulum", "sac-svg", 2, [90], status="running")
+    runs = load_runs([tmp_path])
+    first = first_steps_to(runs, 50.0)
+    assert sorted(first["experiment"]) == ["sac", "sac", "sac", "sac-svg", "sac-svg"]
+    records = {r["experiment"]: r for r in steps_to_return(first, 50.0, reps=200)}
+    sac, svg = records["sac"], records["sac-svg"]
+    assert (sac["steps"], sac["reached"], sac["n"]) == ([200, 300, 100], 3, 3)
+    assert sac["iqm"] == pytest.approx(200.0) and sac["mean"] == pytest.approx(200.0)
+    assert 100.0 <= sac["iqm_low"] <= 200.0 <= sac["iqm_high"] <= 300.0
+    assert (svg["steps"], svg["reached"], svg["n"], svg["iqm"]) == ([100, None], 1, 2, None)
+
+
+def test_report_json_holds_the_intervals_and_the_steps_to_a_return(fixture_root, tmp_path):
+    """``--json`` carries what the HTML shows as intervals: per-task IQM and mean, the
+    aggregate metrics and probability of improvement, and with ``--threshold`` the steps."""
+    output, numbers = tmp_path / "r.html", tmp_path / "r.json"
+    done = harness("report", str(fixture_root / "classic"), "-o", str(output), "--json", str(numbers),
+                   "--reps", str(REPS), "--threshold", "15")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(numbers.read_text())
+    per_task = data["per_task_intervals"]
+    assert per_task and {r["metric"] for r in per_task} == {"IQM", "Mean"}
+    assert all(r["low"] <= r["point"] <= r["high"] for r in per_task)
+    section = data["aggregates"][0]
+    assert section["suite"] == "classic" and {m["metric"] for m in section["metrics"]} == {"IQM", "Mean", "Median"}
+    pairs = section["probability_of_improvement"]
+    assert pairs and all(0.0 <= p["low"] <= p["point"] <= p["high"] <= 1.0 for p in pairs)
+    assert {r["threshold"] for r in data["steps_to_return"]} == {15.0}
+    assert "Env steps to a return of 15.0" in output.read_text()
+    plain = tmp_path / "plain.json"
+    assert harness("report", str(fixture_root / "classic"), "-o", str(tmp_path / "p.html"), "--json", str(plain),
+                   "--reps", str(REPS)).returncode == 0
+    assert json.loads(plain.read_text())["steps_to_return"] is None

@@ -18,7 +18,10 @@ from harness.config import ConfigError
 @click.option("--json", "json_output", default=None, type=click.Path(dir_okay=False),
               help="Also write the tables' numbers (one record per experiment and task), warnings and "
                    "search results to this JSON file.")
-def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None, json_output: str | None) -> None:
+@click.option("--threshold", type=float, default=None,
+              help="Also give the env steps each run took to first reach this evaluation return.")
+def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None, json_output: str | None,
+                   threshold: float | None) -> None:
     """One HTML report comparing the runs under RUN_DIRS with the published numbers.
 
     RUN_DIRS may be run folders, folders holding them, or study folders (a search panel each).
@@ -32,7 +35,7 @@ def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None, jso
     paths = [Path(p) for p in run_dirs]
     if not find_run_folders(paths) and not find_study_folders(paths):
         raise ConfigError(f"no runs (summary.json files) or studies (study.json) under {', '.join(run_dirs)}")
-    content = write_report(paths, Path(output), reps=reps or DEFAULT_REPS)
+    content = write_report(paths, Path(output), reps=reps or DEFAULT_REPS, threshold=threshold)
     written = output
     if json_output:
         write_numbers(content, Path(json_output))
