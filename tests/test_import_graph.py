@@ -163,3 +163,26 @@ def test_importing_every_module_below_the_command_layer_loads_none_of_it() -> No
         pytest.fail(f"importing the modules failed:\n{result.stderr[-2000:]}")
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert [m for m in loaded if _in_command_layer(m)] == []
+
+
+def test_help_of_every_command_loads_no_torch() -> None:
+    """``harness --help`` once took 3.7 s because the command layer imported torch at start-up:
+    every command's help is printed by a process that never loads torch, studies' Optuna or
+    the reports' plotting."""
+    probe = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from harness.cli import cli\n"
+        "runner = CliRunner()\n"
+        "def walk(group, path):\n"
+        "    yield path\n"
+        "    for name, command in getattr(group, 'commands', {}).items():\n"
+        "        yield from walk(command, path + [name])\n"
+        "for path in walk(cli, []):\n"
+        "    result = runner.invoke(cli, path + ['--help'])\n"
+        "    assert result.exit_code == 0, (path, result.output)\n"
+        "print(sorted({'torch', 'optuna', 'matplotlib', 'rliable'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
