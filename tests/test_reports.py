@@ -389,7 +389,7 @@ def test_report_json_holds_the_intervals_and_the_steps_to_a_return(fixture_root,
     pairs = section["probability_of_improvement"]
     assert pairs and all(0.0 <= p["low"] <= p["point"] <= p["high"] <= 1.0 for p in pairs)
     assert {r["threshold"] for r in data["steps_to_return"]} == {15.0}
-    assert "Env steps to a return of 15.0" in output.read_text()
+    assert "Env steps to a return of 15<" in output.read_text()
     plain = tmp_path / "plain.json"
     assert harness("report", str(fixture_root / "classic"), "-o", str(tmp_path / "p.html"), "--json", str(plain),
                    "--reps", str(REPS)).returncode == 0
