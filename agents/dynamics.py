@@ -33,16 +33,18 @@ def clip_summed_loss_gradient(parameters: Iterable[nn.Parameter], max_norm_of_me
     return norm, norm > threshold
 
 
-def clip_member_gradients(parameters: Iterable[nn.Parameter], threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_member_gradients(parameters: Iterable[nn.Parameter], threshold: float,
+                          leading_dims: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``clip_grad_norm_`` applied to each member of stacked ensemble parameters on its own:
-    every parameter's first dimension is the member. The same formula as torch's
-    (coefficient ``threshold / (norm + 1e-6)``, at most 1). Returns the norms (E,) before
-    clipping and which members were clipped (E,)."""
+    every parameter's first dimension is the member (its first ``leading_dims`` dimensions
+    index the members: seed and member for seed-stacked ensembles). The same formula as
+    torch's (coefficient ``threshold / (norm + 1e-6)``, at most 1). Returns the norms (E,)
+    before clipping and which members were clipped (E,)."""
     grads = [p.grad for p in parameters if p.grad is not None]
-    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    norms = torch.stack([g.flatten(leading_dims).pow(2).sum(-1) for g in grads]).sum(0).sqrt()
     coefficient = (threshold / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
-        g.mul_(coefficient.view(-1, *([1] * (g.dim() - 1))))
+        g.mul_(coefficient.view(*coefficient.shape, *([1] * (g.dim() - leading_dims))))
     return norms, norms > threshold
 
 
@@ -59,6 +61,14 @@ def gru_layer_step(x: torch.Tensor, h: torch.Tensor | None, w_ih: torch.Tensor, 
     x: (B, in), h: (B, hidden) -> (B, hidden)."""
     gates_x = nn.functional.linear(x, w_ih, b_ih)
     gates_h = b_hh if h is None else nn.functional.linear(h, w_hh, b_hh)
+    return gru_gates(gates_x, gates_h, h, joint_gates)
+
+
+def gru_gates(gates_x: torch.Tensor, gates_h: torch.Tensor, h: torch.Tensor | None,
+              joint_gates: bool = False) -> torch.Tensor:
+    """``gru_layer_step`` after its two products: gates_x = W_ih x + b_ih and gates_h = W_hh h
+    + b_hh (b_hh alone when h is None, meaning 0), each (..., 3 hidden) -> h' (..., hidden).
+    Any leading shape: the seed-stacked GRU (agents/stacked.py) shares this arithmetic."""
     if joint_gates:
         size = gates_x.shape[-1] // 3
         x_rz, x_n = gates_x.split([2 * size, size], dim=-1)
@@ -130,16 +140,17 @@ class GRUDynamics(nn.Module):
     def unroll(self, first_state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """f_theta(x_1, u_{1:T}) -> predicted x_{2:T+1}: (B, D), (B, T, A) -> (B, T, D).
 
-        Open loop: every step is fed the model's own previous prediction.
+        Open loop: every step is fed the model's own previous prediction. (Any leading
+        dimensions before B: the seed-stacked model, agents/stacked.py, inherits this.)
         """
         state, hidden = first_state, self.initial_hidden(first_state)
         predictions = []
-        for t in range(actions.shape[1]):
-            state, hidden = self.next_state(state, actions[:, t], hidden)
+        for t in range(actions.shape[-2]):
+            state, hidden = self.next_state(state, actions[..., t, :], hidden)
             predictions.append(state)
             if self.detach_predicted_state:
                 state = state.detach()
-        return torch.stack(predictions, dim=1)
+        return torch.stack(predictions, dim=-2)
 
     def training_batch(self, horizon: int, batch_size: int) -> tuple[int, int]:
         """(sequence length in transitions, number of sequences) to sample for one update."""

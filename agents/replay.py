@@ -51,17 +51,22 @@ class ReplayBuffer:
     the same transitions as without ``device``, and sampling never waits for the device.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: torch.device | str | None = None) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: torch.device | str | None = None,
+                 storage: dict[str, np.ndarray | torch.Tensor] | None = None) -> None:
         self.capacity = capacity
         self.device = None if device is None else torch.device(device)
-        zeros = (lambda *shape: np.zeros(shape, dtype=np.float32)) if self.device is None else \
-            (lambda *shape: torch.zeros(shape, dtype=torch.float32, device=self.device))
-        self.obs = zeros(capacity, obs_dim)
-        self.next_obs = zeros(capacity, obs_dim)
-        self.action = zeros(capacity, act_dim)
-        self.reward = zeros(capacity)
-        self.terminated = zeros(capacity)
-        self.episode_end = np.zeros(capacity, dtype=bool)
+        if storage is not None:  # slots that live elsewhere: one seed's rows of a seed-stacked storage
+            for name in self._ARRAYS:
+                setattr(self, name, storage[name])
+        else:
+            zeros = (lambda *shape: np.zeros(shape, dtype=np.float32)) if self.device is None else \
+                (lambda *shape: torch.zeros(shape, dtype=torch.float32, device=self.device))
+            self.obs = zeros(capacity, obs_dim)
+            self.next_obs = zeros(capacity, obs_dim)
+            self.action = zeros(capacity, act_dim)
+            self.reward = zeros(capacity)
+            self.terminated = zeros(capacity)
+            self.episode_end = np.zeros(capacity, dtype=bool)
         self.position = 0  # next slot to write
         self.size = 0
 
@@ -81,9 +86,13 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
         """Uniform single-step transitions."""
-        idx = self._on_device(rng.integers(0, self.size, size=batch_size))
+        idx = self._on_device(self.sample_indices(batch_size, rng))
         return TransitionBatch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
                                self.terminated[idx])
+
+    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """The slots ``sample`` gathers: uniform over the stored transitions, (batch_size,)."""
+        return rng.integers(0, self.size, size=batch_size)
 
     def _on_device(self, indices: np.ndarray) -> np.ndarray | torch.Tensor:
         """Host-drawn indices for gathering from the storage (copied without a sync to CUDA)."""
@@ -112,7 +121,11 @@ class ReplayBuffer:
         return candidates[self.is_valid_sequence_start(candidates, length)]
 
     def sample_sequences(self, batch_size: int, length: int, rng: np.random.Generator) -> SequenceBatch:
-        """Sequences of ``length`` transitions, uniform over all valid starts.
+        """Sequences of ``length`` transitions, uniform over all valid starts."""
+        return self.sequences_at(self.sample_sequence_starts(batch_size, length, rng), length)
+
+    def sample_sequence_starts(self, batch_size: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """The start slots ``sample_sequences`` reads, (batch_size,); ``NoSequenceError`` if none.
 
         Rejection sampling: a uniform position is kept if it is a valid start, which is
         uniform over valid starts; after a few rounds the exact set is used.
@@ -128,7 +141,7 @@ class ReplayBuffer:
             if valid.size == 0:
                 raise NoSequenceError(f"no stored sequence of {length} transitions within one episode yet")
             chosen = np.concatenate([chosen, rng.choice(valid, size=batch_size - chosen.size)])
-        return self.sequences_at(chosen[:batch_size], length)
+        return chosen[:batch_size]
 
     def sequences_at(self, starts: np.ndarray, length: int) -> SequenceBatch:
         """The ``length``-transition sequences beginning at the slots ``starts`` (B,)."""
