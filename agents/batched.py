@@ -193,6 +193,11 @@ class BatchedSVGAgent:
         """One newly observed raw state per seed, (S, obs_dim), to its normaliser."""
         self.normalizer.update(obs)
 
+    def observe_seed(self, seed: int, obs: np.ndarray) -> None:
+        """A raw state (obs_dim,) of one seed alone (its episode's first, after a reset)."""
+        self.normalizer.normalizers[seed].update(obs)
+        self.normalizer.changed()
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """obs (S, obs_dim) raw -> actions (S, act_dim): each seed's sample (its own noise) or tanh(mean)."""

@@ -165,3 +165,33 @@ class StackedMetricSums:
             self.float_sums.setdefault(name, np.zeros(self.seeds))[seed] = float(total)
             self.float_counts.setdefault(name, np.zeros(self.seeds, dtype=np.int64))[seed] = \
                 int(state["metric_counts"][name])
+
+    def select(self, keep: list[int]) -> "StackedMetricSums":
+        """The sums of the seeds ``keep`` alone, in that order (none of them diverged)."""
+        kept = StackedMetricSums(len(keep))
+        for new, old in enumerate(keep):
+            kept.load_state_dict(new, self.state_dict(old))
+        return kept
+
+    def of_seed(self, seed: int) -> "SeedMetricSums":
+        return SeedMetricSums(self, seed)
+
+
+class SeedMetricSums:
+    """One seed's sums of a ``StackedMetricSums``, with ``MetricSums``'s interface for
+    reading, checking and checkpointing them."""
+
+    def __init__(self, sums: StackedMetricSums, seed: int) -> None:
+        self.sums, self.seed = sums, seed
+
+    def read(self) -> dict[str, float]:
+        return self.sums.read(self.seed)
+
+    def check_finite(self) -> None:
+        self.sums.check_finite(self.seed)
+
+    def state_dict(self) -> dict:
+        return self.sums.state_dict(self.seed)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums.load_state_dict(self.seed, state)

@@ -42,6 +42,14 @@ class StackedReplay:
     def seed_buffer(self, seed: int) -> ReplayBuffer:
         return self.buffers[seed]
 
+    def select(self, keep: list[int]) -> "StackedReplay":
+        """The buffers of the seeds ``keep`` alone, in that order (copies)."""
+        first = self.buffers[0]
+        kept = StackedReplay(len(keep), first.obs.shape[1], first.action.shape[1], self.capacity, self.device)
+        for new, old in enumerate(keep):
+            kept.buffers[new].load_state_dict(self.buffers[old].state_dict())
+        return kept
+
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
             terminated: np.ndarray, truncated: np.ndarray) -> None:
         """One transition of every seed: obs, next_obs (S, D); action (S, A); the rest (S,)."""

@@ -57,6 +57,8 @@ class LauncherConfig:
 
     name: str = "local"
     jobs: int = 1  # local: parallel processes; submitit: most array tasks running at once (0: no limit)
+    # seeds of one (task, agent, config) trained by one process as one computation (harness.batched_trainer)
+    batch_seeds: int = 1
     cluster: Optional[str] = None  # submitit: None = SLURM (sbatch must be on PATH), "local" or "debug"
     partition: Optional[str] = None  # None: the cluster's default partition
     account: Optional[str] = None
@@ -248,6 +250,8 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:
         raise ConfigError("trainer.total_steps and trainer.eval_every must be positive")
+    if config.launcher.batch_seeds < 1:
+        raise ConfigError(f"launcher.batch_seeds must be at least 1 (1: each seed alone), got {config.launcher.batch_seeds}")
     if trainer.torch_threads is not None and trainer.torch_threads < 1:
         raise ConfigError(f"trainer.torch_threads must be at least 1, or null to let the harness choose; "
                           f"got {trainer.torch_threads}")

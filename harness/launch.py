@@ -1,5 +1,8 @@
 """Job planning and launching: every (task, seed) of a command is one job, run in local
 processes or as one submitit (SLURM) job array. A job trains, resumes or skips its run.
+With ``launcher.batch_seeds`` S > 1 the seeds of one (task, agent, config) are placed in
+batches of S jobs, each batch trained by one process as one computation
+(``harness.batched_trainer``): a process, a local slot or an array task runs a batch.
 
 Local: Ctrl-C reaches this process alone (each run's process has a group of its own); it
 asks each running run to checkpoint and stop, starts no new run, and raises
@@ -125,6 +128,56 @@ def execute_job(job: Job) -> JobResult:
         return JobResult(job.path, "failed", message, run_dir.read_summary() or {})
 
 
+def execute_batch(jobs: list[Job]) -> list[JobResult]:
+    """Train seeds of one (task, agent, config) as one batch in this process; a result per
+    job, as ``execute_job`` gives it. Never raises but KeyboardInterrupt."""
+    from harness.batched_trainer import train_batch  # noqa: PLC0415 - keeps the CLI's start-up light
+
+    try:
+        outcomes = train_batch([job.config for job in jobs], [job.path for job in jobs])
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # noqa: BLE001 - before any seed trained (building the envs or the batch)
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        return [JobResult(job.path, "failed", message, RunDirectory(job.path).read_summary() or {}) for job in jobs]
+    results = []
+    for job, outcome in zip(jobs, outcomes):
+        summary = RunDirectory(job.path).read_summary() or {}
+        if outcome.error is None:
+            results.append(JobResult(job.path, "done", "", outcome.summary or summary))
+        elif isinstance(outcome.error, RunBusyError):
+            results.append(JobResult(job.path, "busy", "another process is training it; this command left it "
+                                     "untouched", summary))
+        else:
+            if outcome.trace and not isinstance(outcome.error, CheckpointError):
+                try:
+                    (job.path / "error.log").write_text(outcome.trace)  # the full traceback beside the run
+                except OSError:
+                    pass
+            message = (str(outcome.error) if isinstance(outcome.error, CheckpointError)
+                       else f"{type(outcome.error).__name__}: {outcome.error}")
+            results.append(JobResult(job.path, "failed", message.splitlines()[0], summary))
+    return results
+
+
+def execute_unit(unit: list[Job]) -> list[JobResult]:
+    """A job alone (``execute_job``) or a batch of seeds (``execute_batch``)."""
+    return [execute_job(unit[0])] if len(unit) == 1 else execute_batch(unit)
+
+
+def batch_units(jobs: list[Job], batch_seeds: int) -> list[list[Job]]:
+    """``jobs`` in the units one process trains: batches of at most ``batch_seeds`` seeds of
+    one (task, agent, config), in order (single jobs when ``batch_seeds`` <= 1)."""
+    units: list[list[Job]] = []
+    for job in jobs:
+        last = units[-1] if units else None
+        if last and len(last) < batch_seeds and last[0].path.parent == job.path.parent:
+            last.append(job)
+        else:
+            units.append([job])
+    return units
+
+
 class LaunchInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the command; ``results`` are what each run reached."""
 
@@ -145,21 +198,22 @@ def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
         return results
     if launcher.name == "submitit":
         return results + _launch_submitit(pending, launcher, wait, say)
-    at_once = runs_at_once(launcher, len(pending))
+    units = batch_units(pending, launcher.batch_seeds)
+    at_once = runs_at_once(launcher, len(units))
     if at_once == 1:
         done: list[JobResult] = []
-        for job in pending:
+        for unit in units:
             try:
-                done.append(execute_job(job))
+                done.extend(execute_unit(unit))
             except KeyboardInterrupt:
-                raise LaunchInterrupted(results + done + [_interrupted(job)]) from None
+                raise LaunchInterrupted(results + done + [_interrupted(job) for job in unit]) from None
         return results + done
-    return results + _launch_processes(pending, at_once)
+    return results + _launch_processes(units, at_once)
 
 
 def runs_at_once(launcher: LauncherConfig, pending: int) -> int:
-    """How many of ``pending`` runs ``launch`` trains at once locally; 1: one after another,
-    in this process, on every core it may use."""
+    """How many of ``pending`` runs (or batches of seeds) ``launch`` trains at once locally;
+    1: one after another, in this process, on every core it may use."""
     return 1 if launcher.jobs <= 1 or pending <= 1 else min(launcher.jobs, pending)
 
 
@@ -171,8 +225,9 @@ def first_run_threads(jobs: list[Job]) -> ThreadChoice | None:
     if not pending:
         return None
     config = pending[0].config
-    cores = core_share(0, runs_at_once(config.launcher, len(pending)), available_cores())
-    return choose_threads(config.trainer.torch_threads, config.agent, cores)
+    units = batch_units(pending, config.launcher.batch_seeds)
+    cores = core_share(0, runs_at_once(config.launcher, len(units)), available_cores())
+    return choose_threads(config.trainer.torch_threads, config.agent, cores, seeds=len(units[0]))
 
 
 def _interrupted(job: Job) -> JobResult:
@@ -180,8 +235,8 @@ def _interrupted(job: Job) -> JobResult:
     return JobResult(job.path, "interrupted", f"checkpointed at step {summary.get('steps_done', 0)}", summary)
 
 
-def _job_process(job: Job, results: Any, cores: list[int]) -> None:
-    """One local run in a process of its own, on its share of the cores (so its torch
+def _job_process(unit: list[Job], results: Any, cores: list[int]) -> None:
+    """One local run (or batch of seeds) in a process of its own, on its share of the cores (so its torch
     threads, chosen for that share, do not contend with the other runs'): Ctrl-C at the terminal
     reaches the parent only (its own process group), which forwards it once; a child whose
     parent dies is sent SIGTERM (Linux), so it checkpoints too."""
@@ -193,18 +248,21 @@ def _job_process(job: Job, results: Any, cores: list[int]) -> None:
 
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     try:
-        results.put(execute_job(job))
+        for result in execute_unit(unit):
+            results.put(result)
     except KeyboardInterrupt:
-        results.put(_interrupted(job))
+        for job in unit:
+            results.put(_interrupted(job))
 
 
-def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
-    """Run ``jobs`` in at most ``at_once`` processes, one process per run. Ctrl-C starts no
-    new run and forwards one SIGINT to each running one (it checkpoints and stops); a second
-    Ctrl-C forwards another (it stops at once, keeping its last checkpoint)."""
+def _launch_processes(units: list[list[Job]], at_once: int) -> list[JobResult]:
+    """Run ``units`` in at most ``at_once`` processes, one process per run (or batch of
+    seeds). Ctrl-C starts no new run and forwards one SIGINT to each running one (it
+    checkpoints and stops); a second Ctrl-C forwards another (it stops at once, keeping its
+    last checkpoint)."""
     context = multiprocessing.get_context("spawn")
     results_queue = context.Queue()
-    pending, running = list(jobs), {}
+    pending, running = list(units), {}
     cores, free_slots = available_cores(), list(range(at_once))  # slot k runs on the k-th share of the cores
     slots: dict[Any, int] = {}
     done: dict[Path, JobResult] = {}
@@ -223,21 +281,21 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
         while running or (pending and not stopping):
             try:
                 while pending and len(running) < at_once and not stopping:
-                    job, slot = pending.pop(0), free_slots.pop(0)
+                    unit, slot = pending.pop(0), free_slots.pop(0)
                     process = context.Process(target=_job_process,
-                                              args=(job, results_queue, core_share(slot, at_once, cores)))
+                                              args=(unit, results_queue, core_share(slot, at_once, cores)))
                     process.start()
-                    running[process] = job
+                    running[process] = unit
                     slots[process] = slot
                 collect(block=True)
                 for process in [p for p in running if not p.is_alive()]:
                     process.join()
                     collect(block=False)
-                    job = running.pop(process)
                     free_slots.append(slots.pop(process))
-                    if job.path not in done:  # died without a word (killed): a rerun resumes it
-                        done[job.path] = JobResult(job.path, "failed", f"its process exited with code "
-                                                   f"{process.exitcode}", RunDirectory(job.path).read_summary() or {})
+                    for job in running.pop(process):
+                        if job.path not in done:  # died without a word (killed): a rerun resumes it
+                            done[job.path] = JobResult(job.path, "failed", f"its process exited with code "
+                                                       f"{process.exitcode}", RunDirectory(job.path).read_summary() or {})
             except KeyboardInterrupt:
                 stopping = True
                 for process in running:
@@ -250,7 +308,8 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
         if len(done) == before:
             break
     results = [done.get(job.path) or JobResult(job.path, "not started", "interrupted before it started",
-                                                RunDirectory(job.path).read_summary() or {}) for job in jobs]
+                                                RunDirectory(job.path).read_summary() or {})
+               for unit in units for job in unit]
     if stopping:
         raise LaunchInterrupted(results)
     return results
@@ -292,44 +351,47 @@ def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
     executor = slurm.make_executor(launcher, out / slurm.LOG_FOLDER, f"svgbench-{first.suite}-{first.agent.name}")
     if executor.cluster == "slurm" and launcher.jobs <= 0:
         executor.update_parameters(slurm_array_parallelism=len(to_submit))
-    handles = slurm.submit_array(executor, ResumableJob(), to_submit)
-    manifest = slurm.record_submission(out, "run", [(h.job_id, str(j.path.resolve()))
-                                                    for h, j in zip(handles, to_submit)], executor.cluster)
+    units = batch_units(to_submit, launcher.batch_seeds)  # one array task per run, or per batch of seeds
+    handles = slurm.submit_array(executor, ResumableJob(), units)
+    submitted = [(h, j) for h, unit in zip(handles, units) for j in unit]
+    manifest = slurm.record_submission(out, "run", [(h.job_id, str(j.path.resolve())) for h, j in submitted],
+                                       executor.cluster)
     ids = [h.job_id for h in handles]
     say(f"submitted {len(ids)} job(s) to {executor.cluster}: {', '.join(ids)}; recorded in {manifest}")
     if not wait:
         say(f"follow them with: harness status {out}   (logs: {out / slurm.LOG_FOLDER}/<job id>/); "
             f"rerunning this command resubmits only runs that are neither done nor queued")
         return results + [JobResult(j.path, "submitted", f"SLURM job {h.job_id}", job_id=h.job_id)
-                          for h, j in zip(handles, to_submit)]
-    return results + [_wait_for(handle, job) for handle, job in zip(handles, to_submit)]
+                          for h, j in submitted]
+    return results + [result for handle, unit in zip(handles, units) for result in _wait_for(handle, unit)]
 
 
-def _wait_for(handle: Any, job: Job) -> JobResult:
+def _wait_for(handle: Any, unit: list[Job]) -> list[JobResult]:
     try:
-        result = handle.result()
+        results = handle.result()
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - cancelled, killed or failed on the node
         from harness.slurm import first_line  # noqa: PLC0415
 
-        return JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {first_line(error)}",
-                         RunDirectory(job.path).read_summary() or {}, job_id=handle.job_id)
-    result.job_id = handle.job_id
-    return result
+        return [JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {first_line(error)}",
+                          RunDirectory(job.path).read_summary() or {}, job_id=handle.job_id) for job in unit]
+    for result in results:
+        result.job_id = handle.job_id
+    return results
 
 
 class ResumableJob:
     """A submitit callable that, on preemption or time-out, requeues itself: the requeued
-    job resumes the run from its last checkpoint."""
+    job resumes its runs (one, or a batch of seeds) from their last checkpoints."""
 
-    def __call__(self, job: Job) -> JobResult:
+    def __call__(self, unit: list[Job]) -> list[JobResult]:
         try:
-            return execute_job(job)
-        except KeyboardInterrupt:  # scancel's SIGTERM: the run checkpointed and is marked interrupted
-            return _interrupted(job)
+            return execute_unit(unit)
+        except KeyboardInterrupt:  # scancel's SIGTERM: the runs checkpointed and are marked interrupted
+            return [_interrupted(job) for job in unit]
 
-    def checkpoint(self, job: Job) -> Any:
+    def checkpoint(self, unit: list[Job]) -> Any:
         import submitit  # noqa: PLC0415
 
-        return submitit.helpers.DelayedSubmission(self, job)
+        return submitit.helpers.DelayedSubmission(self, unit)

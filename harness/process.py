@@ -57,11 +57,12 @@ class ThreadChoice:
     by_user: bool = False
 
 
-def largest_update_matmul(agent: AgentConfig) -> int:
+def largest_update_matmul(agent: AgentConfig, seeds: int = 1) -> int:
     """Multiply-accumulates of the largest matmul one update runs: a hidden layer of the
     actor or critic on a step batch (step_batch_size x hidden_dim^2), or of the world model
     on a sequence batch (seq_batch_size x max(model_hidden_dim, gru_hidden_dim)^2; a
-    model-free agent builds no model).
+    model-free agent builds no model); ``seeds`` times that for seeds trained as one batch
+    (one batched matmul holds every seed's product).
 
     Against ``PARALLEL_MATMUL_MACS`` it decides whether a second thread pays. The rule
     follows the measurements in docs/performance.md: the quick preset (hidden 128, model and
@@ -71,7 +72,7 @@ def largest_update_matmul(agent: AgentConfig) -> int:
     if agent.actor_expansion or agent.critic_expansion:
         model_width = max(agent.model_hidden_dim, agent.gru_hidden_dim)
         largest = max(largest, agent.seq_batch_size * model_width**2)
-    return largest
+    return seeds * largest
 
 
 def _positive_integer(environ: Mapping[str, str], name: str) -> tuple[int | None, str]:
@@ -90,7 +91,7 @@ def _positive_integer(environ: Mapping[str, str], name: str) -> tuple[int | None
 
 
 def choose_threads(configured: int | None, agent: AgentConfig | None, cores: list[int],
-                   environ: Mapping[str, str] = os.environ) -> ThreadChoice:
+                   environ: Mapping[str, str] = os.environ, seeds: int = 1) -> ThreadChoice:
     """The torch threads of a process that trains ``agent`` on ``cores`` (its share, after
     pinning), the first that applies of:
 
@@ -98,7 +99,8 @@ def choose_threads(configured: int | None, agent: AgentConfig | None, cores: lis
     2. OMP_NUM_THREADS;
     3. SLURM_CPUS_PER_TASK, at most one per core of the share;
     4. the work's size: one thread when the largest matmul of an update is small
-       (``largest_update_matmul`` <= ``PARALLEL_MATMUL_MACS``), else one per core of the share.
+       (``largest_update_matmul`` <= ``PARALLEL_MATMUL_MACS``, for ``seeds`` seeds in one
+       batch), else one per core of the share.
 
     The first two are the user's own and are taken as they are. An environment variable
     that is not a positive integer is passed over, and the reason says so."""
@@ -113,7 +115,7 @@ def choose_threads(configured: int | None, agent: AgentConfig | None, cores: lis
         count, reason = min(slurm, share), f"SLURM_CPUS_PER_TASK={slurm}"
         if slurm > share:
             reason += f", capped at this run's {share}-core share"
-    elif largest_update_matmul(agent) <= PARALLEL_MATMUL_MACS:
+    elif largest_update_matmul(agent, seeds) <= PARALLEL_MATMUL_MACS:
         count, reason = 1, "small networks: a second thread does not pay at these sizes"
     else:
         count, reason = share, f"large matmuls: one thread per core of this run's {share}-core share"
@@ -130,7 +132,7 @@ def set_torch_threads(threads: int) -> int:
     return count
 
 
-def prepare_training_process(threads: int | None, agent: AgentConfig | None = None) -> ThreadChoice:
+def prepare_training_process(threads: int | None, agent: AgentConfig | None = None, seeds: int = 1) -> ThreadChoice:
     """What every process that trains or times an agent sets first: its torch threads and
     the allocator's reuse of freed memory (``keep_freed_memory``). ``threads`` is a count
     the caller fixed (``trainer.torch_threads``, ``harness bench --threads``) or None: then
@@ -138,7 +140,7 @@ def prepare_training_process(threads: int | None, agent: AgentConfig | None = No
     if threads is None and agent is None:
         raise ValueError("prepare_training_process: without a thread count it needs the agent config to choose one")
     keep_freed_memory()
-    choice = choose_threads(threads, agent, available_cores())
+    choice = choose_threads(threads, agent, available_cores(), seeds=seeds)
     set_torch_threads(choice.count)
     return choice
 

@@ -23,7 +23,7 @@ from harness.mirror import WandbMirror
 from harness.process import prepare_training_process
 from harness.contract import (DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock,
                               video_path)
-from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
+from harness.rundir import CHECKPOINT_KEYS, CheckpointError, CsvLog, RunDirectory
 from harness.suites import TaskSpec, get_task
 from harness.suites.wrappers import get_env_state, set_env_state
 from harness.video import Mp4Writer, render_fps, render_frame
@@ -217,6 +217,25 @@ class Trainer:
         except Exception as error:  # a checkpoint that does not fit this agent: keep it, say so
             self._mark_failed(error)
             raise
+        eval_log, train_log, mirror = self.open_session(resumed)
+        try:
+            with StopSignals() as stop:
+                self._loop(eval_log, train_log, mirror, stop)
+        except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C, SIGTERM, or submitit's requeue exit
+            self.end_interrupted(error, mirror)
+            raise
+        except BaseException as error:
+            self.end_failed(error, mirror)
+            raise
+        finally:
+            eval_log.close()
+            train_log.close()
+            self.close_envs()
+        return self.end_done(mirror)
+
+    def open_session(self, resumed: bool) -> tuple[CsvLog, CsvLog, WandbMirror]:
+        """Once resumed or started: summary.json says the run is running (with its identity,
+        versions and threads), the wandb mirror starts, the CSV logs open for appending."""
         if resumed:
             self.say(f"resuming {self.run_dir.path} from step {self.progress.step}")
         summary = self.run_dir.read_summary() or {}
@@ -232,26 +251,24 @@ class Trainer:
         eval_columns = EVAL_COLUMNS + (MODEL_ERROR_COLUMNS if self.agent.model is not None else [])
         eval_log, train_log = self.run_dir.open_logs(eval_columns)
         self._checkpointed_stop = False
-        try:
-            with StopSignals() as stop:
-                self._loop(eval_log, train_log, mirror, stop)
-        except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C, SIGTERM, or submitit's requeue exit
-            if not self._checkpointed_stop:  # stopped at once: the summary keeps the last checkpoint's step
-                self.run_dir.update_summary(status=INTERRUPTED, error=None, interrupted_by=type(error).__name__)
-            mirror.finish({"status": INTERRUPTED})
-            raise
-        except BaseException as error:
-            try:  # a failure caused by a divergence not yet read (deferred metrics): report that
-                self.metrics.check_finite()
-            except DivergenceError as diverged:
-                error = diverged
-            self._mark_failed(error, steps_done=self.progress.step)
-            mirror.finish({"status": FAILED})
-            raise
-        finally:
-            eval_log.close()
-            train_log.close()
-            self.close_envs()
+        return eval_log, train_log, mirror
+
+    def end_interrupted(self, error: BaseException, mirror: WandbMirror) -> None:
+        """Stopped by Ctrl-C, SIGTERM or submitit's requeue exit: at once (the summary keeps
+        the last checkpoint's step) or after checkpointing (``_interrupt`` said so)."""
+        if not self._checkpointed_stop:
+            self.run_dir.update_summary(status=INTERRUPTED, error=None, interrupted_by=type(error).__name__)
+        mirror.finish({"status": INTERRUPTED})
+
+    def end_failed(self, error: BaseException, mirror: WandbMirror) -> None:
+        try:  # a failure caused by a divergence not yet read (deferred metrics): report that
+            self.metrics.check_finite()
+        except DivergenceError as diverged:
+            error = diverged
+        self._mark_failed(error, steps_done=self.progress.step)
+        mirror.finish({"status": FAILED})
+
+    def end_done(self, mirror: WandbMirror) -> dict:
         summary = self.run_dir.update_summary(**self._results(), status=DONE)
         mirror.finish(summary)
         return summary
@@ -273,17 +290,17 @@ class Trainer:
     def _interrupt(self, stop: StopSignals) -> None:
         """Checkpoint here (a step boundary: the state is whole), mark the run interrupted;
         a SLURM job's SIGUSR2 then goes on to submitit, which requeues the job."""
+        self.checkpoint_for_stop(stop)
+        pass_on_stop(stop, self.say, f"{self.run_dir.path}: ")
+        raise RunInterrupted(f"{self.run_dir.path} interrupted by {stop.requested} at step {self.progress.step}")
+
+    def checkpoint_for_stop(self, stop: StopSignals) -> None:
+        """``_interrupt``'s checkpoint and summary (status interrupted), and its line."""
         self.progress.wall_time = self._wall_at_start + time.perf_counter() - self._session_start
         self.run_dir.save_checkpoint(self.checkpoint_state())
         self.run_dir.update_summary(status=INTERRUPTED, error=None, **self._results(), interrupted_by=stop.requested)
         self._checkpointed_stop = True
         self.say(f"{self.run_dir.path}: {stop.requested} at step {self.progress.step}; checkpointed")
-        try:
-            stop.pass_on()
-        except Exception as error:  # noqa: BLE001 - e.g. submitit's "timed-out too many times"
-            self.say(f"{self.run_dir.path}: not requeued ({str(error).splitlines()[0] if str(error) else error!r}); "
-                     f"rerun the same command to resume")
-        raise RunInterrupted(f"{self.run_dir.path} interrupted by {stop.requested} at step {self.progress.step}")
 
     def _identity(self) -> dict:
         c = self.config
@@ -380,6 +397,16 @@ class Trainer:
         self.run_dir.update_summary(status=RUNNING, **self._results())
         if self.on_evaluation is not None:
             self.on_evaluation(p.step, row["return_mean"])
+
+
+def pass_on_stop(stop: StopSignals, say: Callable[[str], None], where: str = "") -> None:
+    """Once checkpointed: hand the stop on (a SLURM job's SIGUSR2 to submitit, which requeues
+    the job); a requeue that fails is one line, and a rerun resumes."""
+    try:
+        stop.pass_on()
+    except Exception as error:  # noqa: BLE001 - e.g. submitit's "timed-out too many times"
+        say(f"{where}not requeued ({str(error).splitlines()[0] if str(error) else error!r}); "
+            f"rerun the same command to resume")
 
 
 def train_run(config: RunConfig, path: str | Path, on_evaluation: EvaluationCallback | None = None) -> dict:

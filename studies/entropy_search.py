@@ -82,6 +82,8 @@ class SearchSettings:
     out: str = "runs/search"
     wandb: str = "disabled"
     overrides: list[str] = field(default_factory=list)
+    # a trial's seeds trained by its worker as one batch (harness.batched_trainer), not one after another
+    batch_seeds: bool = False
     # liveness of other workers: heartbeat period, and how long a still heartbeat means dead
     heartbeat_seconds: float = 20.0
     stale_after_seconds: float = STALE_AFTER_SECONDS
@@ -362,22 +364,16 @@ class Worker:
 
     def train_slot(self, trial: optuna.Trial, slot: int, schedule: Schedule) -> float:
         """Train (or resume, or read back) every seed's run of the slot; the mean final return."""
-        from harness.rundir import RunBusyError, RunDirectory  # noqa: PLC0415
-        from harness.config import to_yaml  # noqa: PLC0415
+        from harness.rundir import RunBusyError  # noqa: PLC0415
         from harness.trainer import train_run  # noqa: PLC0415
 
         finals = []
         jobs = plan_trial_jobs(self.settings, slot, schedule)
         trial.set_user_attr("run_folders", [str(job.path) for job in jobs])
+        if self.settings.batch_seeds and len(jobs) > 1:
+            return self.train_slot_as_batch(trial, jobs)
         for index, job in enumerate(jobs):
-            reporter = IntermediateReporter(trial, index, int(job.config.trainer.total_steps))
-            run_dir = RunDirectory(job.path)
-            for step, value in recorded_returns(run_dir.eval_path):  # a resumed slot: what is already there
-                reporter(step, value)
-            if run_dir.stored_config_text() is None:
-                run_dir.write_config(to_yaml(job.config))
-            if (run_dir.read_summary() or {}).get(ORIGIN_KEY) != ORIGIN_SEARCH_TRIAL:  # said before it trains
-                run_dir.update_summary(**{ORIGIN_KEY: ORIGIN_SEARCH_TRIAL})
+            reporter = self.prepare_run(trial, index, job)
             while True:
                 try:
                     summary = train_run(job.config, job.path, on_evaluation=reporter)
@@ -391,6 +387,63 @@ class Worker:
             final = summary.get("final_eval_return")
             if summary.get("status") != "done" or final is None:
                 raise RunFailed(f"{job.path}: status {summary.get('status')}, final return {final}")
+            finals.append(float(final))
+        return sum(finals) / len(finals)
+
+    def prepare_run(self, trial: optuna.Trial, index: int, job: Any) -> IntermediateReporter:
+        """Seed ``index``'s run of the trial, before it trains: its reporter (given what the
+        run already recorded, for a resumed slot), its config and its search-trial origin."""
+        from harness.config import to_yaml  # noqa: PLC0415
+        from harness.rundir import RunDirectory  # noqa: PLC0415
+
+        reporter = IntermediateReporter(trial, index, int(job.config.trainer.total_steps))
+        run_dir = RunDirectory(job.path)
+        for step, value in recorded_returns(run_dir.eval_path):  # a resumed slot: what is already there
+            reporter(step, value)
+        if run_dir.stored_config_text() is None:
+            run_dir.write_config(to_yaml(job.config))
+        if (run_dir.read_summary() or {}).get(ORIGIN_KEY) != ORIGIN_SEARCH_TRIAL:  # said before it trains
+            run_dir.update_summary(**{ORIGIN_KEY: ORIGIN_SEARCH_TRIAL})
+        return reporter
+
+    def train_slot_as_batch(self, trial: optuna.Trial, jobs: list[Any]) -> float:
+        """``train_slot`` with the slot's seeds trained as one batch. The seeds report as they
+        would alone (seed k's evaluations at steps k*T + t); once one seed's report prunes the
+        trial, every other seed stops at its next evaluation."""
+        from harness.batched_trainer import train_batch  # noqa: PLC0415
+        from harness.rundir import RunBusyError  # noqa: PLC0415
+
+        reporters = [self.prepare_run(trial, index, job) for index, job in enumerate(jobs)]
+        pruned: list[optuna.TrialPruned] = []
+
+        def stop_together(reporter: IntermediateReporter) -> Callable[[int, float], None]:
+            def report(step: int, value: float) -> None:
+                if pruned:
+                    raise pruned[0]
+                try:
+                    reporter(step, value)
+                except optuna.TrialPruned as error:
+                    pruned.append(error)
+                    raise
+
+            return report
+
+        while True:
+            outcomes = train_batch([job.config for job in jobs], [job.path for job in jobs],
+                                   on_evaluation=[stop_together(reporter) for reporter in reporters])
+            if not any(isinstance(outcome.error, RunBusyError) for outcome in outcomes):
+                break
+            time.sleep(self.settings.poll_seconds)  # an old worker still holds a run: wait, then resume
+        for outcome in outcomes:
+            if isinstance(outcome.error, (optuna.TrialPruned, StorageUnavailable)):
+                raise outcome.error
+        finals = []
+        for job, outcome in zip(jobs, outcomes):
+            if outcome.error is not None:
+                raise RunFailed(f"{job.path}: {type(outcome.error).__name__}: {outcome.error}".splitlines()[0])
+            final = outcome.summary.get("final_eval_return")
+            if outcome.summary.get("status") != "done" or final is None:
+                raise RunFailed(f"{job.path}: status {outcome.summary.get('status')}, final return {final}")
             finals.append(float(final))
         return sum(finals) / len(finals)
 

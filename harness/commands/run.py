@@ -25,6 +25,9 @@ from harness.suites import SUITES, get_suite
 @click.option("--launcher", default="local", show_default=True, help="local | submitit (SLURM).")
 @click.option("--jobs", default=None, type=click.IntRange(min=1),
               help="local: runs at once (default 1); submitit: most jobs running at once (default: no limit).")
+@click.option("--batch-seeds", type=click.IntRange(min=1), default=None,
+              help="Train up to N seeds of a task as one batched computation in one process "
+                   "(launcher.batch_seeds; --jobs and SLURM then place batches).")
 @click.option("--force", is_flag=True, help="Delete a run folder that holds another config and start over.")
 @click.option("--wandb", "wandb_mode", default="offline", show_default=True, type=click.Choice(WANDB_MODES))
 @click.option("--config", "config_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -33,8 +36,8 @@ from harness.suites import SUITES, get_suite
               help="Record the first episode of every evaluation as RUN/videos/step_<n>.mp4 (trainer.video=true).")
 @slurm_options
 @click.argument("overrides", nargs=-1)
-def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, force, wandb_mode, config_files,
-                video, wait, overrides, **slurm_flags) -> None:
+def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, batch_seeds, force, wandb_mode,
+                config_files, video, wait, overrides, **slurm_flags) -> None:
     """Train AGENT on every (task, seed) of SUITE; rerunning resumes or skips.
 
     OVERRIDES are Hydra key=value settings, e.g. agent.horizon=3 trainer.eval_episodes=5.
@@ -53,6 +56,8 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     for line in agent_override_warnings(agent, overrides):
         click.echo(f"harness: warning: {line}", err=True)
     settings = list(overrides) + launcher_settings(launcher, jobs, slurm_flags, wait)
+    if batch_seeds is not None:
+        settings.append(f"launcher.batch_seeds={batch_seeds}")
     chosen = list(dict.fromkeys(tasks)) or list(suite_tasks)
     job_list = plan_jobs(suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode,
                          settings, force=force)

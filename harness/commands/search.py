@@ -36,6 +36,8 @@ def study_options(command):
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Env steps per run (default: preset/task).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
               help="Seeds 0..K-1 per trial; the objective is their mean final evaluation return.")
+@click.option("--batch-seeds", is_flag=True,
+              help="Train a trial's seeds as one batched computation in one process (not one after another).")
 @click.option("--trials", required=True, type=click.IntRange(min=1), help="Trials in the study, in total.")
 @click.option("--study", "study_name", default=None, help="Study name (default: entropy-SUITE-TASK-AGENT).")
 @click.option("--storage", default=None,
@@ -54,8 +56,9 @@ def study_options(command):
               help="local: worker processes here; submitit: --workers SLURM jobs sharing --storage.")
 @slurm_options
 @click.argument("overrides", nargs=-1)
-def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, study_name, storage, workers, sampler,
-                           pruner, study_seed, out, wandb_mode, launcher, wait, overrides, **slurm_flags) -> None:
+def search_entropy_command(suite, task, agent, preset, steps, seeds, batch_seeds, trials, study_name, storage, workers,
+                           sampler, pruner, study_seed, out, wandb_mode, launcher, wait, overrides,
+                           **slurm_flags) -> None:
     """The target-entropy random search of appendix A.2: TRIALS schedules (H_init, H_final,
     beta) of eq. (14), each trained on K seeds. Rerun the same command to resume; run it in
     several shells or machines on one storage to share the work: the study ends with exactly
@@ -66,7 +69,7 @@ def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, stu
     settings = SearchSettings(suite=suite, task=task, trials=trials, agent=agent, preset=preset, steps=steps,
                               seeds=seeds, study=study_name, storage=storage, workers=workers, sampler=sampler,
                               pruner=pruner, study_seed=study_seed, out=out, wandb=wandb_mode,
-                              overrides=list(overrides))
+                              overrides=list(overrides), batch_seeds=batch_seeds)
     launcher_overrides = launcher_settings(launcher, None, slurm_flags, wait)
     try:
         if launcher == "submitit":
