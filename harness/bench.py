@@ -239,12 +239,39 @@ def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overr
     return steps / (time.perf_counter() - started)
 
 
-def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any) -> None:
+def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any, threads: int | None = None) -> None:
     from harness.process import pin_to_cores
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     pin_to_cores(cores)
-    results.put(loop_steps_per_second(*args, threads=len(cores), start=start))
+    results.put(loop_steps_per_second(*args, threads=threads or len(cores), start=start))
+
+
+def concurrent_loop_rates(args: tuple, core_sets: list[list[int]], threads: int | None = None) -> list[float]:
+    """Env steps/s of ``loop_steps_per_second(*args)`` in one process per core set, all
+    started together (each pinned to its cores, with ``threads`` torch threads: by default
+    one per core)."""
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(len(core_sets)), context.Queue()
+    workers = [context.Process(target=_parallel_worker, args=(args, chosen, start, results, threads))
+               for chosen in core_sets]
+    for worker in workers:
+        worker.start()
+    measured: list[float] = []
+    try:
+        while len(measured) < len(workers):
+            try:
+                measured.append(results.get(timeout=5))
+            except queue.Empty:
+                dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+                if dead:  # the others would wait for it at the barrier for ever
+                    raise RuntimeError(f"a benchmark process died (exit code {dead[0]})") from None
+    finally:
+        for worker in workers:
+            if worker.is_alive() and len(measured) < len(workers):
+                worker.terminate()
+            worker.join()
+    return measured
 
 
 def parallel_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
@@ -254,32 +281,8 @@ def parallel_steps_per_second(agent: str, preset: str, task: str, device: str, o
     of each, and the speed-ups."""
     from harness.process import available_cores, core_share
 
-    context = multiprocessing.get_context("spawn")
     cores = available_cores()
-
-    def rates(core_sets: list[list[int]]) -> list[float]:
-        start, results = context.Barrier(len(core_sets)), context.Queue()
-        workers = [context.Process(target=_parallel_worker,
-                                   args=((agent, preset, task, device, overrides, steps), chosen, start, results))
-                   for chosen in core_sets]
-        for worker in workers:
-            worker.start()
-        measured: list[float] = []
-        try:
-            while len(measured) < len(workers):
-                try:
-                    measured.append(results.get(timeout=5))
-                except queue.Empty:
-                    dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
-                    if dead:  # the others would wait for it at the barrier for ever
-                        raise RuntimeError(f"a benchmark process died (exit code {dead[0]})") from None
-        finally:
-            for worker in workers:
-                if worker.is_alive() and len(measured) < len(workers):
-                    worker.terminate()
-                worker.join()
-        return measured
-
+    rates = lambda core_sets: concurrent_loop_rates((agent, preset, task, device, overrides, steps), core_sets)  # noqa: E731
     all_cores = rates([cores])[0]
     one_share = rates([core_share(0, processes, cores)])[0]
     together = sum(rates([core_share(k, processes, cores) for k in range(processes)]))

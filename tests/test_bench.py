@@ -77,3 +77,17 @@ def test_set_torch_threads_sets_at_least_one():
         assert set_torch_threads(0) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_bench_batch_seeds_times_seeds_batched_against_lone_runs(tmp_path):
+    code, stdout, stderr = run_cli(*TINY_BENCH[:9], "--loop-steps", "2", "--batch-seeds", "1", "--batch-seeds", "2",
+                                   "--jobs", "2", "--json", str(tmp_path / "b.json"), *TINY_BENCH[13:])
+    assert code == 0, stderr
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(row["agent"], row["seeds"]) for row in rows] == [("sac", 1), ("sac", 2), ("sac-svg", 1), ("sac-svg", 2)]
+    for row in rows:
+        assert row["batched_steps_per_second"] > 0 and row["lone_steps_per_second"] > 0
+        assert row["speedup"] == pytest.approx(row["batched_steps_per_second"] / row["lone_steps_per_second"])
+    assert "| sac-svg | quick | classic/inverted-pendulum | 2 | 2 |" in stdout  # rows printed as they finish
+    code, _, stderr = run_cli(*TINY_BENCH[:9], "--jobs", "2")
+    assert code == 2 and "--jobs applies to --batch-seeds" in stderr
