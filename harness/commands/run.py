@@ -112,7 +112,8 @@ def threads_line(jobs: list, launcher: str) -> str:
         return (f"each run chooses its torch threads on its SLURM node: one per CPU of its job "
                 f"(SLURM_CPUS_PER_TASK, here --cpus {cpus}){how_to_change}")
     plural = "s" if choice.count != 1 else ""
-    return f"each run uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
+    who = "each batch of seeds" if jobs[0].config.launcher.batch_seeds > 1 else "each run"
+    return f"{who} uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
 
 
 def check_video_rendering(jobs: list) -> None:
