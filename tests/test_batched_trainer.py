@@ -279,3 +279,19 @@ def test_harness_run_places_batches_of_seeds_in_parallel_jobs(tmp_path):
     assert [(s["seed"], s["status"], s["steps_done"]) for s in summaries] == [(k, "done", STEPS) for k in SEEDS]
     config_text = next(tmp_path.glob("classic/inverted-pendulum/*/seed_0/config.yaml")).read_text()
     assert "batch_seeds: 2" in config_text
+
+
+@pytest.mark.slow
+def test_submitit_places_a_batch_of_seeds_in_one_job(tmp_path):
+    """--launcher submitit (submitit's local executor here): seeds 0 and 1 in one job, seed 2 in another."""
+    command = [sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
+               "--agent", "sac", "--preset", "quick", "--steps", str(STEPS), "--seeds", "3", "--batch-seeds", "2",
+               "--out", str(tmp_path), "--wandb", "disabled", "--launcher", "submitit", "--wait",
+               "launcher.cluster=local", *[o for o in OVERRIDES if not o.startswith(("agent.model", "agent.gru", "agent.seq"))]]
+    done = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (submission,) = json.loads((tmp_path / "slurm_jobs.json").read_text())["submissions"]
+    job_of = {Path(job["serves"]).name: job["job_id"] for job in submission["jobs"]}
+    assert job_of["seed_0"] == job_of["seed_1"] != job_of["seed_2"]
+    for folder in sorted(tmp_path.glob("classic/inverted-pendulum/*/seed_*")):
+        assert json.loads((folder / "summary.json").read_text())["status"] == "done"
