@@ -74,7 +74,7 @@ def test_a_poplin_table2_report_sets_our_rows_beside_the_published_table_2(tmp_p
     root = tmp_path / "poplin-swimmer"
     rows = {g["horizon"]: g for g in json.loads((root / "table2.json").read_text())["groups"]}
     assert sorted(rows) == [0, 2] and all(g["seeds"] == [1] for g in rows.values())
-    html = (root / "table2.html").read_text()
+    html = (root / "table2.html").read_text().replace("<wbr>", "")  # long labels break after their commas
     for published in ("SAC-SVG(2)", "SAC-SVG(10)", "POPLIN-P", "350.22"):  # Table 2's swimmer column
         assert published in html
     assert rows[2]["row"] in html and rows[0]["row"] in html
