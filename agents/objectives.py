@@ -7,7 +7,8 @@ callables that return tensors) and return tensors; optimisation lives in ``agent
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F

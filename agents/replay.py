@@ -9,7 +9,6 @@ import torch
 
 from agents.transfer import to_device
 
-
 Array = "np.ndarray | torch.Tensor"
 
 

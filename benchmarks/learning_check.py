@@ -43,8 +43,8 @@ def main() -> int:
     parser.add_argument("--out", default="runs/benchmark")
     args = parser.parse_args()
 
-    lines = ["| agent | seed | first eval step with return >= {:g} | best eval return | steps | wall time (s) |"
-             .format(args.threshold), "|---|---|---|---|---|---|"]
+    lines = [f"| agent | seed | first eval step with return >= {args.threshold:g} | best eval return | steps "
+             "| wall time (s) |", "|---|---|---|---|---|---|"]
     commands = []
     for agent in args.agents:
         command = ["harness", "run", "--suite", args.suite, "--task", args.task, "--agent", agent,

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-import yaml
 from omegaconf import OmegaConf
 
 from agents.config import COMPILE_MODES, MVE_HORIZON_COUNTINGS, AgentConfig
 from baselines import AGENTS
-from harness.names import unknown_name
 from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
+from harness.names import unknown_name
 from harness.suites import TaskSpec, get_task
 from harness.video import check_video_size
 

@@ -16,12 +16,21 @@ import shutil
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from harness.config import (ConfigError, LauncherConfig, RunConfig, build_run_config, from_yaml,
-                            override_label, scientific_differences, to_dict)
+from harness.config import (
+    ConfigError,
+    LauncherConfig,
+    RunConfig,
+    build_run_config,
+    from_yaml,
+    override_label,
+    scientific_differences,
+    to_dict,
+)
 from harness.contract import DONE, RunBusyError, is_locked, run_path
 from harness.process import ThreadChoice, available_cores, choose_threads, core_share, pin_to_cores
 from harness.rundir import CheckpointError, RunDirectory

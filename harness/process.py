@@ -7,8 +7,9 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the launcher imports this module without torch, which agents imports
     from agents.config import AgentConfig

@@ -13,18 +13,39 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
-from harness.contract import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_COLUMNS, EVAL_FILE, LOCK_FILE, SUMMARY_FILE,
-                              TRAIN_COLUMNS, TRAIN_FILE, CsvLog, RunBusyError, atomic_write_bytes,
-                              atomic_write_text, fsync_directory, git_commit, is_locked, list_videos,
-                              package_versions, read_summary, run_lock, run_path, truncate_csv, update_summary,
-                              write_summary)
+from harness.contract import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVAL_COLUMNS,
+    EVAL_FILE,
+    LOCK_FILE,
+    SUMMARY_FILE,
+    TRAIN_COLUMNS,
+    TRAIN_FILE,
+    CsvLog,
+    RunBusyError,
+    atomic_write_bytes,
+    atomic_write_text,
+    fsync_directory,
+    git_commit,
+    is_locked,
+    list_videos,
+    package_versions,
+    read_summary,
+    run_lock,
+    run_path,
+    truncate_csv,
+    update_summary,
+    write_summary,
+)
 
 __all__ = [  # the contract's names stay importable from here for existing callers
     "EVAL_COLUMNS", "TRAIN_COLUMNS", "LOCK_NAME", "CsvLog", "RunBusyError", "atomic_write_bytes", "git_commit",

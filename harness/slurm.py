@@ -17,9 +17,10 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from harness.config import ConfigError, LauncherConfig
 from harness.contract import atomic_write_bytes

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -18,11 +18,20 @@ from agents.agent import DivergenceError
 from agents.metrics import MetricSums
 from agents.replay import ReplayBuffer
 from harness.config import RunConfig, to_dict, to_yaml
+from harness.contract import (
+    DONE,
+    EVAL_COLUMNS,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    git_commit,
+    package_versions,
+    run_lock,
+    video_path,
+)
 from harness.lifecycle import ProgressBar, RunInterrupted, StepCost, StopSignals, say_to_stderr
 from harness.mirror import WandbMirror
 from harness.process import prepare_training_process
-from harness.contract import (DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock,
-                              video_path)
 from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
 from harness.suites import TaskSpec, get_task
 from harness.suites.wrappers import get_env_state, set_env_state
@@ -241,11 +250,12 @@ class Trainer:
             mirror.finish({"status": INTERRUPTED})
             raise
         except BaseException as error:
+            failure = error
             try:  # a failure caused by a divergence not yet read (deferred metrics): report that
                 self.metrics.check_finite()
             except DivergenceError as diverged:
-                error = diverged
-            self._mark_failed(error, steps_done=self.progress.step)
+                failure = diverged
+            self._mark_failed(failure, steps_done=self.progress.step)
             mirror.finish({"status": FAILED})
             raise
         finally:

@@ -14,12 +14,20 @@ import numpy as np
 import pandas as pd
 
 from baselines.published import load_reference_curves
-from reports import aggregate, figures, tables, videos
 from harness.suites import get_task
-from reports.load import final_scores, first_steps_to, logged_target_entropy, load_experiments, resample_curves, scores_at_step, tidy_evals
+from reports import aggregate, figures, tables, videos
+from reports.load import (
+    final_scores,
+    first_steps_to,
+    load_experiments,
+    logged_target_entropy,
+    resample_curves,
+    scores_at_step,
+    tidy_evals,
+)
+from reports.model_generalisation import model_generalisation_section
 from reports.runs import Run
 from reports.search import study_numbers, study_sections, trial_experiments
-from reports.model_generalisation import model_generalisation_section
 
 ABLATION_AGENTS = ("sac", "sac-svg", "mve", "sac-svg-mve")  # paper Fig. 4: expansion in actor x critic
 MODEL_ERROR_METRICS = ("model_error_holdout", "model_error_replay")

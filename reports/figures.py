@@ -16,11 +16,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rliable import plot_utils  # noqa: E402
-
 
 DPI = 96
 LEGEND_FONTSIZE = 9  # points: 12 px at the report's DPI, legible at the size the page shows a figure

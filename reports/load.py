@@ -18,9 +18,23 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.contract import (CONFIG_FILE, DONE, EVAL_FILE, FAILED, INTERRUPTED, ORIGIN_KEY, ORIGIN_RUN,
-                              ORIGIN_SEARCH_TRIAL, RUNNING, SEED_PREFIX, SUMMARY_FILE, TRAIN_FILE, inspect_summary,
-                              list_videos, run_state)
+from harness.contract import (
+    CONFIG_FILE,
+    DONE,
+    EVAL_FILE,
+    FAILED,
+    INTERRUPTED,
+    ORIGIN_KEY,
+    ORIGIN_RUN,
+    ORIGIN_SEARCH_TRIAL,
+    RUNNING,
+    SEED_PREFIX,
+    SUMMARY_FILE,
+    TRAIN_FILE,
+    inspect_summary,
+    list_videos,
+    run_state,
+)
 from reports.experiments import assign_experiments
 from reports.runs import Run
 from studies.contract import is_trial_run

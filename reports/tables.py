@@ -7,8 +7,8 @@ Numbers are formatted here, names are left as they are: the template escapes the
 from __future__ import annotations
 
 import math
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd

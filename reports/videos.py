@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from reports.figures import image_data_uri
-from reports.runs import Run
 from reports.mp4 import UnreadableVideo, VideoFrame, middle_frame
+from reports.runs import Run
 
 EMBED_MAX_BYTES = 2_000_000  # larger videos are linked, so a report with many tasks stays openable
 LINKED_FOLDER_SUFFIX = "_videos"  # report.html's linked videos go to report_videos/

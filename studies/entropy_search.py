@@ -39,9 +39,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -51,11 +52,17 @@ from harness.contract import ORIGIN_KEY, ORIGIN_SEARCH_TRIAL
 from harness.process import available_cores, core_share, pin_to_cores
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
-from studies.liveness import (HEARTBEAT_ATTR, STALE_AFTER_SECONDS, WORKER_ATTR, Heartbeat, is_gone_here,
-                              process_identity)
+from studies.liveness import HEARTBEAT_ATTR, STALE_AFTER_SECONDS, WORKER_ATTR, Heartbeat, is_gone_here, process_identity
 from studies.slots import FINAL_FAIL_OUTCOME, export_trials, finished_count, settles_slot, slot_of, slot_states
-from studies.storage import (FOLDER_ATTR, STORAGE_ERRORS, StorageUnavailable, create_or_load_study, describe,
-                             is_url, storage_errors)
+from studies.storage import (
+    FOLDER_ATTR,
+    STORAGE_ERRORS,
+    StorageUnavailable,
+    create_or_load_study,
+    describe,
+    is_url,
+    storage_errors,
+)
 
 SAMPLERS = ("random", "tpe")
 PRUNERS = ("none", "median")
@@ -157,9 +164,8 @@ def open_search(settings: SearchSettings) -> optuna.Study:
     """Create or load the study and write study.json."""
     study = create_or_load_study(settings.study_name, settings.storage_text, settings.identity(),
                                  make_sampler(settings), make_pruner(settings))
-    from harness.suites import get_task  # noqa: PLC0415
-
     from agents.objectives import target_entropy_schedule  # noqa: PLC0415
+    from harness.suites import get_task  # noqa: PLC0415
 
     paper = get_task(settings.suite, settings.task).paper.entropy
     total = int(plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer.total_steps)
@@ -362,8 +368,8 @@ class Worker:
 
     def train_slot(self, trial: optuna.Trial, slot: int, schedule: Schedule) -> float:
         """Train (or resume, or read back) every seed's run of the slot; the mean final return."""
-        from harness.rundir import RunBusyError, RunDirectory  # noqa: PLC0415
         from harness.config import to_yaml  # noqa: PLC0415
+        from harness.rundir import RunBusyError, RunDirectory  # noqa: PLC0415
         from harness.trainer import train_run  # noqa: PLC0415
 
         finals = []

@@ -48,7 +48,7 @@ class Schedule:
         return {H_INIT_PARAM: self.init, h_final_param(self.init): self.final, BETA_PARAM: self.beta}
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "Schedule | None":
+    def from_params(cls, params: dict[str, Any]) -> Schedule | None:
         """The schedule a trial's parameters describe, or None if they are incomplete."""
         if H_INIT_PARAM not in params or BETA_PARAM not in params:
             return None

@@ -15,7 +15,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import optuna
 
@@ -87,7 +88,7 @@ class Heartbeat:
             except Exception:  # noqa: BLE001 - the trial was taken over, or the storage is away for a while
                 pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self.thread.start()
         return self
 

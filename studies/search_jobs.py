@@ -10,8 +10,9 @@ itself; its trial is taken over (and its runs resumed) once its heartbeat is sti
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness.config import LauncherConfig
 from studies.entropy_search import SearchSettings, Worker, check_settings

@@ -19,6 +19,7 @@ from studies import contract
 from studies.slots import INTERRUPTED_OUTCOME, best_trial, finished_count, trial_rows
 from studies.storage import FOLDER_ATTR, IDENTITY_ATTR, load_study
 
+
 def load_named_study(name: str, storage: str | None, out: str) -> tuple[optuna.Study, Path]:
     """The study NAME from --storage, or from its journal file under OUT; and its folder."""
     study_dir = Path(out) / name

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import optuna
 import sqlalchemy

@@ -13,14 +13,14 @@ Every stage skips what is done, so rerunning the command resumes wherever it sto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness.config import ConfigError
 from studies.entropy_search import SearchSettings, run_search
-from studies.slots import best_trial
 from studies.entropy_space import Schedule
+from studies.slots import best_trial
 
 
 @dataclass

@@ -224,7 +224,7 @@ class Cluster:
         proc = self.run("sinfo", "-h", "-n", self.node, "-o", "%T", check=False, timeout=15)
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -235,7 +235,7 @@ class Cluster:
                 f"memory_mb={self.memory_mb}, running={sorted(self.running())})")
 
     # -- start -------------------------------------------------------------------------------
-    def start(self, timeout: float = 60, sacct_shim: bool = True) -> "Cluster":
+    def start(self, timeout: float = 60, sacct_shim: bool = True) -> Cluster:
         bins, missing = find_binaries()
         if missing:
             raise ClusterError(f"not installed: {', '.join(missing)}; {PACKAGES}")

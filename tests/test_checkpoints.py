@@ -12,8 +12,13 @@ import pytest
 import torch
 
 from harness import rundir
-from harness.rundir import (CHECKPOINT_FORMAT, CheckpointWriteError, CorruptCheckpointError,
-                            IncompatibleCheckpointError, RunDirectory)
+from harness.rundir import (
+    CHECKPOINT_FORMAT,
+    CheckpointWriteError,
+    CorruptCheckpointError,
+    IncompatibleCheckpointError,
+    RunDirectory,
+)
 
 
 def state_at(step: int) -> dict:

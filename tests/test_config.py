@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import (ConfigError, agent_override_warnings, build_run_config, override_label,
-                            scientific_differences, to_dict, from_yaml, to_yaml)
+from harness.config import (
+    ConfigError,
+    agent_override_warnings,
+    build_run_config,
+    from_yaml,
+    override_label,
+    scientific_differences,
+    to_dict,
+    to_yaml,
+)
 
 
 def test_paper_preset_is_table3_with_table4_per_task():

@@ -15,9 +15,25 @@ import pytest
 
 import reports
 from harness import contract
-from harness.contract import (DONE, FAILED, INTERRUPTED, RUNNING, UNREADABLE, CsvLog, RunBusyError,
-                              atomic_write_bytes, inspect_summary, is_locked, read_summary, run_lock, run_path,
-                              run_state, truncate_csv, update_summary, write_summary)
+from harness.contract import (
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    UNREADABLE,
+    CsvLog,
+    RunBusyError,
+    atomic_write_bytes,
+    inspect_summary,
+    is_locked,
+    read_summary,
+    run_lock,
+    run_path,
+    run_state,
+    truncate_csv,
+    update_summary,
+    write_summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

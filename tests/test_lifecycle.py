@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from harness import lifecycle
+from harness.contract import read_summary
 from harness.lifecycle import ProgressBar, StepCost
 from tests.conftest import TINY_SAC
-from harness.contract import read_summary
 from tests.test_cli import read_csv, run_cli, run_folder
+
 RUN = ["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick",
        "--wandb", "disabled", *TINY_SAC]
 

@@ -21,8 +21,7 @@ from reports.html import render, write_report
 from reports.load import load_experiments
 from reports.mp4 import UnreadableVideo, middle_frame
 from reports.videos import video_sections
-from tests.reports_fixture import (SCRIPT_NAME, VIDEO_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, write_run,
-                                   write_video)
+from tests.reports_fixture import SCRIPT_NAME, VIDEO_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, write_run, write_video
 
 REPS = 50
 PENDULUM = ("classic", "inverted-pendulum")

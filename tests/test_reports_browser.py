@@ -17,8 +17,15 @@ import pytest
 
 from reports import videos
 from reports.html import write_report
-from tests.reports_fixture import (VIDEO_HEIGHT, VIDEO_WIDTH, write_fixture, write_run, write_search_beside_runs,
-                                   write_study, write_video)
+from tests.reports_fixture import (
+    VIDEO_HEIGHT,
+    VIDEO_WIDTH,
+    write_fixture,
+    write_run,
+    write_search_beside_runs,
+    write_study,
+    write_video,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -133,7 +140,7 @@ def test_wide_tables_wrap_or_scroll_inside_the_page_never_cut(tmp_path):
         assert scroll_width <= inner_width  # at 1400 px nothing reaches past the page's right edge
         runs_table = next(t for t in table_boxes(driver) if t["cls"] == "runs")
         assert runs_table["width"] <= runs_table["wrapper"]["client"]  # the long label wraps at its commas
-        label = driver.find_element("xpath", f"//table[@class='runs']//td[contains(., 'torch_threads=1')]")
+        label = driver.find_element("xpath", "//table[@class='runs']//td[contains(., 'torch_threads=1')]")
         assert label.text.replace("\n", "") == LONG_LABEL and label.size["height"] > 30  # whole, on several lines
         driver.set_window_size(700, 1000)  # too narrow for the runs table: it scrolls inside the page
         scroll_width, inner_width = driver.execute_script(page)

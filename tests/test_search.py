@@ -22,10 +22,17 @@ from optuna.trial import TrialState
 from harness.config import ConfigError
 from studies import contract
 from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, check_settings
-from studies.slots import slot_states
-from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
-                                   search_space, suggest_schedule)
+from studies.entropy_space import (
+    BETA_CHOICES,
+    H_INIT_CHOICES,
+    Schedule,
+    h_final_choices,
+    sample_schedules,
+    search_space,
+    suggest_schedule,
+)
 from studies.liveness import Heartbeat, gone_worker
+from studies.slots import slot_states
 from studies.storage import load_study, not_a_journal, open_storage
 from tests.conftest import TINY_SAC
 from tests.test_cli import read_csv, run_cli

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_SAC
 from harness.contract import read_summary
+from tests.conftest import TINY_SAC
 from tests.test_cli import run_cli, run_folder
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-import harness.trainer
 from rich.console import Console
 
+import harness.trainer
 from baselines import AGENTS
 from harness.listing import listing, print_listing
 from harness.suites import SUITES

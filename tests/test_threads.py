@@ -15,8 +15,7 @@ import torch
 from harness.cli import threads_line
 from harness.config import ConfigError, build_run_config
 from harness.launch import plan_jobs
-from harness.process import (PARALLEL_MATMUL_MACS, choose_threads, largest_update_matmul,
-                             prepare_training_process)
+from harness.process import PARALLEL_MATMUL_MACS, choose_threads, largest_update_matmul, prepare_training_process
 
 TWO_CORES, EIGHT_CORES = [0, 1], list(range(8))
 

@@ -18,8 +18,8 @@ import torch
 from harness.cli import main
 from harness.contract import list_videos, read_csv_rows, video_path
 from harness.rundir import RunDirectory
-from harness.video import Mp4Writer, VideoError, check_rendering, check_video_size
 from harness.suites import get_task
+from harness.video import Mp4Writer, VideoError, check_rendering, check_video_size
 from tests.test_cli import read_csv, run_cli, run_folder, tiny_run
 
 VIDEO_SIZE = ("trainer.video_width=96", "trainer.video_height=64")

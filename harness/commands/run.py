@@ -8,8 +8,14 @@ from pathlib import Path
 import click
 
 from baselines import AGENTS
-from harness.commands.common import (WANDB_MODES, HarnessFailure, check_out_folder, console, launcher_settings,
-                                     slurm_options)
+from harness.commands.common import (
+    WANDB_MODES,
+    HarnessFailure,
+    check_out_folder,
+    console,
+    launcher_settings,
+    slurm_options,
+)
 from harness.config import ConfigError, agent_override_warnings, random_only_problem
 from harness.suites import SUITES, get_suite
 

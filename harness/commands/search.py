@@ -88,11 +88,10 @@ def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, stu
 
 def _search_on_slurm(settings, launcher_overrides: list[str], wait: bool):
     """Submit the search's workers as SLURM jobs; with ``wait`` the finished study, else None."""
+    from harness.config import compose_run  # noqa: PLC0415
     from studies.search_jobs import submit_search_workers  # noqa: PLC0415
     from studies.search_tables import load_named_study  # noqa: PLC0415
     from studies.slots import finished_count  # noqa: PLC0415
-
-    from harness.config import compose_run  # noqa: PLC0415
 
     # the launcher group's YAML (conf/launcher/submitit.yaml) under the command's flags
     given = [o for o in settings.overrides if o.lstrip("+~").startswith("launcher.")]  # launcher.* typed as overrides
@@ -128,9 +127,8 @@ def search_show_command(study_name: str, storage: str | None, out: str, as_json:
               help="YAML file to write; `harness run --config FILE` runs with it.")
 def search_best_command(study_name: str, storage: str | None, out: str, output: str) -> None:
     """Write the best trial's schedule (and the study's overrides) as a config file."""
-    from studies.search_tables import best_config_yaml, load_named_study  # noqa: PLC0415
-
     from harness.contract import atomic_write_bytes  # noqa: PLC0415
+    from studies.search_tables import best_config_yaml, load_named_study  # noqa: PLC0415
 
     if not Path(output).resolve().parent.is_dir():
         raise ConfigError(f"-o {output}: the folder {Path(output).parent} does not exist")

@@ -8,8 +8,9 @@ is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -21,7 +22,7 @@ class EntropySchedule:
 
     init: float
     final: float
-    decay: Optional[float] = None
+    decay: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

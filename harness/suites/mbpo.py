@@ -14,8 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from harness.suites.base import EntropySchedule, TaskHyperparameters
-from harness.suites.base import TaskSpec
+from harness.suites.base import EntropySchedule, TaskHyperparameters, TaskSpec
 
 if TYPE_CHECKING:
     import gymnasium as gym

@@ -9,12 +9,11 @@ reachable as ``harness.suites.poplin.MBBLTask``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-
-from harness.suites.base import EntropySchedule, TaskHyperparameters
-from harness.suites.base import TaskSpec
+from harness.suites.base import EntropySchedule, TaskHyperparameters, TaskSpec
 from harness.suites.poplin_observations import PetsCheetahObservation, StateObservation, SwimmerObservation
 from harness.suites.poplin_rewards import REWARDS
 

@@ -9,8 +9,8 @@ walker2d the reward depends on the observation s *before* the step:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
