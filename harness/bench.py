@@ -44,6 +44,11 @@ from typing import Any
 
 import numpy as np
 
+from harness.config import build_run_config
+from harness.contract import git_commit
+from harness.process import available_cores, core_share, pin_to_cores, prepare_training_process
+from harness.suites import get_task
+
 UPDATE_STEP = 20_000
 FILLED_TRANSITIONS = 20_000
 PARTS = ("dynamics", "critic", "actor rollout forward", "actor rollout backward", "temperature",
@@ -114,8 +119,6 @@ def build(agent: str, preset: str, task: str, device: str, overrides: tuple[str,
     """(run config, task spec, agent, replay) for one benchmark row."""
     from agents import SVGAgent
     from agents.replay import ReplayBuffer
-    from harness.config import build_run_config
-    from harness.suites import get_task
 
     suite, name = task.split("/")
     config = build_run_config(suite, name, agent, seed, preset=preset,
@@ -202,7 +205,6 @@ def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overr
     """Env steps/s of the trainer's per-step work (act, env step, replay, normaliser,
     update, metric sums; a train.csv read at each episode end), after the seed steps."""
     from agents.metrics import MetricSums
-    from harness.process import prepare_training_process
 
     prepare_training_process(threads)  # in a --parallel worker, its first call
     config, spec, learner, replay = build(agent, preset, task, device, overrides)
@@ -240,8 +242,6 @@ def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overr
 
 
 def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any) -> None:
-    from harness.process import pin_to_cores
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     pin_to_cores(cores)
     results.put(loop_steps_per_second(*args, threads=len(cores), start=start))
@@ -252,8 +252,6 @@ def parallel_steps_per_second(agent: str, preset: str, task: str, device: str, o
     """``processes`` loops at once, each on its share of the cores (``harness run --jobs N``'s
     rule), against one loop alone on all the cores and one alone on one share: env steps/s
     of each, and the speed-ups."""
-    from harness.process import available_cores, core_share
-
     context = multiprocessing.get_context("spawn")
     cores = available_cores()
 
@@ -309,9 +307,6 @@ def bench_row(agent: str, preset: str, task: str, settings: BenchSettings, peak:
 def machine_description(device: str) -> dict[str, Any]:
     import torch
 
-    from harness.contract import git_commit
-    from harness.process import available_cores
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -329,8 +324,6 @@ def machine_description(device: str) -> dict[str, Any]:
 
 def run_benchmark(settings: BenchSettings, say=print) -> dict[str, Any]:
     """Every (agent, preset, task) row; ``say`` gets one line per row as it finishes."""
-    from harness.process import prepare_training_process
-
     prepare_training_process(settings.threads)
     peak = matmul_peak_gflops(settings.device)
     rows = []

@@ -21,6 +21,7 @@ from harness.commands.run import run_command, status_command, threads_line
 from harness.commands.search import search_group
 from harness.commands.study import study_group
 from harness.config import ConfigError, RunFailure
+from harness.video import mujoco_gl_problem
 
 __all__ = ["cli", "main", "threads_line"]
 
@@ -37,8 +38,6 @@ for command in (list_command, run_command, status_command, replay_command, repor
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    from harness.video import mujoco_gl_problem  # noqa: PLC0415
-
     if mujoco_gl_problem():  # importing MuJoCo would raise, for any command that builds an env
         click.echo(f"harness: error: {mujoco_gl_problem()}", err=True)
         return 2

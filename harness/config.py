@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from agents.config import COMPILE_MODES, MVE_HORIZON_COUNTINGS, AgentConfig
 from baselines import AGENTS
+from baselines.registry import get_agent, setting_problem
 from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
 from harness.names import unknown_name
 from harness.suites import TaskSpec, get_task
@@ -188,8 +189,6 @@ def agent_override_warnings(agent: str, overrides: list[str]) -> list[str]:
     """Check ``agent.*`` overrides against what the agent is: one that contradicts a setting
     the agent fixes (``agent.horizon=3`` for ``sac``) is refused; one that configures a part
     the agent lacks (a model size for ``sac``) comes back as a warning line."""
-    from baselines.registry import get_agent, setting_problem  # noqa: PLC0415
-
     variant, warnings = get_agent(agent), []
     for override in overrides:
         key, equals, text = override.lstrip("+~").partition("=")

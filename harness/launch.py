@@ -9,6 +9,7 @@ output folder's manifest and returns; ``wait`` blocks until they end.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import slurm
 from harness.config import (
     ConfigError,
     LauncherConfig,
@@ -91,8 +93,6 @@ def start_over(jobs: list[Job], say: Callable[[str], None]) -> None:
         if is_locked(job.path):
             raise ConfigError(f"--force: {job.path} is being trained by another process; not deleting it")
     if doomed:  # a queued SLURM job would train its old config into the new folder
-        from harness import slurm  # noqa: PLC0415
-
         ids, states = slurm.recorded_job_states(doomed[0].config.out, [str(job.path.resolve()) for job in doomed])
         for path, job_id in ids.items():
             if states.may_be_queued(job_id):
@@ -198,8 +198,6 @@ def _job_process(job: Job, results: Any, cores: list[int]) -> None:
     pin_to_cores(cores)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the parent's forwarded Ctrl-C, even if inherited ignored
     if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415
-
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     try:
         results.put(execute_job(job))
@@ -278,8 +276,6 @@ def _signal(pid: int | None, number: int) -> None:
 
 def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
                      say: Callable[[str], None]) -> list[JobResult]:
-    from harness import slurm  # noqa: PLC0415
-
     out = Path(jobs[0].config.out)
     ids, states = slurm.recorded_job_states(out, [str(job.path.resolve()) for job in jobs])
     if ids and not states.queue_read:  # a queued job submitted again would train twice
@@ -320,9 +316,7 @@ def _wait_for(handle: Any, job: Job) -> JobResult:
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - cancelled, killed or failed on the node
-        from harness.slurm import first_line  # noqa: PLC0415
-
-        return JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {first_line(error)}",
+        return JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {slurm.first_line(error)}",
                          RunDirectory(job.path).read_summary() or {}, job_id=handle.job_id)
     result.job_id = handle.job_id
     return result
@@ -339,6 +333,6 @@ class ResumableJob:
             return _interrupted(job)
 
     def checkpoint(self, job: Job) -> Any:
-        import submitit  # noqa: PLC0415
+        import submitit  # noqa: PLC0415 - only a requeued SLURM job needs it
 
         return submitit.helpers.DelayedSubmission(self, job)

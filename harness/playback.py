@@ -19,6 +19,7 @@ from agents import SVGAgent
 from harness.config import ConfigError, RunConfig, from_yaml
 from harness.contract import CONFIG_FILE, EVAL_FILE, SUMMARY_FILE, read_csv_rows
 from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
+from harness.suites import get_task
 from harness.trainer import Episode, evaluate, evaluation_seed
 from harness.video import Mp4Writer, render_fps
 
@@ -115,7 +116,6 @@ def load_policy(run: str | Path, checkpoint: str = "latest", device: str | None 
         if evaluation is None:
             notes.append(f"the checkpoint at step {step} was not taken at an evaluation (an interrupted run): "
                          f"the episodes are not an evaluation's")
-    from harness.suites import get_task  # noqa: PLC0415
 
     spec = get_task(config.suite, config.task)
     agent = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, int(config.trainer.total_steps or spec.budget),
@@ -128,8 +128,6 @@ def play(policy: Policy, episodes: int, seed: int, video: Path | None = None,
          size: tuple[int, int] | None = None) -> tuple[list[Episode], Mp4Writer | None]:
     """``episodes`` episodes of the deterministic policy, the first reset with ``seed``; with
     ``video``, every episode filmed into that mp4 at ``size`` (default: the run's video size)."""
-    from harness.suites import get_task  # noqa: PLC0415
-
     config = policy.config
     size = size or (config.trainer.video_width, config.trainer.video_height)
     spec = get_task(config.suite, config.task)

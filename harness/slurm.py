@@ -98,7 +98,7 @@ def make_executor(launcher: LauncherConfig, folder: Path, name: str) -> Any:
 
 def submit_array(executor: Any, function: Callable[[Any], Any], arguments: list[Any]) -> list[Any]:
     """Submit one array job; an sbatch refusal becomes one :class:`SubmissionRefused` line."""
-    from submitit.core.utils import FailedJobError  # noqa: PLC0415
+    from submitit.core.utils import FailedJobError  # noqa: PLC0415 - only the submitit launcher needs it
 
     try:
         # submitit prints sbatch's stderr before raising; the refusal is said once, below

@@ -11,6 +11,8 @@ an episode is never held in memory, and the mp4 appears under its name only once
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -78,7 +80,7 @@ def _render_hint(backend: str) -> str:
 def lighten_scene(env: gym.Env) -> None:
     """Turn off shadows and reflections of the env's off-screen scene: software rendering
     (OSMesa) draws a frame about 4x faster without them. Only the picture changes."""
-    import mujoco  # noqa: PLC0415
+    import mujoco  # noqa: PLC0415 - this module loads with the CLI, MuJoCo only to film
 
     viewer = getattr(getattr(env.unwrapped, "mujoco_renderer", None), "viewer", None)
     if viewer is not None and hasattr(viewer, "scn"):
@@ -140,9 +142,6 @@ def probe_rendering(suite: str, task: str, size: tuple[int, int]) -> str | None:
     a child process, since an OpenGL back-end without its display or driver may abort the
     process (GLFW's C assertion) rather than raise. The back-end is chosen here and
     inherited."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
     backend = choose_gl_backend()
     done = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, suite, task, str(size[0]), str(size[1])],
                           capture_output=True, text=True, timeout=300, check=False)

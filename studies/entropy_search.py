@@ -32,6 +32,8 @@ work on them, and the objective is read back from their summaries.
 
 from __future__ import annotations
 
+import csv
+import ctypes
 import dataclasses
 import math
 import multiprocessing
@@ -47,9 +49,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.config import ConfigError, RunFailure, random_only_problem
+from baselines import get_agent
+from harness.config import ConfigError, RunFailure, random_only_problem, to_yaml
 from harness.contract import ORIGIN_KEY, ORIGIN_SEARCH_TRIAL
 from harness.process import available_cores, core_share, pin_to_cores
+from harness.suites import get_task
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
 from studies.liveness import HEARTBEAT_ATTR, STALE_AFTER_SECONDS, WORKER_ATTR, Heartbeat, is_gone_here, process_identity
@@ -132,8 +136,6 @@ def check_settings(settings: SearchSettings) -> None:
     if settings.workers > 1 and is_url(settings.storage_text) and settings.storage_text.startswith("sqlite"):
         raise ConfigError("SQLite has no row locks, so two workers could take one trial: use --workers 1 with a "
                           "sqlite:// storage, or a journal file or postgresql:// storage for several workers")
-    from baselines import get_agent  # noqa: PLC0415
-    from harness.suites import get_task  # noqa: PLC0415
 
     get_task(settings.suite, settings.task)
     get_agent(settings.agent)
@@ -164,8 +166,7 @@ def open_search(settings: SearchSettings) -> optuna.Study:
     """Create or load the study and write study.json."""
     study = create_or_load_study(settings.study_name, settings.storage_text, settings.identity(),
                                  make_sampler(settings), make_pruner(settings))
-    from agents.objectives import target_entropy_schedule  # noqa: PLC0415
-    from harness.suites import get_task  # noqa: PLC0415
+    from agents.objectives import target_entropy_schedule  # noqa: PLC0415 - torch, after a worker pins its cores
 
     paper = get_task(settings.suite, settings.task).paper.entropy
     total = int(plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer.total_steps)
@@ -186,7 +187,7 @@ def open_search(settings: SearchSettings) -> optuna.Study:
 
 def plan_trial_jobs(settings: SearchSettings, slot: int, schedule: Schedule) -> list[Any]:
     """The run jobs of one slot: seeds 0..K-1 with the schedule, under ``trials/slot_<k>/``."""
-    from harness.launch import plan_jobs  # noqa: PLC0415
+    from harness.launch import plan_jobs  # noqa: PLC0415 - torch, after a worker pins its cores
 
     overrides = [*settings.overrides, *schedule.overrides(), "trainer.progress=false"]
     return plan_jobs(settings.suite, [settings.task], settings.agent, list(range(settings.seeds)), settings.preset,
@@ -368,9 +369,8 @@ class Worker:
 
     def train_slot(self, trial: optuna.Trial, slot: int, schedule: Schedule) -> float:
         """Train (or resume, or read back) every seed's run of the slot; the mean final return."""
-        from harness.config import to_yaml  # noqa: PLC0415
-        from harness.rundir import RunBusyError, RunDirectory  # noqa: PLC0415
-        from harness.trainer import train_run  # noqa: PLC0415
+        from harness.rundir import RunBusyError, RunDirectory  # noqa: PLC0415 - torch, after a worker pins its cores
+        from harness.trainer import train_run  # noqa: PLC0415 - as above; tests replace train_run
 
         finals = []
         jobs = plan_trial_jobs(self.settings, slot, schedule)
@@ -403,8 +403,6 @@ class Worker:
 
 def recorded_returns(eval_path: Path) -> list[tuple[int, float]]:
     """(step, return_mean) rows of an eval.csv, if any."""
-    import csv  # noqa: PLC0415
-
     if not eval_path.exists():
         return []
     with open(eval_path, newline="") as handle:
@@ -421,8 +419,6 @@ def _worker_process(settings: dict[str, Any], index: int, cores: list[int]) -> N
     dies with its parent (Linux), so a killed command leaves no orphans."""
     pin_to_cores(cores)
     if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415
-
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     say = lambda line: print(f"[worker {index}] {line}", flush=True)  # noqa: E731
     try:

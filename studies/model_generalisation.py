@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from agents.dynamics import GRUDynamics, MLPEnsembleDynamics
 from agents.normalizer import RunningNormalizer
@@ -316,8 +317,6 @@ class StudyResult:
 def run_study(run_path: str | Path, settings: GeneralisationSettings, out_dir: str | Path | None = None,
               progress: bool = True) -> StudyResult:
     """Run the study on the run folder ``run_path`` and write its CSV and JSON (atomically)."""
-    from tqdm import tqdm  # noqa: PLC0415
-
     settings.check()
     torch.set_num_threads(settings.threads)
     source = load_source(run_path)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import slurm
 from harness.config import LauncherConfig
 from studies.entropy_search import SearchSettings, Worker, check_settings
 from studies.slots import slot_states
@@ -31,7 +32,7 @@ class SearchWorkerJob:
         return index
 
     def checkpoint(self, task: tuple[dict[str, Any], int]) -> Any:
-        import submitit  # noqa: PLC0415
+        import submitit  # noqa: PLC0415 - only a requeued SLURM job needs it
 
         return submitit.helpers.DelayedSubmission(self, task)
 
@@ -42,8 +43,6 @@ def submit_search_workers(settings: SearchSettings, launcher: LauncherConfig, wa
     them in the study folder's manifest; with ``wait``, block until they end. Returns the
     job ids ([] when the study's worker jobs are still queued or running: none is added);
     an sbatch refusal is one line (``harness.slurm.SubmissionRefused``)."""
-    from harness import slurm  # noqa: PLC0415
-
     check_settings(settings)
     folder = settings.study_dir
     recorded, states = slurm.recorded_job_states(folder)

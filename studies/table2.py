@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.config import ConfigError
 from studies.entropy_search import SearchSettings, run_search
+from studies.entropy_search import check_settings as check_search
 from studies.entropy_space import Schedule
 from studies.slots import best_trial
 
@@ -79,7 +80,7 @@ def search_settings(settings: Table2Settings, horizon: int) -> SearchSettings:
 
 def final_jobs(settings: Table2Settings, horizon: int, schedule: Schedule) -> list:
     """The best schedule's runs on seeds the search never used."""
-    from harness.launch import plan_jobs  # noqa: PLC0415
+    from harness.launch import plan_jobs  # noqa: PLC0415 - torch: a bad count is refused before it loads
 
     agent, horizon_override = agent_for(horizon)
     seeds = list(range(settings.search_seeds, settings.search_seeds + settings.seeds))
@@ -90,8 +91,6 @@ def final_jobs(settings: Table2Settings, horizon: int, schedule: Schedule) -> li
 
 def check_settings(settings: Table2Settings) -> None:
     """Refuse bad names, overrides or counts before any stage starts."""
-    from studies.entropy_search import check_settings as check_search  # noqa: PLC0415
-
     for name, value in (("trials", settings.trials), ("search-seeds", settings.search_seeds),
                         ("seeds", settings.seeds)):
         if value < 1:
@@ -103,7 +102,7 @@ def check_settings(settings: Table2Settings) -> None:
 
 def run_table2(settings: Table2Settings, say: Callable[[str], None] = print) -> dict:
     """Run (or resume) every stage; returns the report's paths and the failed final runs."""
-    from harness.launch import launch  # noqa: PLC0415
+    from harness.launch import launch  # noqa: PLC0415 - torch: a bad count is refused before it loads
 
     check_settings(settings)
     finals, failures = [], []

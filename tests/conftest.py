@@ -7,6 +7,9 @@ import os
 import pytest
 import torch
 
+from tests.postgres import postgres_url  # noqa: F401  (fixtures shared by test modules)
+from tests.slurm_cluster import slurm_cluster  # noqa: F401
+
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "disabled")
 # Tiny networks gain nothing from threads, and OpenMP threads spinning against busy cores
@@ -32,5 +35,3 @@ def tiny_for(agent: str) -> list[str]:
 @pytest.fixture
 def tiny_overrides() -> list[str]:
     return list(TINY)
-from tests.postgres import postgres_url  # noqa: F401  (fixtures shared by test modules)
-from tests.slurm_cluster import slurm_cluster  # noqa: F401

@@ -114,7 +114,7 @@ def _log_tail(log: Path, n: int = 40) -> str:
 
 def _missing_driver() -> str | None:
     """Why SQLAlchemy cannot use a plain ``postgresql://`` URL here, or None if it can."""
-    from sqlalchemy.dialects import registry
+    from sqlalchemy.dialects import registry  # noqa: PLC0415 - only the tests that start PostgreSQL load it
 
     dialect = registry.load("postgresql")  # psycopg2 for SQLAlchemy < 2.1, psycopg (3) after
     try:

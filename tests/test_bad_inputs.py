@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.cli import main
 from tests.conftest import TINY_SAC
@@ -184,8 +185,6 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous(tmp_path):
 # 14: a checkpoint from another version of the code: refused, the run's files unchanged
 @pytest.mark.slow
 def test_a_checkpoint_of_another_format_is_refused(tmp_path):
-    import torch
-
     out = tmp_path / "runs"
     folder = killed_after(out, 1000, 3)
     for path in (folder / "checkpoint").glob("state*.pt"):  # as a future svgbench with format 99 would write them

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from harness import rundir
+from harness.config import build_run_config
 from harness.rundir import (
     CHECKPOINT_FORMAT,
     CheckpointWriteError,
@@ -19,6 +20,8 @@ from harness.rundir import (
     IncompatibleCheckpointError,
     RunDirectory,
 )
+from harness.trainer import Trainer
+from tests.conftest import TINY
 
 
 def state_at(step: int) -> dict:
@@ -221,10 +224,6 @@ def test_a_crash_around_the_renames_leaves_a_complete_checkpoint(two_checkpoints
 # ---------------------------------------------------------------------------- through the trainer
 
 def _tiny_trainer(path: Path, steps: int, messages: list[str]):
-    from harness.config import build_run_config
-    from harness.trainer import Trainer
-    from tests.conftest import TINY
-
     config = build_run_config("classic", "inverted-pendulum", "sac", 0, preset="quick", steps=steps,
                               out=str(path), wandb="disabled", overrides=list(TINY))
     return Trainer(config, RunDirectory(path), say=messages.append)

@@ -12,7 +12,11 @@ import torch
 
 from agents import SVGAgent
 from agents.config import AgentConfig, EntropyScheduleConfig, FastPathConfig
+from agents.dynamics import GRUDynamics, MLPEnsembleDynamics
 from agents.metrics import DivergenceError, MetricSums
+from agents.networks import MLP, EnsembleMLP
+from agents.normalizer import RunningNormalizer
+from agents.optim import DirectFusedAdam
 from agents.replay import ReplayBuffer
 
 OBS, ACT = 5, 2
@@ -106,8 +110,6 @@ def test_the_plain_and_fast_paths_differ_in_how_they_compute():
 
 
 def test_the_gru_zero_state_step_equals_torch_gru_from_a_zero_state():
-    from agents.dynamics import GRUDynamics
-
     torch.manual_seed(0)
     model = GRUDynamics(OBS, ACT, 16, 1, 16, 2)
     x, u = torch.randn(7, OBS), torch.randn(7, 4, ACT)
@@ -117,8 +119,6 @@ def test_the_gru_zero_state_step_equals_torch_gru_from_a_zero_state():
 
 
 def test_the_ensemble_rollout_evaluates_only_each_rollouts_member():
-    from agents.dynamics import MLPEnsembleDynamics
-
     torch.manual_seed(0)
     ensemble = MLPEnsembleDynamics(OBS, ACT, 16, 2, members=4, batched=True)
     x, u = torch.randn(50, OBS), torch.randn(50, ACT)
@@ -199,7 +199,7 @@ def test_the_plain_path_raises_at_the_diverging_update_and_the_fast_path_does_no
 def test_compile_mode_gives_the_plain_losses_and_parameters(plain_results, monkeypatch):
     """torch.compile of the loss functions on the CPU (inductor), with eager RNG so the
     noise is the same draws."""
-    import torch._inductor.config as inductor_config
+    import torch._inductor.config as inductor_config  # noqa: PLC0415 - inductor loads for this test only
 
     monkeypatch.setattr(inductor_config, "fallback_random", True)
     torch._dynamo.reset()
@@ -281,8 +281,6 @@ def test_deferred_divergence_at_one_step_names_the_first_metric_reported():
 
 
 def test_lean_calls_switch_the_networks_to_functional_forward_passes_with_the_same_bits():
-    from agents.networks import MLP, EnsembleMLP
-
     plain = SVGAgent(OBS, ACT, tiny_config("sac-svg", PLAIN), 1000, 0)
     lean = SVGAgent(OBS, ACT, tiny_config("sac-svg", dataclasses.replace(PLAIN, lean_calls=True)), 1000, 0)
     parts = [m for m in lean.actor.modules()] + [m for m in lean.model.modules()] + [m for m in lean.critic.modules()]
@@ -312,8 +310,6 @@ def test_lean_acting_draws_the_same_actions_from_the_same_noise():
 
 
 def test_the_normaliser_is_the_same_one_state_at_a_time_and_on_the_host():
-    from agents.normalizer import RunningNormalizer
-
     rng = np.random.default_rng(0)
     states = rng.normal(size=(30, OBS)) * 5
     one = RunningNormalizer(OBS)
@@ -338,8 +334,6 @@ def test_the_normaliser_is_the_same_one_state_at_a_time_and_on_the_host():
 
 
 def test_direct_fused_adam_steps_exactly_as_adam_and_after_a_reload():
-    from agents.optim import DirectFusedAdam
-
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))

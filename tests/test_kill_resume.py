@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mujoco
 import numpy as np
 import pytest
 import torch
@@ -180,8 +181,6 @@ def simulator_state(mjdata: torch.Tensor) -> dict[str, torch.Tensor]:
     derived quantities envs read. Not the pickle's bytes: they also hold the profiler's
     wall-clock timings and scratch memory that the next step overwrites (e.g. the sparse
     Jacobian's arrays of a dense-Jacobian model), which differ between two runs of one seed."""
-    import mujoco  # noqa: PLC0415
-
     data = pickle.loads(mjdata.numpy().tobytes())  # written by this test's own runs
     which = mujoco.mjtState.mjSTATE_INTEGRATION
     state = np.empty(mujoco.mj_stateSize(data.model, which))

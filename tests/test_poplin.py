@@ -14,6 +14,7 @@ from baselines.published import load_published, published_agent
 from harness.suites import get_task
 from harness.suites.poplin import MBBLTask, SwimmerObservation
 from harness.suites.poplin_rewards import REWARDS
+from harness.suites.wrappers import get_env_state, set_env_state
 
 # task: (obs dim, v_x index, qpos slice start, z obs index, z_ref, c_h, bonus)
 LOCOMOTION = {
@@ -135,8 +136,6 @@ def test_pets_cheetah_observation_reward_and_reset_noise():
 
 @pytest.mark.parametrize("name", ["swimmer", "pets-cheetah"])
 def test_env_state_round_trip_keeps_the_wrappers_memory(name):
-    from harness.suites.wrappers import get_env_state, set_env_state
-
     spec = get_task("poplin", name)
     env, copy = spec.make_env(), spec.make_env()
     env.reset(seed=0)

@@ -17,11 +17,13 @@ import pandas as pd
 import pytest
 from rliable import metrics
 
-from baselines.published import load_reference_curves
+from baselines.published import load_published, load_reference_curves
 from reports import aggregate, figures, tables
-from reports.build import build_report
+from reports.aggregate import steps_to_return
+from reports.build import build_report, comparison_budgets
 from reports.html import render, write_report
-from reports.load import final_scores, load_runs, resample_curves, tidy_evals
+from reports.load import final_scores, first_steps_to, load_runs, resample_curves, scores_at_step, tidy_evals
+from reports.runs import Run
 from tests.reports_fixture import SCRIPT_NAME, write_fixture, write_run
 
 REPS = 200  # bootstrap replications in tests (the report's default is rliable's 50,000)
@@ -323,16 +325,10 @@ def test_a_damaged_eval_csv_is_reported_as_unreadable_with_why_not_as_no_evaluat
 
 
 def test_published_frame_is_not_mutated_by_reports():
-    from baselines.published import load_published
-
     assert isinstance(load_published(), pd.DataFrame) and len(load_published("classic")) == 0
 
 
 def test_scores_at_mbpo_figure_budget_take_the_latest_evaluation_at_or_before_it():
-    from reports.build import comparison_budgets
-    from reports.load import scores_at_step
-    from reports.runs import Run
-
     def run(seed: int, steps: list[int], returns: list[float]) -> Run:
         return Run(path=Path(f"/x/{seed}"), suite="mbpo", task="hopper", agent="sac-svg", seed=seed, status="done",
                    evals=pd.DataFrame({"step": steps, "return_mean": returns}))
@@ -354,8 +350,6 @@ def test_steps_to_a_return_by_hand(tmp_path):
     its 1st (100): IQM of (100, 200, 300) is 200 (trim 25% of 3 runs: none), mean 200. An
     experiment with one run that never reaches it gets no interval; an unfinished run is not
     counted."""
-    from reports.aggregate import steps_to_return
-    from reports.load import first_steps_to
 
     for seed, returns in enumerate([[10, 50, 60], [10, 40, 55], [70, 20, 80]]):
         write_run(tmp_path, "classic", "pendulum", "sac", seed, returns)

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(
 def chromium(profile: Path) -> Iterator[object]:
     """A headless Chromium driven by selenium, quit on exit."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (the dev extra has it)")
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415 - selenium is optional: importorskip above
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

@@ -16,12 +16,15 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
+from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 
+import harness.trainer
 from harness.config import ConfigError
 from studies import contract
-from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, check_settings
+from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, check_settings, make_pruner
 from studies.entropy_space import (
     BETA_CHOICES,
     H_INIT_CHOICES,
@@ -33,7 +36,7 @@ from studies.entropy_space import (
 )
 from studies.liveness import Heartbeat, gone_worker
 from studies.slots import slot_states
-from studies.storage import load_study, not_a_journal, open_storage
+from studies.storage import StorageUnavailable, load_study, not_a_journal, open_storage
 from tests.conftest import TINY_SAC
 from tests.test_cli import read_csv, run_cli
 
@@ -109,7 +112,6 @@ def test_enqueued_params_round_trip_and_tpe_stays_in_the_space():
 
 def test_median_pruner_prunes_a_clearly_worse_trial():
     settings = SearchSettings(suite="classic", task="inverted-pendulum", trials=8, pruner="median")
-    from studies.entropy_search import make_pruner  # noqa: PLC0415
 
     study = optuna.create_study(direction="maximize", pruner=make_pruner(settings))
     for value in (900.0, 950.0, 1000.0, 980.0, 940.0):
@@ -177,8 +179,6 @@ def test_a_still_heartbeat_on_another_machine_means_the_worker_died(tmp_path):
 
 
 def test_a_failed_run_fails_its_trial_for_good_and_the_others_finish(tmp_path, monkeypatch):
-    import harness.trainer
-
     real = harness.trainer.train_run
 
     def diverging(config, path, on_evaluation=None):
@@ -199,8 +199,6 @@ def test_a_failed_run_fails_its_trial_for_good_and_the_others_finish(tmp_path, m
 
 
 def test_the_worker_prunes_a_clearly_worse_trial_and_counts_it(tmp_path, monkeypatch):
-    import harness.trainer
-
     returns = {0: 900.0, 1: 950.0, 2: 1000.0, 3: 980.0, 4: 940.0, 5: 3.0, 6: 990.0}
 
     def scripted(config, path, on_evaluation=None):  # evaluations at 100 and 200 steps
@@ -232,10 +230,6 @@ def test_only_a_failed_run_settles_a_slot_among_fail_trials(tmp_path):
 
 
 def test_a_storage_failure_mid_trial_stops_with_one_line_and_a_rerun_finishes_exactly_n(tmp_path, monkeypatch):
-    from optuna.storages import JournalStorage
-
-    from studies.storage import StorageUnavailable
-
     real = JournalStorage.set_trial_intermediate_value
     calls = {"n": 0}
 
@@ -259,8 +253,6 @@ def test_a_storage_failure_mid_trial_stops_with_one_line_and_a_rerun_finishes_ex
 
 
 def test_tpe_slots_start_from_the_seeded_draws_and_concurrent_tpe_trials_differ(tmp_path, monkeypatch):
-    import harness.trainer
-
     def scripted(config, path, on_evaluation=None):
         entropy = config.agent.target_entropy
         value = 100.0 - abs(entropy.final + 4) - entropy.decay / 8  # best near H_final = -4, small beta
@@ -508,8 +500,6 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
 @pytest.fixture
 def empty_postgres_database(postgres_url):
     """The URL of a new, empty database on the test server (no Optuna tables yet); dropped after."""
-    import sqlalchemy  # noqa: PLC0415
-
     name = f"empty_{os.getpid()}_{time.monotonic_ns()}"
     admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
     with admin.connect() as connection:

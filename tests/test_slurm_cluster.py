@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import tests.slurm_cluster as sc
 from tests.slurm_cluster import Cluster, ClusterError, skip_reason
 
 pytestmark = pytest.mark.timeout(120)
@@ -209,8 +210,6 @@ def test_script_start_status_stop(tmp_path: Path) -> None:
 
 
 def test_missing_packages_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import tests.slurm_cluster as sc
-
     real_which = shutil.which
     monkeypatch.setattr(sc.shutil, "which",
                         lambda name, path=None: None if name in ("munged", "slurmd")
@@ -223,8 +222,6 @@ def test_missing_packages_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_not_root_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import tests.slurm_cluster as sc
-
     if sc.find_binaries()[1]:
         pytest.skip("slurm-wlm/munge absent: the missing packages are named first")
     monkeypatch.setattr(sc.os, "geteuid", lambda: 1000)

@@ -9,12 +9,14 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from harness.contract import read_summary
+from harness.slurm import explain_refusal
 from tests.conftest import TINY_SAC
 from tests.test_cli import run_cli, run_folder
 
@@ -148,15 +150,11 @@ def test_a_preempted_job_requeues_itself_and_resumes(slurm_cluster, tmp_path):
     ("Invalid partition name specified", "launcher.partition (--partition)"),
 ])
 def test_sbatch_refusals_name_the_key_to_change(said, key):
-    from harness.slurm import explain_refusal
-
     line = explain_refusal(f"sbatch: error: Batch job submission failed: {said}")
     assert line.startswith("sbatch refused the jobs: ") and line.endswith(f"change {key}"), line
 
 
 def test_an_unreachable_controller_is_one_line():
-    from harness.slurm import explain_refusal
-
     line = explain_refusal("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
                            "(connect failure)")
     assert line.startswith("cannot reach the SLURM controller (Unable to contact slurm controller") and \
@@ -164,11 +162,8 @@ def test_an_unreachable_controller_is_one_line():
 
 
 def test_no_sbatch_on_path_is_one_line_exit_2(tmp_path):
-    import subprocess as sp
-    import sys
-
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "WANDB_MODE": "disabled"}
-    done = sp.run([sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
                    "--agent", "sac", "--preset", "quick", "--steps", "200", "--out", str(tmp_path / "runs"),
                    "--launcher", "submitit", *TINY_SAC], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2, done.stderr

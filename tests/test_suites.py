@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from harness.suites import SUITES, UnknownNameError, get_task
+from harness.suites.base import EntropySchedule, TaskHyperparameters
 from harness.suites.wrappers import get_env_state, set_env_state
 
 ALL_TASKS = [(suite, name) for suite, tasks in SUITES.items() for name in tasks]
@@ -132,8 +133,6 @@ def test_task_table_is_unchanged():
 
 
 def test_task_facts_are_keyword_only():
-    from harness.suites.base import EntropySchedule, TaskHyperparameters
-
     with pytest.raises(TypeError):
         EntropySchedule(1, -4, 0.0625)
     with pytest.raises(TypeError):

@@ -16,9 +16,12 @@ import pytest
 import torch
 
 from harness.cli import main
+from harness.config import from_yaml
 from harness.contract import list_videos, read_csv_rows, video_path
+from harness.playback import load_policy, play
 from harness.rundir import RunDirectory
 from harness.suites import get_task
+from harness.trainer import Trainer
 from harness.video import Mp4Writer, VideoError, check_rendering, check_video_size
 from tests.test_cli import read_csv, run_cli, run_folder, tiny_run
 
@@ -145,8 +148,6 @@ def test_replay_of_a_finished_run_gives_the_last_evaluations_returns(video_runs)
 
 def test_replay_in_python_equals_the_evaluation_bit_for_bit(video_runs):
     """Through the API the returns are exact: the evaluation's episodes, played again."""
-    from harness.playback import load_policy, play  # noqa: PLC0415
-
     _, folder = video_runs
     last = read_csv(folder / "eval.csv")[-1]
     policy = load_policy(folder, "latest")
@@ -289,9 +290,6 @@ def test_a_writer_left_by_an_exception_leaves_no_file(tmp_path):
 
 
 def test_a_resume_rewrites_the_best_checkpoint_its_evaluation_lacks_and_drops_one_from_beyond(video_runs, tmp_path):
-    from harness.config import from_yaml  # noqa: PLC0415
-    from harness.trainer import Trainer  # noqa: PLC0415
-
     _, finished = video_runs
     folder = tmp_path / "seed_0"
     shutil.copytree(finished, folder)

@@ -8,7 +8,7 @@ import click
 
 from baselines import AGENTS
 from harness.commands.common import HarnessFailure, check_device
-from harness.config import ConfigError, presets
+from harness.config import ConfigError, build_run_config, presets
 from harness.names import unknown_name
 from harness.suites import SUITES
 
@@ -37,8 +37,7 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
     Prints one Markdown row per (agent, preset, task) as it finishes. OVERRIDES are run
     config settings, e.g. agent.fast_path.batched_ensembles=false or agent.compile=compile.
     """
-    from harness import bench  # noqa: PLC0415
-    from harness.config import build_run_config  # noqa: PLC0415
+    from harness import bench
 
     settings = bench.BenchSettings(agents=tuple(agents) or bench.DEFAULT_AGENTS,
                                    presets=tuple(preset_names) or bench.DEFAULT_PRESETS,

@@ -67,7 +67,7 @@ def launcher_settings(launcher: str, jobs: int | None, slurm_flags: dict, wait: 
 
 def check_out_folder(out: str) -> None:
     """Refuse an output folder that cannot be created or written, before any run starts."""
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def check_out_folder(out: str) -> None:
 
 def check_device(device: str) -> None:
     """Refuse a device svgbench does not run on, or one this machine lacks."""
-    import torch  # noqa: PLC0415
+    import torch
 
     try:
         dev = torch.device(device)

@@ -8,6 +8,7 @@ import click
 
 from harness.commands.common import check_device
 from harness.config import ConfigError
+from harness.video import VideoError, check_video_size
 
 
 @click.command("replay")
@@ -24,10 +25,9 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
     """Play a trained policy of RUN_DIR (a seed_<n> folder) deterministically: each episode's
     return and length, and optionally a video. With the defaults, the episodes are those
     of the checkpoint's evaluation and give its returns."""
-    from harness.playback import describe, load_policy, play, summary_line  # noqa: PLC0415
-    from harness.process import prepare_training_process  # noqa: PLC0415
-    from harness.rundir import CheckpointError  # noqa: PLC0415
-    from harness.video import VideoError  # noqa: PLC0415
+    from harness.playback import describe, load_policy, play, summary_line
+    from harness.process import prepare_training_process
+    from harness.rundir import CheckpointError
 
     frame_size = _video_size(size)
     if video is not None and Path(video).suffix.lower() != ".mp4":
@@ -63,8 +63,6 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
 
 def _video_size(text: str | None) -> tuple[int, int] | None:
     """``--size WIDTHxHEIGHT`` as (width, height); None when not given."""
-    from harness.video import check_video_size  # noqa: PLC0415
-
     if text is None:
         return None
     parts = text.lower().split("x")

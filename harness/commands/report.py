@@ -27,10 +27,10 @@ def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None, jso
     RUN_DIRS may be run folders, folders holding them, or study folders (a search panel each).
     Runs are averaged as seeds only when their configs differ in the seed alone.
     """
-    from reports.aggregate import DEFAULT_REPS  # noqa: PLC0415
-    from reports.html import write_numbers, write_report  # noqa: PLC0415
-    from reports.load import find_run_folders  # noqa: PLC0415
-    from studies.contract import find_study_folders  # noqa: PLC0415
+    from reports.aggregate import DEFAULT_REPS
+    from reports.html import write_numbers, write_report
+    from reports.load import find_run_folders
+    from studies.contract import find_study_folders
 
     paths = [Path(p) for p in run_dirs]
     if not find_run_folders(paths) and not find_study_folders(paths):

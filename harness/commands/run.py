@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from baselines import AGENTS
+from baselines import AGENTS, get_agent
 from harness.commands.common import (
     WANDB_MODES,
     HarnessFailure,
@@ -16,8 +16,9 @@ from harness.commands.common import (
     launcher_settings,
     slurm_options,
 )
-from harness.config import ConfigError, agent_override_warnings, random_only_problem
+from harness.config import ConfigError, agent_override_warnings, flatten_config_file, random_only_problem
 from harness.suites import SUITES, get_suite
+from harness.video import VideoError, probe_rendering
 
 
 @click.command("run", context_settings={"ignore_unknown_options": False})
@@ -47,10 +48,8 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     With --launcher submitit the jobs are queued on SLURM and the command returns (--wait
     blocks); `harness status OUT` follows them.
     """
-    from baselines import get_agent  # noqa: PLC0415
-    from harness.config import flatten_config_file  # noqa: PLC0415
-    from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over  # noqa: PLC0415
-    from harness.run_tables import print_results  # noqa: PLC0415
+    from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over
+    from harness.run_tables import print_results
 
     overrides = (["trainer.video=true"] if video else []) + [
         o for path in config_files for o in flatten_config_file(path)] + list(overrides)
@@ -102,7 +101,7 @@ def threads_line(jobs: list, launcher: str) -> str:
     """How many torch threads each run of ``harness run`` uses, and why: the first run's
     choice on its share of the cores (the runs of one command share their settings), or on
     SLURM, the node's. "" when every run is done."""
-    from harness.launch import first_run_threads  # noqa: PLC0415
+    from harness.launch import first_run_threads
 
     choice = first_run_threads(jobs)
     if choice is None:
@@ -119,8 +118,6 @@ def threads_line(jobs: list, launcher: str) -> str:
 def check_video_rendering(jobs: list) -> None:
     """Where runs record videos, draw one frame of each of their tasks before any run
     starts: a machine that cannot render off-screen is one line, and nothing is written."""
-    from harness.video import VideoError, probe_rendering  # noqa: PLC0415
-
     checked = set()
     for job in jobs:
         trainer = job.config.trainer
@@ -141,8 +138,8 @@ def check_video_rendering(jobs: list) -> None:
 def status_command(run_dir: str) -> None:
     """The runs under RUN_DIR, one table per experiment: state, steps, returns, wall time and,
     for runs submitted to SLURM, the job and its state."""
-    from harness.run_tables import print_run_tables  # noqa: PLC0415
-    from harness.status import collect_status  # noqa: PLC0415
+    from harness.run_tables import print_run_tables
+    from harness.status import collect_status
 
     report = collect_status(Path(run_dir))
     if not report.runs and not report.workers:

@@ -10,7 +10,8 @@ import click
 
 from baselines import AGENTS
 from harness.commands.common import WANDB_MODES, HarnessFailure, console, launcher_settings, slurm_options
-from harness.config import ConfigError, RunFailure
+from harness.config import ConfigError, RunFailure, compose_run
+from harness.contract import atomic_write_bytes
 from harness.suites import SUITES
 
 
@@ -60,8 +61,8 @@ def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, stu
     beta) of eq. (14), each trained on K seeds. Rerun the same command to resume; run it in
     several shells or machines on one storage to share the work: the study ends with exactly
     TRIALS finished trials."""
-    from studies.entropy_search import SearchSettings, run_search  # noqa: PLC0415
-    from studies.search_tables import print_trials, run_failures  # noqa: PLC0415
+    from studies.entropy_search import SearchSettings, run_search
+    from studies.search_tables import print_trials, run_failures
 
     settings = SearchSettings(suite=suite, task=task, trials=trials, agent=agent, preset=preset, steps=steps,
                               seeds=seeds, study=study_name, storage=storage, workers=workers, sampler=sampler,
@@ -88,10 +89,9 @@ def search_entropy_command(suite, task, agent, preset, steps, seeds, trials, stu
 
 def _search_on_slurm(settings, launcher_overrides: list[str], wait: bool):
     """Submit the search's workers as SLURM jobs; with ``wait`` the finished study, else None."""
-    from harness.config import compose_run  # noqa: PLC0415
-    from studies.search_jobs import submit_search_workers  # noqa: PLC0415
-    from studies.search_tables import load_named_study  # noqa: PLC0415
-    from studies.slots import finished_count  # noqa: PLC0415
+    from studies.search_jobs import submit_search_workers
+    from studies.search_tables import load_named_study
+    from studies.slots import finished_count
 
     # the launcher group's YAML (conf/launcher/submitit.yaml) under the command's flags
     given = [o for o in settings.overrides if o.lstrip("+~").startswith("launcher.")]  # launcher.* typed as overrides
@@ -112,7 +112,7 @@ def _search_on_slurm(settings, launcher_overrides: list[str], wait: bool):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def search_show_command(study_name: str, storage: str | None, out: str, as_json: bool) -> None:
     """The trials of a study (number, state, schedule, objective, run folder) and its best trial."""
-    from studies.search_tables import load_named_study, print_trials, trials_json  # noqa: PLC0415
+    from studies.search_tables import load_named_study, print_trials, trials_json
 
     study, study_dir = load_named_study(study_name, storage, out)
     if as_json:
@@ -127,8 +127,7 @@ def search_show_command(study_name: str, storage: str | None, out: str, as_json:
               help="YAML file to write; `harness run --config FILE` runs with it.")
 def search_best_command(study_name: str, storage: str | None, out: str, output: str) -> None:
     """Write the best trial's schedule (and the study's overrides) as a config file."""
-    from harness.contract import atomic_write_bytes  # noqa: PLC0415
-    from studies.search_tables import best_config_yaml, load_named_study  # noqa: PLC0415
+    from studies.search_tables import best_config_yaml, load_named_study
 
     if not Path(output).resolve().parent.is_dir():
         raise ConfigError(f"-o {output}: the folder {Path(output).parent} does not exist")

@@ -43,9 +43,9 @@ def study_table2_command(suite, task, horizons, trials, search_seeds, seeds, pre
                          storage, sampler, pruner, study_seed, out, wandb_mode, reps, overrides) -> None:
     """Paper Table 2 for one task: per horizon, the entropy search, then its best schedule on
     fresh seeds, then one report beside the published rows. Rerun to resume any stage."""
-    from reports.aggregate import DEFAULT_REPS  # noqa: PLC0415
-    from reports.html import write_numbers, write_report  # noqa: PLC0415
-    from studies.table2 import Table2Settings, parse_horizons, run_table2  # noqa: PLC0415
+    from reports.aggregate import DEFAULT_REPS
+    from reports.html import write_numbers, write_report
+    from studies.table2 import Table2Settings, parse_horizons, run_table2
 
     settings = Table2Settings(suite=suite, task=task, horizons=parse_horizons(horizons), trials=trials,
                               search_seeds=search_seeds, seeds=seeds, preset=preset, steps=steps, launcher=launcher,
@@ -88,7 +88,7 @@ def model_generalisation_command(run_dir: str, out: str | None, **given) -> None
     """The paper's Fig. 3 study: multi-step error of the GRU model vs a 5-MLP ensemble of similar size,
     trained on RUN_DIR's replay episodes added stage by stage. Defaults: the settings
     printed at the end (studies/model_generalisation.py)."""
-    from studies.model_generalisation import GeneralisationSettings, run_study, summary_text  # noqa: PLC0415
+    from studies.model_generalisation import GeneralisationSettings, run_study, summary_text
 
     names = {"updates": "updates_per_stage"}
     settings = GeneralisationSettings(**{names.get(k, k): v for k, v in given.items() if v is not None})

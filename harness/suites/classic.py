@@ -24,8 +24,7 @@ _HYPERPARAMETERS = TaskHyperparameters(horizon=2, entropy=EntropySchedule(init=-
 
 
 def _build(env_id: str, render_size: tuple[int, int] | None = None, **_: object) -> gym.Env:
-    # lazy: task facts must not load the simulator
-    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415
+    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415 - task facts must not load the simulator
 
     return finish_env(make_mujoco_env(env_id, {}, render_size))
 

@@ -25,8 +25,7 @@ EVAL_EVERY = 25_000
 
 def _build(env_id: str, env_kwargs: dict[str, Any], terminal_alive_bonus: bool = False,
            render_size: tuple[int, int] | None = None, **_: object) -> gym.Env:
-    # lazy: task facts must not load the simulator
-    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415
+    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415 - task facts must not load the simulator
 
     return finish_env(make_mujoco_env(env_id, env_kwargs, render_size), terminal_alive_bonus=terminal_alive_bonus)
 

@@ -27,7 +27,7 @@ EVAL_EVERY = 10_000
 def __getattr__(name: str) -> Any:
     """``MBBLTask`` on first use, from ``poplin_env`` (which imports gymnasium)."""
     if name == "MBBLTask":
-        from harness.suites.poplin_env import MBBLTask  # noqa: PLC0415
+        from harness.suites.poplin_env import MBBLTask  # noqa: PLC0415 - it imports gymnasium
 
         return MBBLTask
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -35,9 +35,8 @@ def __getattr__(name: str) -> Any:
 
 def _build(name: str, env_id: str, env_kwargs: dict[str, Any], observation: Callable[[], StateObservation],
            reset_noise: float | None = None, render_size: tuple[int, int] | None = None, **_: object) -> gym.Env:
-    # lazy: task facts must not load the simulator
-    from harness.suites.poplin_env import MBBLTask  # noqa: PLC0415
-    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415
+    from harness.suites.poplin_env import MBBLTask  # noqa: PLC0415 - task facts must not load the simulator
+    from harness.suites.wrappers import finish_env, make_mujoco_env  # noqa: PLC0415 - task facts must not load the simulator
 
     env = make_mujoco_env(env_id, env_kwargs, render_size)
     return finish_env(MBBLTask(env, observation(), REWARDS[name], reset_noise))
