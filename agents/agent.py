@@ -44,7 +44,7 @@ _UNLABELLED = contextlib.nullcontext()
 def record_function(name: str) -> contextlib.AbstractContextManager:
     """A ``torch.profiler`` label for the block while a profiler records (``harness bench``'s
     break-down); otherwise nothing, so an update pays no labelling call per part."""
-    return profiler_label(name) if torch._C._autograd._profiler_enabled() else _UNLABELLED
+    return profiler_label(name) if torch._C._autograd._profiler_enabled() else _UNLABELLED  # noqa: SLF001 - no public test
 
 
 def resolve_device(name: str) -> torch.device:

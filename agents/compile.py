@@ -46,7 +46,7 @@ class CompiledLoss:
                 torch.compiler.cudagraph_mark_step_begin()
                 # a graph's outputs live in memory its next replay overwrites: keep copies
                 # (a clone keeps the autograd history, so backward still runs through it)
-                return torch.utils._pytree.tree_map(
+                return torch.utils._pytree.tree_map(  # noqa: SLF001 - torch has no public pytree module
                     lambda x: x.clone() if isinstance(x, torch.Tensor) else x, self.compiled(*args))
             return self.compiled(*args)
         except Exception as error:  # noqa: BLE001 - any compiler or capture failure: fall back

@@ -136,13 +136,13 @@ class ReplayBuffer:
         states = concatenate([self.obs[steps[:, :1]], self.next_obs[steps]], axis=1)
         return SequenceBatch(states=states, actions=self.action[steps])
 
-    _ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "episode_end")
+    ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "episode_end")
 
     def state_dict(self) -> dict:
         """The stored slots as they lie in the ring, so a reload samples exactly as before.
         The tensors share the buffer's memory (no copy of a buffer that can hold 1M
         transitions): save them before the buffer changes."""
-        state = {name: torch.as_tensor(getattr(self, name)[: self.size]).cpu() for name in self._ARRAYS}
+        state = {name: torch.as_tensor(getattr(self, name)[: self.size]).cpu() for name in self.ARRAYS}
         state.update(position=self.position, size=self.size)
         return state
 
@@ -150,7 +150,7 @@ class ReplayBuffer:
         size = int(state["size"])
         if size > self.capacity:
             raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
-        for name in self._ARRAYS:
+        for name in self.ARRAYS:
             array = getattr(self, name)
             array[:size] = state[name].numpy() if isinstance(array, np.ndarray) else state[name]
         self.size, self.position = size, int(state["position"])

@@ -2,7 +2,8 @@
 (the plain path), each option alone, and all of them (the default).
 
     python benchmarks/fast_path_options.py --agent sac --preset paper --task mbpo/hopper
-    python benchmarks/fast_path_options.py --agent sac-svg --preset authors-code --task mbpo/hopper --rounds 4 --updates 3
+    python benchmarks/fast_path_options.py --agent sac-svg --preset authors-code --task mbpo/hopper \\
+        --rounds 4 --updates 3
 
 One torch thread unless --threads. Every variant's agent is built and warmed up first,
 then the variants take turns (--rounds rounds of --updates timed calls each, at env step

@@ -41,7 +41,7 @@ def recorded_products(agent: str, preset: str, task: str, overrides: tuple[str, 
     bench.fill_random(learner, replay, spec.obs_dim, spec.act_dim)
     for _ in range(3):
         learner.update(replay, bench.UPDATE_STEP)
-    with bench._quiet_stderr(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
+    with bench.quiet_stderr(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
         learner.update(replay, bench.UPDATE_STEP)
     products = []
     for event in profiler.events():

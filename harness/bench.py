@@ -165,7 +165,7 @@ def update_breakdown(learner, replay) -> dict[str, float]:
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if learner.device.type == "cuda" else [])
-    with _quiet_stderr(), profile(activities=activities) as profiler:  # the profiler's own log lines
+    with quiet_stderr(), profile(activities=activities) as profiler:  # the profiler's own log lines
         learner.update(replay, UPDATE_STEP)
         _synchronize(learner.device)
     times: dict[str, float] = dict.fromkeys(PARTS, 0.0)
@@ -179,7 +179,7 @@ def update_breakdown(learner, replay) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (C++ libraries write there directly) for the block."""
     sys.stderr.flush()
     saved = os.dup(2)

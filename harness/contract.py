@@ -295,7 +295,7 @@ class CsvLog:
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
             self._adopt_columns()
-        self.handle = open(self.path, "a", newline="")
+        self.handle = open(self.path, "a", newline="")  # noqa: SIM115 - held until close()
         self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="raise")
         if new:
             self.writer.writeheader()

@@ -56,7 +56,7 @@ def _run_config(run: Path) -> RunConfig:
         raise ConfigError(f"{run} is not a run folder (no {CONFIG_FILE}){hint}")
     try:
         return from_yaml(text)
-    except Exception as error:  # noqa: BLE001 - omegaconf raises many types; one line for the user
+    except Exception as error:  # omegaconf raises many types; one line for the user
         raise ConfigError(f"{run / CONFIG_FILE} is not a run config this svgbench reads: "
                           f"{str(error).splitlines()[0]}") from error
 

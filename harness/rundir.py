@@ -281,7 +281,7 @@ class RunDirectory:
                                   f"an svgbench that kept none): use --checkpoint latest")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - torch raises several types for a damaged file
+        except Exception as error:  # torch raises several types for a damaged file
             raise CorruptCheckpointError(f"{path} is unreadable ({type(error).__name__}; truncated?): "
                                          f"use --checkpoint latest") from error
         return self._check_format(path, payload, BEST_CHECKPOINT_KEYS)

@@ -302,7 +302,8 @@ class Trainer:
 
     def _results(self) -> dict:
         p = self.progress
-        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731 - JSON has no inf/nan
+        def finite(x: float) -> float | None:  # JSON has no inf/nan
+            return x if math.isfinite(x) else None
         return {"steps_done": p.step, "final_eval_return": finite(p.final_eval_return),
                 "best_eval_return": finite(p.best_eval_return), "best_eval_step": p.best_eval_step,
                 "evaluations": p.evaluations, "wall_time": p.wall_time,

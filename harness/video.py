@@ -100,7 +100,7 @@ def render_frame(env: gym.Env) -> np.ndarray:
         if first:  # the scene exists once the first frame is drawn: draw it again, lightened
             lighten_scene(env)
             frame = env.render()
-    except Exception as error:  # noqa: BLE001 - PyOpenGL, ctypes and MuJoCo raise many types
+    except Exception as error:  # PyOpenGL, ctypes and MuJoCo raise many types
         backend = os.environ.get("MUJOCO_GL", "")
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise VideoError(f"MuJoCo could not render off-screen with MUJOCO_GL={backend} ({detail}); "
@@ -210,7 +210,7 @@ class Mp4Writer:
             raise VideoError(f"no frame was written to {self.path}")
         try:
             self._writer.close()
-        except Exception as error:  # noqa: BLE001 - ffmpeg's failure, as imageio-ffmpeg reports it
+        except Exception as error:  # ffmpeg's failure, as imageio-ffmpeg reports it
             self.abort()
             raise VideoError(f"ffmpeg could not write {self.path}: {str(error).splitlines()[0]}") from error
         self._writer = None

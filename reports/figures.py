@@ -13,13 +13,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from rliable import plot_utils  # noqa: E402
+import matplotlib.pyplot as plt  # after the back-end is chosen
+from rliable import plot_utils  # imports pyplot
 
 DPI = 96
 LEGEND_FONTSIZE = 9  # points: 12 px at the report's DPI, legible at the size the page shows a figure

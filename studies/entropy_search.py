@@ -182,6 +182,11 @@ def open_search(settings: SearchSettings) -> optuna.Study:
     return study
 
 
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The trial's id in the study's storage, which the storage's methods take."""
+    return trial._trial_id  # noqa: SLF001 - Optuna has no public getter
+
+
 # ------------------------------------------------------------------------------- trials
 
 
@@ -227,7 +232,7 @@ class Worker:
         self.settings = settings
         self.say = say
         self.study = open_search(settings)
-        self.storage = self.study._storage  # noqa: SLF001 - Optuna exposes no public getter
+        self.storage = self.study._storage  # noqa: SLF001 - Optuna has no public getter
         self.identity = process_identity()
         self.schedules = sample_schedules(settings.trials, settings.study_seed)
         self.still_beats: dict[int, tuple[Any, float]] = {}  # trial id -> (heartbeat, first seen)
@@ -283,15 +288,15 @@ class Worker:
                 continue
             worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
             beat = trial.user_attrs.get(HEARTBEAT_ATTR)
-            seen, since = self.still_beats.get(trial._trial_id, (object(), now))  # noqa: SLF001
+            seen, since = self.still_beats.get(trial_id(trial), (object(), now))
             if beat != seen:
-                self.still_beats[trial._trial_id] = (beat, now)  # noqa: SLF001
+                self.still_beats[trial_id(trial)] = (beat, now)
             gone = is_gone_here(worker) or (beat == seen and now - since > self.settings.stale_after_seconds)
             # this worker holds no trial while it looks, so one under its own name is an orphan
             if gone or worker == self.identity:
                 try:
-                    self.storage.set_trial_user_attr(trial._trial_id, "outcome", "worker died")  # noqa: SLF001
-                    self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
+                    self.storage.set_trial_user_attr(trial_id(trial), "outcome", "worker died")
+                    self.storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
                 except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                     continue
                 self.say(f"trial {trial.number} (slot {slot_of(trial)}): its worker {worker} is gone; "
@@ -299,25 +304,25 @@ class Worker:
 
     def take_waiting_trial(self) -> optuna.Trial | None:
         """Claim a WAITING trial (lowest number first), atomically; drop duplicates."""
-        waiting = self.storage.get_all_trials(self.study._study_id, deepcopy=False,  # noqa: SLF001
-                                              states=(TrialState.WAITING,))
+        study_id = self.study._study_id  # noqa: SLF001 - Optuna has no public getter
+        waiting = self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
         for frozen in sorted(waiting, key=lambda t: t.number):
             if slot_of(frozen) is None:
                 continue
             try:
-                if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):  # noqa: SLF001
+                if not self.storage.set_trial_state_values(trial_id(frozen), TrialState.RUNNING):
                     continue  # another worker took it first
             except optuna.exceptions.UpdateFinishedTrialError:  # taken and already ended (a duplicate) by another
                 continue
-            self.storage.set_trial_user_attr(frozen._trial_id, WORKER_ATTR, self.identity)  # noqa: SLF001
-            self.storage.set_trial_user_attr(frozen._trial_id, HEARTBEAT_ATTR, time.time())  # noqa: SLF001
+            self.storage.set_trial_user_attr(trial_id(frozen), WORKER_ATTR, self.identity)
+            self.storage.set_trial_user_attr(trial_id(frozen), HEARTBEAT_ATTR, time.time())
             if self._duplicate(frozen):
-                self.storage.set_trial_user_attr(frozen._trial_id, "outcome", "duplicate")  # noqa: SLF001
-                self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)  # noqa: SLF001
+                self.storage.set_trial_user_attr(trial_id(frozen), "outcome", "duplicate")
+                self.storage.set_trial_state_values(trial_id(frozen), TrialState.FAIL)
                 continue
             if self.settings.sampler == "tpe":
                 self.study.sampler = make_sampler(self.settings, frozen.number)
-            return optuna.trial.Trial(self.study, frozen._trial_id)  # noqa: SLF001
+            return optuna.trial.Trial(self.study, trial_id(frozen))
         return None
 
     def _duplicate(self, mine: FrozenTrial) -> bool:
@@ -340,7 +345,7 @@ class Worker:
         self.say(f"{text}: started")
         start = time.perf_counter()
         try:
-            with Heartbeat(self.storage, trial._trial_id, self.settings.heartbeat_seconds):  # noqa: SLF001
+            with Heartbeat(self.storage, trial_id(trial), self.settings.heartbeat_seconds):
                 value = self.train_slot(trial, slot, schedule)
         except optuna.TrialPruned as pruned:
             self._finish(trial, TrialState.PRUNED, "pruned")
@@ -392,7 +397,7 @@ class Worker:
                     time.sleep(self.settings.poll_seconds)
                 except (optuna.TrialPruned, KeyboardInterrupt, StorageUnavailable):
                     raise
-                except Exception as error:  # noqa: BLE001 - the run is marked failed in its summary
+                except Exception as error:  # the run is marked failed in its summary
                     raise RunFailed(f"{job.path}: {type(error).__name__}: {error}".splitlines()[0]) from error
             final = summary.get("final_eval_return")
             if summary.get("status") != "done" or final is None:
@@ -420,7 +425,8 @@ def _worker_process(settings: dict[str, Any], index: int, cores: list[int]) -> N
     pin_to_cores(cores)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    say = lambda line: print(f"[worker {index}] {line}", flush=True)  # noqa: E731
+    def say(line: str) -> None:
+        print(f"[worker {index}] {line}", flush=True)
     try:
         worker = Worker(SearchSettings(**settings), say=say)
         worker.run()

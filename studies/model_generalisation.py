@@ -141,12 +141,12 @@ def load_source(run_path: str | Path) -> SourceRun:
     except CheckpointError as error:
         raise ConfigError(str(error)) from error
     replay = state.get("replay")
-    if not isinstance(replay, dict) or not {"size", "position", *ReplayBuffer._ARRAYS} <= set(replay):
+    if not isinstance(replay, dict) or not {"size", "position", *ReplayBuffer.ARRAYS} <= set(replay):
         raise ConfigError(f"{run_dir.checkpoint_path} holds no replay buffer")
     size, position = int(replay["size"]), int(replay["position"])
     # A full ring's oldest slot is the write position; a ring not yet full has position == size.
     order = (position + np.arange(size)) % max(size, 1)
-    transitions = {name: replay[name].numpy()[order] for name in ReplayBuffer._ARRAYS}
+    transitions = {name: replay[name].numpy()[order] for name in ReplayBuffer.ARRAYS}
     steps = (state.get("progress") or {}).get("step")
     steps = None if steps is None else int(steps)
     # The ring overwrote its oldest transitions if the run stored more than it holds.
@@ -201,7 +201,7 @@ def episode_buffer(source: SourceRun, episodes: list[np.ndarray], ids: list[int]
     """A replay buffer holding exactly the episodes ``ids``, in order, full and unwrapped."""
     index = np.concatenate([episodes[i] for i in ids])
     buffer = ReplayBuffer(source.obs_dim, source.act_dim, len(index))
-    state = {name: torch.from_numpy(source.transitions[name][index]) for name in ReplayBuffer._ARRAYS}
+    state = {name: torch.from_numpy(source.transitions[name][index]) for name in ReplayBuffer.ARRAYS}
     buffer.load_state_dict({**state, "size": len(index), "position": 0})
     return buffer
 

@@ -27,7 +27,8 @@ class SearchWorkerJob:
 
     def __call__(self, task: tuple[dict[str, Any], int]) -> int:
         settings, index = task
-        say = lambda line: print(f"[worker {index}] {line}", flush=True)  # noqa: E731
+        def say(line: str) -> None:
+            print(f"[worker {index}] {line}", flush=True)
         Worker(SearchSettings(**settings), say=say).run()
         return index
 

@@ -113,7 +113,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         raise
     except ModuleNotFoundError as error:
         raise ConfigError(f"cannot open storage {describe(storage)}: the driver {error.name!r} is not installed") from error
-    except Exception as error:  # noqa: BLE001 - SQLAlchemy and Optuna raise many types; one line for the user
+    except Exception as error:  # SQLAlchemy and Optuna raise many types; one line for the user
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"cannot open storage {describe(storage)}: {first}") from error
 

@@ -19,7 +19,8 @@ and the temporary folder is handed to that user. As any other user, it runs dire
 
 The fixture skips (``pytest.skip``) when the binaries are absent, or the DB-API driver that
 SQLAlchemy (hence Optuna's RDBStorage) uses for a plain ``postgresql://`` URL is not installed:
-psycopg2 (``psycopg2-binary``) for SQLAlchemy < 2.1, psycopg 3 (``psycopg[binary]``) from 2.1. Start-up (initdb + start + createdb) takes a few seconds, once per session.
+psycopg2 (``psycopg2-binary``) for SQLAlchemy < 2.1, psycopg 3 (``psycopg[binary]``) from 2.1.
+Start-up (initdb + start + createdb) takes a few seconds, once per session.
 """
 
 from __future__ import annotations

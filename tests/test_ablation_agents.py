@@ -25,7 +25,8 @@ def test_mve_at_horizon_one_is_exactly_sacs_critic_target():
     actor, target_critic = TanhGaussianActor(3, 2, 16, 2, (-5, 2)), CriticEnsemble(3, 2, 16, 2)
     reward, terminated = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.0, 1.0, 0.0])
     next_obs, noise, alpha = torch.randn(3, 3), torch.randn(3, 2), torch.tensor(0.2)
-    policy = lambda x: actor.sample(x, noise)  # noqa: E731
+    def policy(x):
+        return actor.sample(x, noise)
     states, actions, targets, weights = eq.soft_value_expansion_targets(
         reward, terminated, next_obs, 1, policy, None, target_critic, alpha, 0.99)
     next_action, next_log_prob = policy(next_obs)
@@ -108,8 +109,10 @@ def test_mve_targets_at_horizon_two_equal_the_hand_unrolled_ones_under_each_coun
 
 def test_mve_weights_are_survival_probabilities_and_a_real_termination_stops_bootstrapping():
     world = LinearWorld()
-    policy = lambda x: (0.5 * x, torch.zeros(x.shape[0]))  # noqa: E731
-    q = lambda x, u: (x + u).squeeze(-1)[None]  # noqa: E731
+    def policy(x):
+        return (0.5 * x, torch.zeros(x.shape[0]))
+    def q(x, u):
+        return (x + u).squeeze(-1)[None]
     _, _, targets, weights = eq.soft_value_expansion_targets(
         torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]), torch.tensor([[1.0], [1.0]]), 2, policy, world, q,
         torch.tensor(0.0), 0.9)
@@ -199,7 +202,8 @@ def test_ensemble_members_differ_and_each_is_trained():
     agent, replay = _filled_agent("sac-svg-ensemble", [])
     dynamics = agent.model.dynamics
     assert dynamics.members == 5
-    member = lambda e: torch.cat([p[e].detach().clone().flatten() for p in dynamics.parameters()])  # noqa: E731
+    def member(e):
+        return torch.cat([p[e].detach().clone().flatten() for p in dynamics.parameters()])
     before = [member(e) for e in range(5)]
     x, u = torch.randn(8, 9), torch.rand(8, 1)
     first = agent.model.dynamics.member_deltas(x, u)

@@ -153,7 +153,8 @@ class DiskFull:
 def test_a_full_disk_mid_checkpoint_keeps_the_previous_one(two_checkpoints, monkeypatch):
     run_dir = two_checkpoints
     before = folder_hashes(run_dir.path)
-    monkeypatch.setattr(rundir, "open", lambda path, mode: DiskFull(open(path, mode), room=2000), raising=False)
+    monkeypatch.setattr(rundir, "open", lambda path, mode: DiskFull(open(path, mode), room=2000),  # noqa: SIM115 - closed by DiskFull
+                        raising=False)
     with pytest.raises(CheckpointWriteError) as caught:
         run_dir.save_checkpoint(state_at(300))
     monkeypatch.undo()

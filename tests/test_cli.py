@@ -18,7 +18,8 @@ from harness.rundir import RunDirectory
 from harness.trainer import Trainer
 from tests.conftest import tiny_for
 
-TINY_LABEL = "hidden_dim=16,model_hidden_dim=16,gru_hidden_dim=16,step_batch_size=16,seq_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
+TINY_LABEL = ("hidden_dim=16,model_hidden_dim=16,gru_hidden_dim=16,step_batch_size=16,seq_batch_size=16,"
+              "seed_steps=100,eval_every=100,eval_episodes=2")
 SAC_LABEL = "hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
 
 
@@ -180,7 +181,8 @@ def test_corrupt_checkpoints_are_one_line_exit_1_and_change_nothing(tmp_path):
     (folder / "summary.json").write_text(json.dumps({"status": "running"}))  # as if killed by a signal
     for name in ("state.pt", "state.prev.pt"):  # the latest and the previous one both damaged
         (folder / "checkpoint" / name).write_bytes(b"not a checkpoint")
-    files = lambda: {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}  # noqa: E731
+    def files():
+        return {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
     before = files()
     code, _, stderr = tiny_run(tmp_path, "sac", 300)
     assert code == 1

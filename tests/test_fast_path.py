@@ -179,7 +179,7 @@ def test_the_plain_path_raises_at_the_diverging_update_and_the_fast_path_does_no
         torch.manual_seed(0)
         agent = SVGAgent(OBS, ACT, tiny_config("sac", fast_path), 1000, 0)
         replay = ReplayBuffer(OBS, ACT, 100)
-        for t in range(50):
+        for _ in range(50):
             replay.add(np.ones(OBS), np.zeros(ACT), float("nan"), np.ones(OBS), False, False)
         if raises:
             with pytest.raises(DivergenceError, match="critic_loss is nan at env step 7"):
@@ -244,7 +244,8 @@ def test_one_backward_pass_gives_each_loss_exactly_its_own_gradient():
     obs, action = torch.randn(16, OBS), torch.rand(16, ACT) * 2 - 1
     actor_loss, alpha_loss, _ = agent.actor_and_temperature_losses(obs, 2, torch.tensor(-1.0))
     actor_parameters = list(agent.actor.parameters())
-    grad = lambda loss, inputs: torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)  # noqa: E731
+    def grad(loss, inputs):
+        return torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
     combined = grad(actor_loss + alpha_loss, [*actor_parameters, agent.log_alpha])
     torch.testing.assert_close(list(combined[:-1]), list(grad(actor_loss, actor_parameters)), rtol=0, atol=0)
     torch.testing.assert_close(combined[-1], grad(alpha_loss, [agent.log_alpha])[0], rtol=0, atol=0)

@@ -94,7 +94,8 @@ class FolderState:
     def read(cls, folder: Path | None) -> FolderState:
         if folder is None:
             return cls([], [], None, False)
-        steps = lambda name: [int(line.split(",", 1)[0]) for line in _complete_rows(folder / name)]  # noqa: E731
+        def steps(name):
+            return [int(line.split(",", 1)[0]) for line in _complete_rows(folder / name)]
         try:
             mtime = (folder / "checkpoint" / "state.pt").stat().st_mtime_ns
         except FileNotFoundError:

@@ -66,7 +66,8 @@ def test_ctrl_c_checkpoints_marks_interrupted_and_the_rerun_resumes_to_the_same_
     code, _, stderr = run_cli(*RUN, "--steps", "1500", "--out", str(tmp_path / "b"))
     assert code == 0, stderr
     straight = folder(tmp_path / "b")
-    drop = lambda rows, key: [{k: v for k, v in r.items() if k != key} for r in rows]  # noqa: E731
+    def drop(rows, key):
+        return [{k: v for k, v in r.items() if k != key} for r in rows]
     assert drop(read_csv(run / "eval.csv"), "wall_time") == drop(read_csv(straight / "eval.csv"), "wall_time")
     assert drop(read_csv(run / "train.csv"), "steps_per_second") == \
         drop(read_csv(straight / "train.csv"), "steps_per_second")

@@ -140,7 +140,8 @@ def test_svg2_with_linear_model_equals_value_unrolled_by_hand():
     value, first_log_prob = eq.entropy_regularized_value_expansion(
         torch.tensor([[x0]]), 2, policy, w, q_function, torch.tensor(alpha), gamma)
 
-    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    def sig(z):
+        return 1 / (1 + math.exp(-z))
     u0 = theta * x0
     x1 = w.a * x0 + w.b * u0
     u1 = theta * x1
@@ -162,7 +163,8 @@ def test_svg2_gradient_flows_through_model_into_policy():
     def value_at(t):
         def policy(x):
             return t * x, torch.zeros(x.shape[0], dtype=x.dtype)
-        q = lambda x, u: (x + u).squeeze(-1)[None]  # noqa: E731
+        def q(x, u):
+            return (x + u).squeeze(-1)[None]
         return eq.entropy_regularized_value_expansion(
             torch.tensor([[1.0]], dtype=torch.float64), 2, policy, w, q, torch.tensor(0.2), 0.9)[0].sum()
 

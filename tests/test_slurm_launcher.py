@@ -94,7 +94,7 @@ def test_submit_returns_at_once_and_a_cancelled_run_resumes(slurm_cluster, tmp_p
 
 @pytest.mark.slow
 def test_an_sbatch_refusal_is_one_line_naming_the_key(slurm_cluster, tmp_path):
-    node_gb = int(open("/proc/meminfo").read().split()[1]) // 2**20  # MemTotal, kB -> GiB
+    node_gb = int(Path("/proc/meminfo").read_text().split()[1]) // 2**20  # MemTotal, kB -> GiB
     for flags, key in ((["--gpus", "1"], "launcher.gpus_per_node (--gpus)"),
                        (["--mem", str(node_gb + 1)], "launcher.mem_gb (--mem)"),
                        (["--cpus", str(os.cpu_count() + 1)], "launcher.cpus_per_task (--cpus)"),

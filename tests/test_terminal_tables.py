@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from rich.console import Console
@@ -20,7 +21,7 @@ from tests.test_search import tiny_settings
 
 def rendered(draw, width: int) -> list[str]:
     """The lines ``draw(console)`` prints on a console ``width`` columns wide."""
-    console = Console(width=width, record=True, file=open("/dev/null", "w"), color_system=None)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     draw(console)
     return console.export_text().splitlines()
 

@@ -34,8 +34,8 @@ class TerminalAliveBonus(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated:
-            reward = float(reward) + float(self.env.unwrapped._healthy_reward)  # the constant, not the
-            # property, which v5 zeroes when unhealthy
+            # the constant, not the property, which v5 zeroes when unhealthy
+            reward = float(reward) + float(self.env.unwrapped._healthy_reward)  # noqa: SLF001 - no public constant
         return obs, reward, terminated, truncated, info
 
 
@@ -85,7 +85,7 @@ def get_env_state(env: gym.Env) -> dict[str, Any]:
     limit = _time_limit(env)
     return {
         "mjdata": torch.frombuffer(bytearray(pickle.dumps(base.data)), dtype=torch.uint8),
-        "elapsed_steps": None if limit is None else limit._elapsed_steps,
+        "elapsed_steps": None if limit is None else limit._elapsed_steps,  # noqa: SLF001 - TimeLimit has no getter
         "np_random": base.np_random.bit_generator.state,
         "wrappers": [w.wrapper_state() for w in _stateful_wrappers(env)],
     }
@@ -98,7 +98,7 @@ def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
     mujoco.mj_copyData(base.data, base.model, saved)
     limit = _time_limit(env)
     if limit is not None:
-        limit._elapsed_steps = state["elapsed_steps"]
+        limit._elapsed_steps = state["elapsed_steps"]  # noqa: SLF001 - TimeLimit has no setter
     base.np_random.bit_generator.state = state["np_random"]
     for wrapper, wrapper_state in zip(_stateful_wrappers(env), state["wrappers"]):
         wrapper.load_wrapper_state(wrapper_state)
