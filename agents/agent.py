@@ -63,6 +63,8 @@ def critic_target_horizon(config: AgentConfig) -> int:
                          f"valid: {', '.join(MVE_HORIZON_COUNTINGS)}")
     if not config.critic_expansion:
         return 1
+    if config.horizon is None:
+        raise ValueError("agent.horizon must be resolved before building the agent")
     return max(config.horizon, 1) if counting == "paper" else config.horizon + 1
 
 
@@ -166,6 +168,8 @@ class SVGAgent:
 
     def target_entropy(self, step: int) -> float:
         s = self.config.target_entropy
+        if s.init is None or s.final is None:
+            raise ValueError("agent.target_entropy must be resolved from the task before training")
         return eq.target_entropy_schedule(step, self.total_steps, s.init, s.final, s.decay)
 
     def actor_horizon(self, step: int) -> int:
@@ -176,7 +180,7 @@ class SVGAgent:
 
     # ----------------------------------------------------------------- updates
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+    def _tensor(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     def update(self, replay: ReplayBuffer, step: int) -> dict[str, torch.Tensor | float]:
@@ -337,7 +341,7 @@ class SVGAgent:
                 "dynamics_clipped": clipped.float().mean()}
 
     @torch.no_grad()
-    def model_error(self, states: np.ndarray, actions: np.ndarray) -> float:
+    def model_error(self, states: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> float:
         """Multi-step prediction error (Fig. 7): mean over sequences, steps and state
         dimensions of the squared error of the open-loop rollout, in normalised space.
         states: (B, T+1, D) raw; actions: (B, T, A)."""
@@ -348,7 +352,7 @@ class SVGAgent:
 
     # ----------------------------------------------------------------- state
 
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+    def _optimizers(self) -> dict[str, torch.optim.Adam]:
         optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer,
                       "temperature": self.temperature_optimizer}
         if self.model is not None:

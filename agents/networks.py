@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,7 @@ def use_lean_calls(module: nn.Module, lean: bool = True) -> None:
     dynamics) to functional calls (``lean``) or back to one module call per layer."""
     for part in module.modules():
         if hasattr(type(part), "lean"):
-            part.lean = lean
+            part.lean = lean  # type: ignore[assignment]  # torch types Module.__setattr__ for tensors and modules
 
 
 def orthogonal_init(module: nn.Module) -> None:
@@ -154,14 +155,14 @@ class EnsembleMLP(nn.Module):
         """(B, in) or (E, B, in) -> (E, B, out); see ``EnsembleLinear.forward``."""
         if self.lean and batched:
             last = len(self.layers) - 1
-            for i, layer in enumerate(self.layers):
+            for i, layer in enumerate(cast("list[EnsembleLinear]", self.layers)):
                 if x.dim() == 2:
                     x = x.expand(layer.weight.shape[0], *x.shape)
                 x = torch.baddbmm(layer.bias, x, layer.weight)
                 if i < last:
                     x = torch.relu(x)
             return x
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(cast("list[EnsembleLinear]", self.layers)):
             x = layer(x, batched)
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
@@ -169,7 +170,7 @@ class EnsembleMLP(nn.Module):
 
     def member(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """Member e alone on its own rows: (N, in) -> (N, out)."""
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(cast("list[EnsembleLinear]", self.layers)):
             x = layer.member(e, x)
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
@@ -198,7 +199,8 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float, fused: bool 
 
     ``fused``: one multi-tensor lerp over every parameter (the fast path) instead of one
     lerp per parameter; same arithmetic."""
-    targets, sources = list(target.parameters()), list(source.parameters())
+    targets: list[torch.Tensor] = list(target.parameters())
+    sources: list[torch.Tensor] = list(source.parameters())
     if fused:
         torch._foreach_lerp_(targets, sources, tau)
         return

@@ -3,6 +3,8 @@ per-step Python of ``torch.optim`` (the fast path's ``fused_optimizers``)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 
@@ -51,6 +53,7 @@ class DirectFusedAdam:
         group = self.optimizer.param_groups[0]
         beta1, beta2 = group["betas"]
         torch._foreach_add_(steps, 1)
-        torch._fused_adam_(self.params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+        present = cast(list[torch.Tensor], grads)  # none is None: checked above
+        torch._fused_adam_(self.params, present, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
                            beta1=float(beta1), beta2=float(beta2), weight_decay=group["weight_decay"],
                            eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)

@@ -28,7 +28,8 @@ class WorldModel(nn.Module):
     Implements ``agents.objectives.RolloutModel``.
     """
 
-    def __init__(self, dynamics: nn.Module, reward: StateActionHead, termination_logit: StateActionHead) -> None:
+    def __init__(self, dynamics: GRUDynamics | MLPEnsembleDynamics, reward: StateActionHead,
+                 termination_logit: StateActionHead) -> None:
         super().__init__()
         self.dynamics = dynamics
         self.reward_head = reward

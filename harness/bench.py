@@ -124,7 +124,7 @@ def build(agent: str, preset: str, task: str, device: str, overrides: tuple[str,
     config = build_run_config(suite, name, agent, seed, preset=preset,
                               overrides=[f"agent.device={device}", *overrides])
     spec = get_task(suite, name)
-    learner = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, config.trainer.total_steps, seed)
+    learner = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, int(config.trainer.total_steps or spec.budget), seed)
     replay_device = learner.device if config.agent.fast_path.replay_on_device else None
     replay = ReplayBuffer(spec.obs_dim, spec.act_dim, max(FILLED_TRANSITIONS, config.trainer.seed_steps + 1000),
                           replay_device)
@@ -241,7 +241,8 @@ def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overr
     return steps / (time.perf_counter() - started)
 
 
-def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any) -> None:
+def _parallel_worker(args: tuple[str, str, str, str, tuple[str, ...], int], cores: list[int], start: Any,
+                     results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     pin_to_cores(cores)
     results.put(loop_steps_per_second(*args, threads=len(cores), start=start))

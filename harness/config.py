@@ -11,7 +11,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -117,7 +117,7 @@ def _override_problem(override: str) -> str | None:
     if "=" not in override:
         return f"override {override!r} is not of the form key=value"
     node: Any = RunConfig()
-    path = []
+    path: list[str] = []
     for part in key.split("."):
         if not dataclasses.is_dataclass(node):
             return f"override {override!r}: {'.'.join(path)} has no sub-keys"
@@ -170,7 +170,7 @@ def compose_run(agent: str, preset: str, launcher: str, settings: list[str], ove
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=[f"agent={agent}", f"preset={preset}", f"launcher={launcher}",
                                                 *settings, *overrides])
-        return OmegaConf.to_object(cfg)
+        return cast(RunConfig, OmegaConf.to_object(cfg))  # the structured schema's dataclass
     except Exception as error:  # hydra and omegaconf raise many types; the user needs one line
         raise ConfigError(f"bad override in {' '.join(overrides) or '(none)'}: {_first_line(error)}") from error
 
@@ -178,10 +178,11 @@ def compose_run(agent: str, preset: str, launcher: str, settings: list[str], ove
 def _first_line(error: BaseException) -> str:
     """The first line of the innermost cause that says something (hydra wraps omegaconf)."""
     messages = []
-    while error is not None:
-        if str(error).strip():
-            messages.append(str(error).strip().splitlines()[0])
-        error = error.__cause__
+    cause: BaseException | None = error
+    while cause is not None:
+        if str(cause).strip():
+            messages.append(str(cause).strip().splitlines()[0])
+        cause = cause.__cause__
     return messages[-1] if messages else "invalid configuration"
 
 
@@ -288,7 +289,7 @@ def override_label(overrides: list[str]) -> str:
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
+    return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(config), resolve=True))
 
 
 def to_yaml(config: RunConfig) -> str:
@@ -297,7 +298,7 @@ def to_yaml(config: RunConfig) -> str:
 
 def from_yaml(text: str) -> RunConfig:
     merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(text))
-    return OmegaConf.to_object(merged)
+    return cast(RunConfig, OmegaConf.to_object(merged))
 
 
 def scientific_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:

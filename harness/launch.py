@@ -211,7 +211,8 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
     Ctrl-C forwards another (it stops at once, keeping its last checkpoint)."""
     context = multiprocessing.get_context("spawn")
     results_queue = context.Queue()
-    pending, running = list(jobs), {}
+    pending: list[Job] = list(jobs)
+    running: dict[Any, Job] = {}
     cores, free_slots = available_cores(), list(range(at_once))  # slot k runs on the k-th share of the cores
     slots: dict[Any, int] = {}
     done: dict[Path, JobResult] = {}
@@ -300,8 +301,8 @@ def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
     handles = slurm.submit_array(executor, ResumableJob(), to_submit)
     manifest = slurm.record_submission(out, "run", [(h.job_id, str(j.path.resolve()))
                                                     for h, j in zip(handles, to_submit)], executor.cluster)
-    ids = [h.job_id for h in handles]
-    say(f"submitted {len(ids)} job(s) to {executor.cluster}: {', '.join(ids)}; recorded in {manifest}")
+    job_ids = [h.job_id for h in handles]
+    say(f"submitted {len(job_ids)} job(s) to {executor.cluster}: {', '.join(job_ids)}; recorded in {manifest}")
     if not wait:
         say(f"follow them with: harness status {out}   (logs: {out / slurm.LOG_FOLDER}/<job id>/); "
             f"rerunning this command resubmits only runs that are neither done nor queued")

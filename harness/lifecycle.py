@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from tqdm import tqdm
 
@@ -29,7 +31,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.requested: str | None = None
         self._number: int | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -46,7 +48,7 @@ class StopSignals:
         """Once the run has checkpointed: hand a SIGUSR2 to the handler that was there before
         (submitit's, which requeues the job and exits); other signals stop here."""
         previous = self._previous.get(self._number) if self._number == signal.SIGUSR2 else None
-        if callable(previous):
+        if callable(previous) and self._number is not None:
             previous(self._number, None)
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -54,8 +54,10 @@ def suite_table(suite: str, tasks: list[dict[str, Any]]) -> Table:
     name: every name whole (never cut to '…') within ``WIDTH``."""
     table = _table()
     table.title = f"suite {suite}"
-    for header, justify in (("task\n  env", "left"), ("obs", "right"), ("act", "right"), ("budget", "right"),
-                            ("eval\nevery", "right"), ("H", "right"), ("target entropy\ninit, final, beta", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("task\n  env", "left"), ("obs", "right"), ("act", "right"), ("budget", "right"), ("eval\nevery", "right"),
+        ("H", "right"), ("target entropy\ninit, final, beta", "left"))
+    for header, justify in columns:
         table.add_column(header, justify=justify, no_wrap=True)
     for task in tasks:
         table.add_row(Text(task["task"]) + Text(f"\n  {task['env']}", style="dim"), str(task["obs_dim"]),

@@ -97,6 +97,8 @@ def load_policy(run: str | Path, checkpoint: str = "latest", device: str | None 
     config.agent.device, note = choose_device(config, device)
     config.agent.compile = "off"  # a few hundred forward passes: not worth compiling
     notes = [note] if note else []
+    evaluation: int | None
+    eval_return: float | None
     run_dir = RunDirectory(run)
     if not run_dir.has_checkpoint():
         raise CheckpointError(f"{run} has no checkpoint yet: one is written at every evaluation")

@@ -114,6 +114,8 @@ def choose_threads(configured: int | None, agent: AgentConfig | None, cores: lis
         count, reason = min(slurm, share), f"SLURM_CPUS_PER_TASK={slurm}"
         if slurm > share:
             reason += f", capped at this run's {share}-core share"
+    elif agent is None:
+        raise ValueError("choose_threads: without a thread count it needs the agent config to choose one")
     elif largest_update_matmul(agent) <= PARALLEL_MATMUL_MACS:
         count, reason = 1, "small networks: a second thread does not pay at these sizes"
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -39,8 +39,9 @@ def print_run_tables(out: Console, rows: list[RunRow]) -> None:
     for experiment, group in experiments.items():
         out.print(Text(titles[experiment], style="bold", overflow="fold"))
         table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
-        for column, justify in (("seed", "right"), ("status", "left"), ("steps", "right"), ("final", "right"),
-                                ("best", "right"), ("time", "right")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (("seed", "right"), ("status", "left"), ("steps", "right"),
+                                                          ("final", "right"), ("best", "right"), ("time", "right"))
+        for column, justify in columns:
             table.add_column(column, justify=justify, no_wrap=True)
         if with_jobs:
             table.add_column("SLURM job", no_wrap=True)

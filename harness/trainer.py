@@ -76,17 +76,17 @@ def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int, record: Re
     results = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed if episode == 0 else None)
-        filming = film is not None and episode < filmed_episodes
-        if filming:
-            film.add(render_frame(env))
+        filming = film if episode < filmed_episodes else None
+        if filming is not None:
+            filming.add(render_frame(env))
         total, length, done = 0.0, 0, False
         while not done:
             action = agent.act(obs, deterministic=True)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             if record is not None:
                 record.add(obs, action, float(reward), next_obs, terminated, truncated)
-            if filming:
-                film.add(render_frame(env))
+            if filming is not None:
+                filming.add(render_frame(env))
             obs = next_obs
             total += float(reward)
             length += 1
@@ -134,14 +134,16 @@ class Trainer:
         self.on_evaluation = on_evaluation
         self.spec: TaskSpec = get_task(config.suite, config.task)
         trainer = config.trainer
+        if trainer.total_steps is None or trainer.eval_every is None:
+            raise ValueError("the run config's task values are not filled in (harness.config.resolve_task_values)")
         self.total_steps = int(trainer.total_steps)
         self.eval_every = int(trainer.eval_every)
         self.threads = prepare_training_process(trainer.torch_threads, config.agent)  # summary.json records it
         torch.manual_seed(config.seed)
-        options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
-        self.env = self.spec.make_env(**options)
+        alive_bonus = config.env.terminal_alive_bonus
+        self.env = self.spec.make_env(terminal_alive_bonus=alive_bonus)
         video_size = (trainer.video_width, trainer.video_height) if trainer.video else None
-        self.eval_env = self.spec.make_env(render_size=video_size, **options)
+        self.eval_env = self.spec.make_env(render_size=video_size, terminal_alive_bonus=alive_bonus)
         if video_size is not None:  # a machine that cannot render fails now, not at the first evaluation
             self.eval_env.reset(seed=0)  # harmless: every evaluation starts with a seeded reset
             render_frame(self.eval_env)
@@ -311,6 +313,8 @@ class Trainer:
 
     def _loop(self, eval_log, train_log, mirror: WandbMirror, stop: StopSignals) -> None:
         p, c = self.progress, self.config
+        if self.obs is None:
+            raise RuntimeError("the trainer's loop runs after its env is reset or restored")
         self._session_start, self._wall_at_start = time.perf_counter(), p.wall_time
         row_clock, row_step = time.perf_counter(), p.step
         bar = ProgressBar(self.total_steps, p.step, c.trainer.seed_steps, enabled=c.trainer.progress,
@@ -363,8 +367,8 @@ class Trainer:
         eval_seed = evaluation_seed(c.seed, p.evaluations)
         holdout = None
         if self.agent.model is not None:
-            holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim,
-                                   c.trainer.eval_episodes * (self.eval_env.spec.max_episode_steps or 1000))
+            limit = self.eval_env.spec.max_episode_steps if self.eval_env.spec is not None else None
+            holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, c.trainer.eval_episodes * (limit or 1000))
         film = Mp4Writer(video_path(self.run_dir.path, p.step), render_fps(self.eval_env)) if c.trainer.video else None
         with film or nullcontext():  # the video gets its name once whole; an exception leaves none
             episodes = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout,

@@ -199,7 +199,7 @@ class Mp4Writer:
                 str(self.tmp), (width, height), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
                 macro_block_size=2, ffmpeg_log_level="error", output_params=["-f", "mp4", "-movflags", "+faststart"])
             self._writer.send(None)  # start ffmpeg
-        elif (width, height) != self.size:
+        elif self.size is not None and (width, height) != self.size:
             raise VideoError(f"frame {self.frames} is {width}x{height}, the video {self.size[0]}x{self.size[1]}")
         self._writer.send(frame)
         self.frames += 1

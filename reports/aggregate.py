@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +51,7 @@ def seeded_numpy(seed: int = BOOTSTRAP_SEED) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def interval_estimates(scores: dict[str, np.ndarray | list[np.ndarray]], func, reps: int) -> tuple[dict, dict]:
+def interval_estimates(scores: Mapping[str, np.ndarray | list[np.ndarray]], func, reps: int) -> tuple[dict, dict]:
     """``rly.get_interval_estimates`` with the fixed seed: (points, intervals (2, ...)) per key."""
     with seeded_numpy():
         return rly.get_interval_estimates(scores, func, reps=reps)

@@ -206,7 +206,8 @@ def _task_experiments(where: str, runs: list[Run], warnings: list[str]) -> tuple
     by_config: dict[Fingerprint | None, list[Run]] = defaultdict(list)
     for run in runs:
         by_config[fingerprint(run.config) if run.config else None].append(run)
-    configs = {key: scientific_config(group[0].config) for key, group in by_config.items() if key is not None}
+    configs: dict[Fingerprint | None, dict[str, Any]] = {
+        key: scientific_config(group[0].config) for key, group in by_config.items() if key is not None}
     keys = distinguishing_keys(list(configs.values())) if len(configs) > 1 else []
     if len(configs) > 1:
         warnings.append(_config_warning(where, list(configs.values())))
@@ -255,7 +256,7 @@ def assign_experiments(runs: list[Run]) -> list[str]:
         chosen = {key for _, keys in tasks for key in keys}
         keys = [k for k in (BUDGET_KEY, PRESET_KEY) if k in chosen] + sorted(chosen - {BUDGET_KEY, PRESET_KEY})
         split = [e.root for experiments, _ in tasks for e in experiments if e.root is not None]
-        shared = {e.shared_root() for experiments, _ in tasks for e in experiments} - {None}
+        shared = {common for experiments, _ in tasks for e in experiments if (common := e.shared_root()) is not None}
         root_names = short_names(sorted(shared)) if split else {}
         mixed_origins = len({e.search_trial for experiments, _ in tasks for e in experiments}) > 1
         for experiments, _ in tasks:

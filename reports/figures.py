@@ -11,10 +11,12 @@ import base64
 import io
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, cast
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
 matplotlib.use("Agg")
@@ -31,14 +33,19 @@ def plain(name: str) -> str:
     return " " + text if text.startswith("_") else text
 
 
+def palette(name: str) -> tuple:
+    """The colours of matplotlib's qualitative colormap ``name`` (a ListedColormap)."""
+    colors: Any = cast(ListedColormap, plt.get_cmap(name)).colors  # a sequence of RGB tuples
+    return tuple(colors)
+
+
 def distinct_colors(count: int) -> list[tuple]:
     """``count`` colours, no two alike: tab10's; beyond ten, tab20's strong then light ones
     (its strong ones are tab10's), then tab20b's and tab20c's, then evenly spaced hues."""
     if count <= 10:
-        return list(plt.get_cmap("tab10").colors)
-    tab20 = plt.get_cmap("tab20").colors
-    colors = list(dict.fromkeys(tab20[0::2] + tab20[1::2] + plt.get_cmap("tab20b").colors
-                                + plt.get_cmap("tab20c").colors))
+        return list(palette("tab10"))
+    tab20 = palette("tab20")
+    colors = list(dict.fromkeys(tab20[0::2] + tab20[1::2] + palette("tab20b") + palette("tab20c")))
     extra = count - len(colors)
     return colors + [tuple(plt.get_cmap("hsv")(i / extra)[:3]) for i in range(max(extra, 0))]
 
@@ -146,7 +153,7 @@ def _curve_label(name: str, band: pd.DataFrame, mark: CurveMark) -> str:
 def _draw_experiment(ax: plt.Axes, name: str, band: pd.DataFrame, color: tuple | str, mark: CurveMark,
                      label: str) -> None:
     """One experiment's mean curve and 95% band; unfinished (no run done): dashed, hollow markers."""
-    style = {} if mark.finished else {"linestyle": (0, (4, 2)), "markerfacecolor": "white"}
+    style: dict[str, Any] = {} if mark.finished else {"linestyle": (0, (4, 2)), "markerfacecolor": "white"}
     ax.plot(band["step"], band["mean"], color=color, marker="o", markersize=3 if mark.finished else 4, label=label,
             **style)
     ax.fill_between(band["step"], band["low"], band["high"], color=color, alpha=0.2, linewidth=0)

@@ -165,7 +165,8 @@ def load_run(path: Path) -> Run:
         config = {}
     config = config if isinstance(config, dict) else {}
     evals, eval_problem = _read_evals(path / EVAL_FILE)
-    agent_config = config.get("agent") if isinstance(config.get("agent"), dict) else {}
+    agent_section = config.get("agent")
+    agent_config = agent_section if isinstance(agent_section, dict) else {}
     run = Run(
         path=path, suite=str(suite), task=str(task), agent=str(agent), seed=seed, status=str(status),
         horizon=_optional(summary.get("horizon", agent_config.get("horizon")), int),
@@ -260,7 +261,7 @@ def resample_curves(frame: pd.DataFrame, metric: str = "return_mean") -> pd.Data
     return pd.concat(pieces, ignore_index=True)[TIDY_COLUMNS].astype({"step": int, "seed": int})
 
 
-def _score_row(run: Run, step: int, value: float, complete: bool) -> dict[str, Any]:
+def _score_row(run: Run, step: int | None, value: float, complete: bool) -> dict[str, Any]:
     return {"suite": run.suite, "task": run.task, "agent": run.agent, "experiment": run.experiment,
             "horizon": run.horizon, "preset": run.preset, "total_steps": run.total_steps, "seed": run.seed,
             "step": step, "final_return": value, "complete": complete, "folder": str(run.path), "origin": run.origin,

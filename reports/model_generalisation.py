@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from reports.figures import LEGEND_FONTSIZE, plain, to_data_uri
+from reports.figures import LEGEND_FONTSIZE, palette, plain, to_data_uri
 
 CSV_NAME = "model_generalisation.csv"
 JSON_NAME = "model_generalisation.json"
@@ -26,7 +26,7 @@ MODEL_COLORS = {"gru": "tab:blue", "mlp-ensemble": "tab:orange", "no-change": "g
 
 def find_studies(paths: list[Path]) -> list[Path]:
     """Every study CSV under ``paths`` (or given directly), each once."""
-    found = set()
+    found: set[Path] = set()
     for root in map(Path, paths):
         candidates = [root] if root.is_file() else [root / CSV_NAME, *root.rglob(CSV_NAME)]
         found.update(path.resolve() for path in candidates if path.name == CSV_NAME and path.is_file())
@@ -70,7 +70,7 @@ def caption(metadata: dict[str, Any]) -> str:
 def generalisation_figure(frame: pd.DataFrame, figure_title: str) -> str:
     """H-step MSE against training episodes: colour per model, line style per split."""
     figure, ax = plt.subplots(figsize=(7.5, 4.2))
-    others = iter(plt.get_cmap("tab10").colors[2:])  # models this version does not name
+    others = iter(palette("tab10")[2:])  # models this version does not name
     colors = {model: MODEL_COLORS.get(model) or next(others, "black") for model in sorted(frame["model"].unique())}
     order = {split: i for i, split in enumerate(SPLIT_STYLES)}
     groups = frame.sort_values("stage").groupby(["model", "split"], sort=False)

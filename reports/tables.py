@@ -136,7 +136,7 @@ def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption
                                   f"{n}{int(row['steps']):,} steps"))
             rows.append(Row(f"{method}, {metric}", published=True, source=source, cells=cells))
         for j in range(len(tasks)):
-            means = [r.cells[j].mean for r in rows if r.cells[j].mean is not None]
+            means = [cell_mean for r in rows if (cell_mean := r.cells[j].mean) is not None]
             for r in rows:
                 r.cells[j].best = bool(means) and r.cells[j].mean == max(means)
         tables.append(ComparisonTable(str(suite), tasks, rows, caption))

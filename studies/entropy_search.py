@@ -278,8 +278,8 @@ class Worker:
     @staticmethod
     def _last_params(trials: list[FrozenTrial], slot: int) -> dict[str, Any]:
         """A retried TPE slot keeps the schedule its runs were started with."""
-        tried = [t for t in trials if slot_of(t) == slot and Schedule.from_params(t.params) is not None]
-        return Schedule.from_params(tried[-1].params).params() if tried else {}
+        tried = [s for t in trials if slot_of(t) == slot and (s := Schedule.from_params(t.params)) is not None]
+        return tried[-1].params() if tried else {}
 
     def fail_dead_workers(self, trials: list[FrozenTrial]) -> None:
         now = time.monotonic()
@@ -339,8 +339,8 @@ class Worker:
     def run_trial(self, trial: optuna.Trial) -> None:
         slot = trial.user_attrs["slot"]
         schedule = suggest_schedule(trial)
-        for key, value in (("H_init", schedule.init), ("H_final", schedule.final), ("beta", schedule.beta)):
-            trial.set_user_attr(key, value)
+        for key, setting in (("H_init", schedule.init), ("H_final", schedule.final), ("beta", schedule.beta)):
+            trial.set_user_attr(key, setting)
         text = f"trial {trial.number} (slot {slot}): H_init={schedule.init} H_final={schedule.final} beta={schedule.beta}"
         self.say(f"{text}: started")
         start = time.perf_counter()

@@ -254,13 +254,13 @@ def matched_ensemble_width(obs_dim: int, act_dim: int, settings: GeneralisationS
 
 
 def build_models(obs_dim: int, act_dim: int, settings: GeneralisationSettings, ensemble_width: int,
-                 seed: int) -> dict[str, nn.Module]:
+                 seed: int) -> dict[str, GRUDynamics | MLPEnsembleDynamics]:
     torch.manual_seed(seed)
     return {"gru": build_gru(obs_dim, act_dim, settings),
             "mlp-ensemble": build_ensemble(obs_dim, act_dim, settings, ensemble_width)}
 
 
-def train_dynamics(model: nn.Module, optimizer: torch.optim.Optimizer, buffer: ReplayBuffer,
+def train_dynamics(model: GRUDynamics | MLPEnsembleDynamics, optimizer: torch.optim.Optimizer, buffer: ReplayBuffer,
                    normalizer: RunningNormalizer, settings: GeneralisationSettings,
                    rng: np.random.Generator) -> float:
     """``updates_per_stage`` steps of eq. (10) on the model's own batch shape (H-step

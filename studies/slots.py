@@ -7,6 +7,7 @@ trial keeps it live; anything else leaves it open, to be enqueued again.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def export_trials(study: optuna.Study, study_dir: Path) -> None:
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if slot_of(t) is not None]
-    return max(complete, key=lambda t: t.value) if complete else None
+    return max(complete, key=lambda t: -math.inf if t.value is None else t.value) if complete else None
 
 
 def finished_count(study: optuna.Study, count: int) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
+from optuna.storages.journal import JournalFileBackend
 
 from harness.config import ConfigError, RunFailure
 
@@ -107,7 +108,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
             raise ConfigError(f"cannot open storage {path.resolve()}: not an Optuna journal file ({journal_problem}); "
                               f"it is left as it is: give another --storage, or move it away to start a new study")
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        backend = JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
     except ConfigError:
         raise

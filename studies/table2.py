@@ -110,7 +110,10 @@ def run_table2(settings: Table2Settings, say: Callable[[str], None] = print) -> 
         search = search_settings(settings, horizon)
         say(f"H={horizon}: entropy search {search.study_name} ({settings.trials} trials, "
             f"{settings.search_seeds} seed(s) each)")
-        study = run_search(search, say=lambda line, h=horizon: say(f"H={h}: {line}"))
+        def say_for_horizon(line: str, h: int = horizon) -> None:
+            say(f"H={h}: {line}")
+
+        study = run_search(search, say=say_for_horizon)
         best = best_trial(study)
         if best is None:
             failures.append(f"H={horizon}: no trial of {search.study_name} completed; no final runs")

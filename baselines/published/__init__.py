@@ -24,7 +24,8 @@ _SVG_METHOD = re.compile(r"^SAC-SVG\((\d+)\)$")
 
 
 def _read_csv(name: str, **options) -> pd.DataFrame:
-    with resources.files(__name__).joinpath(name).open("r", newline="") as handle:
+    # typeshed's Traversable.open declares no newline=; a package's files are pathlib.Paths, which take it
+    with resources.files(__name__).joinpath(name).open("r", newline="") as handle:  # type: ignore[call-overload]
         return pd.read_csv(handle, **options)
 
 

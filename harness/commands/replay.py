@@ -56,7 +56,7 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
     for number, episode in enumerate(played, start=1):
         click.echo(f"{number:>7}  {episode.total_return:>12.3f}  {episode.length:>6}")
     click.echo(summary_line(played, policy, first_seed))
-    if film is not None:
+    if film is not None and film.size is not None:  # its size is set by its first frame
         width, height = film.size
         click.echo(f"video: {video} ({film.frames} frames, {width}x{height}, {film.fps} fps)")
 
