@@ -62,8 +62,9 @@ def tanh_log_abs_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:
 class TanhGaussianActor(nn.Module):
     """pi(u|x): u = tanh(mu(x) + sigma(x) eps), eps ~ N(0, I); log-std squashed into bounds."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
-                 log_std_bounds: tuple[float, float]) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, log_std_bounds: tuple[float, float]
+    ) -> None:
         super().__init__()
         self.trunk = mlp(obs_dim, hidden_dim, 2 * act_dim, hidden_depth)
         self.log_std_min, self.log_std_max = log_std_bounds
@@ -130,8 +131,9 @@ class EnsembleLinear(nn.Module):
             if x.dim() == 2:
                 x = x.expand(members, *x.shape)
             return torch.baddbmm(self.bias, x, self.weight)
-        return torch.stack([torch.addmm(self.bias[e], x if x.dim() == 2 else x[e], self.weight[e])
-                            for e in range(members)])
+        return torch.stack(
+            [torch.addmm(self.bias[e], x if x.dim() == 2 else x[e], self.weight[e]) for e in range(members)]
+        )
 
     def member(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """Member e alone: (N, in) -> (N, out)."""
@@ -183,8 +185,9 @@ class CriticEnsemble(nn.Module):
     ``batched`` evaluates the heads as one batched module (the fast path) instead of a
     loop over heads; the parameters and the math are the same."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, num_heads: int = 2,
-                 batched: bool = False) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, num_heads: int = 2, batched: bool = False
+    ) -> None:
         super().__init__()
         self.heads = EnsembleMLP(num_heads, obs_dim + act_dim, hidden_dim, 1, hidden_depth)
         self.batched = batched

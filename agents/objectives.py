@@ -52,8 +52,9 @@ def sac_actor_objective(q_values: torch.Tensor, log_prob: torch.Tensor, alpha: t
     return (alpha * log_prob - q_values.min(dim=0).values).mean()
 
 
-def temperature_objective(log_prob: torch.Tensor, alpha: torch.Tensor,
-                          target_entropy: float | torch.Tensor) -> torch.Tensor:
+def temperature_objective(
+    log_prob: torch.Tensor, alpha: torch.Tensor, target_entropy: float | torch.Tensor
+) -> torch.Tensor:
     """(8) Temperature objective E[-alpha log pi(u|x) - alpha H_target].
 
     Its gradient raises alpha when the entropy -log pi is below the target. ``log_prob`` is

@@ -72,8 +72,15 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminated: bool, truncated: bool) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminated: bool,
+        truncated: bool,
+    ) -> None:
         i = self.position
         row: tuple[Array, ...] = (obs, action, next_obs)
         if self.device is not None:
@@ -88,8 +95,9 @@ class ReplayBuffer:
     def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
         """Uniform single-step transitions."""
         idx = self._on_device(rng.integers(0, self.size, size=batch_size))
-        return TransitionBatch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
-                               self.terminated[idx])
+        return TransitionBatch(
+            self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.terminated[idx]
+        )
 
     def _on_device(self, indices: np.ndarray) -> np.ndarray | torch.Tensor:
         """Host-drawn indices for gathering from the storage (copied without a sync to CUDA)."""
@@ -153,7 +161,8 @@ class ReplayBuffer:
         The tensors share the buffer's memory (no copy of a buffer that can hold 1M
         transitions): save them before the buffer changes."""
         state: dict[str, torch.Tensor | int] = {
-            name: torch.as_tensor(getattr(self, name)[: self.size]).cpu() for name in self.ARRAYS}
+            name: torch.as_tensor(getattr(self, name)[: self.size]).cpu() for name in self.ARRAYS
+        }
         state.update(position=self.position, size=self.size)
         return state
 

@@ -31,8 +31,16 @@ def cli() -> None:
     """svgbench: reproduce and extend model-based SAC-SVG(H) (Amos et al., 2021)."""
 
 
-for command in (list_command, run_command, status_command, replay_command, report_command, search_group, study_group,
-                bench_command):
+for command in (
+    list_command,
+    run_command,
+    status_command,
+    replay_command,
+    report_command,
+    search_group,
+    study_group,
+    bench_command,
+):
     cli.add_command(command)
 
 

@@ -149,8 +149,7 @@ def _type_problem(override: str, key: str, text: str, annotation: str) -> str | 
         try:
             convert(text)
         except ValueError:
-            return f"override {override!r}: {text!r} is not {name} ({key} takes {name}" \
-                   f"{' or null' if optional else ''})"
+            return f"override {override!r}: {text!r} is not {name} ({key} takes {name}{' or null' if optional else ''})"
     if kind == "bool" and text.strip().lower() not in _BOOLEANS:
         return f"override {override!r}: {text!r} is not true or false"
     return None
@@ -168,8 +167,10 @@ def compose_run(agent: str, preset: str, launcher: str, settings: list[str], ove
             raise ConfigError(problem)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=[f"agent={agent}", f"preset={preset}", f"launcher={launcher}",
-                                                *settings, *overrides])
+            cfg = compose(
+                "config",
+                overrides=[f"agent={agent}", f"preset={preset}", f"launcher={launcher}", *settings, *overrides],
+            )
         return cast(RunConfig, OmegaConf.to_object(cfg))  # the structured schema's dataclass
     except Exception as error:  # hydra and omegaconf raise many types; the user needs one line
         raise ConfigError(f"bad override in {' '.join(overrides) or '(none)'}: {_first_line(error)}") from error
@@ -201,8 +202,10 @@ def agent_override_warnings(agent: str, overrides: list[str]) -> list[str]:
             value = text
         problem = setting_problem(variant, key.split(".", 1)[1], value)
         if problem and problem[0] == "refuse":
-            raise ConfigError(f"override {override!r}: {problem[1]}; choose the agent that has it "
-                              f"(harness list shows each agent's settings)")
+            raise ConfigError(
+                f"override {override!r}: {problem[1]}; choose the agent that has it "
+                f"(harness list shows each agent's settings)"
+            )
         if problem:
             warnings.append(f"override {override!r}: {problem[1]}")
     return warnings
@@ -214,8 +217,10 @@ def random_only_problem(trainer: TrainerConfig) -> str | None:
     warns with it; a search refuses it (every trial would score the random policy)."""
     if trainer.total_steps is None or trainer.total_steps > trainer.seed_steps:
         return None
-    return (f"{trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: every step acts at random "
-            f"and nothing is learned")
+    return (
+        f"{trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: every step acts at random "
+        f"and nothing is learned"
+    )
 
 
 def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
@@ -242,15 +247,17 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
     if agent.compile not in COMPILE_MODES:
         raise ConfigError(unknown_name("agent.compile mode", agent.compile, COMPILE_MODES))
     if agent.mve_horizon_counting not in MVE_HORIZON_COUNTINGS:
-        raise ConfigError(unknown_name("agent.mve_horizon_counting value", agent.mve_horizon_counting,
-                                       MVE_HORIZON_COUNTINGS))
+        raise ConfigError(
+            unknown_name("agent.mve_horizon_counting value", agent.mve_horizon_counting, MVE_HORIZON_COUNTINGS)
+        )
     if agent.horizon < 0:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:
         raise ConfigError("trainer.total_steps and trainer.eval_every must be positive")
     if trainer.torch_threads is not None and trainer.torch_threads < 1:
-        raise ConfigError(f"trainer.torch_threads must be at least 1, or null to let the harness choose; "
-                          f"got {trainer.torch_threads}")
+        raise ConfigError(
+            f"trainer.torch_threads must be at least 1, or null to let the harness choose; got {trainer.torch_threads}"
+        )
     size_problem = check_video_size(trainer.video_width, trainer.video_height)
     if size_problem:
         raise ConfigError(f"trainer.video_width, trainer.video_height: {size_problem}")
@@ -258,9 +265,18 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
     return config
 
 
-def build_run_config(suite: str, task: str, agent: str, seed: int, preset: str = "paper",
-                     launcher: str = "local", steps: int | None = None, out: str = "runs",
-                     wandb: str = "offline", overrides: list[str] | None = None) -> RunConfig:
+def build_run_config(
+    suite: str,
+    task: str,
+    agent: str,
+    seed: int,
+    preset: str = "paper",
+    launcher: str = "local",
+    steps: int | None = None,
+    out: str = "runs",
+    wandb: str = "offline",
+    overrides: list[str] | None = None,
+) -> RunConfig:
     """The fully resolved config of one (suite, task, agent, seed) run."""
     spec = get_task(suite, task)
     settings = [f"suite={suite}", f"task={task}", f"seed={seed}", f"out={out}", f"wandb={wandb}"]

@@ -54,21 +54,44 @@ class JobResult:
     job_id: str = ""
 
 
-def plan_jobs(suite: str, tasks: list[str], agent: str, seeds: list[int], preset: str, launcher: str,
-              steps: int | None, out: str, wandb: str, overrides: list[str], force: bool = False) -> list[Job]:
+def plan_jobs(
+    suite: str,
+    tasks: list[str],
+    agent: str,
+    seeds: list[int],
+    preset: str,
+    launcher: str,
+    steps: int | None,
+    out: str,
+    wandb: str,
+    overrides: list[str],
+    force: bool = False,
+) -> list[Job]:
     """Build and check every job's config. A run folder holding another config is refused,
     or with ``force`` marked to be started over (``Job.start_over`` says why)."""
     label = override_label(overrides)
     jobs = []
     for task in tasks:
         for seed in seeds:
-            config = build_run_config(suite, task, agent, seed, preset=preset, launcher=launcher, steps=steps,
-                                      out=out, wandb=wandb, overrides=overrides)
+            config = build_run_config(
+                suite,
+                task,
+                agent,
+                seed,
+                preset=preset,
+                launcher=launcher,
+                steps=steps,
+                out=out,
+                wandb=wandb,
+                overrides=overrides,
+            )
             path = run_path(out, suite, task, agent, seed, label)
             conflict = _config_conflict(path, config)
             if conflict and not force:
-                raise ConfigError(f"{path} holds a run with another config ({conflict}); use another --out, "
-                                  f"the same settings, or --force to delete that run and start over")
+                raise ConfigError(
+                    f"{path} holds a run with another config ({conflict}); use another --out, "
+                    f"the same settings, or --force to delete that run and start over"
+                )
             jobs.append(Job(config, path, start_over=conflict))
     return jobs
 
@@ -96,13 +119,17 @@ def start_over(jobs: list[Job], say: Callable[[str], None]) -> None:
         ids, states = slurm.recorded_job_states(doomed[0].config.out, [str(job.path.resolve()) for job in doomed])
         for path, job_id in ids.items():
             if states.may_be_queued(job_id):
-                raise ConfigError(f"--force: {path} has SLURM job {job_id} queued or running "
-                                  f"({states.of(job_id) or states.note}); scancel it first")
+                raise ConfigError(
+                    f"--force: {path} has SLURM job {job_id} queued or running "
+                    f"({states.of(job_id) or states.note}); scancel it first"
+                )
     for job in doomed:
         summary = RunDirectory(job.path).read_summary() or {}
         files = sorted(p.name + ("/" if p.is_dir() else "") for p in job.path.iterdir())
-        say(f"--force: deleting {job.path} ({job.start_over}; status {summary.get('status', 'unknown')}, "
-            f"step {summary.get('steps_done', 0)}): {', '.join(files)}")
+        say(
+            f"--force: deleting {job.path} ({job.start_over}; status {summary.get('status', 'unknown')}, "
+            f"step {summary.get('steps_done', 0)}): {', '.join(files)}"
+        )
         shutil.rmtree(job.path)
         job.start_over = ""
 
@@ -119,8 +146,12 @@ def execute_job(job: Job) -> JobResult:
         summary = train_run(job.config, job.path)
         return JobResult(job.path, "done", "", summary)
     except RunBusyError:  # refused before anything was written: that run's folder is untouched
-        return JobResult(job.path, "busy", "another process is training it; this command left it untouched",
-                         run_dir.read_summary() or {})
+        return JobResult(
+            job.path,
+            "busy",
+            "another process is training it; this command left it untouched",
+            run_dir.read_summary() or {},
+        )
     except KeyboardInterrupt:
         raise
     except CheckpointError as error:  # refused before training: the run's files stay as they were
@@ -142,14 +173,18 @@ class LaunchInterrupted(KeyboardInterrupt):
         self.results = results
 
 
-def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
-           say: Callable[[str], None] = print) -> list[JobResult]:
+def launch(
+    jobs: list[Job], launcher: LauncherConfig, wait: bool = True, say: Callable[[str], None] = print
+) -> list[JobResult]:
     """Run every job not already done; finished runs are reported as skipped, untouched.
     With the submitit launcher, ``wait`` False returns once the jobs are queued."""
     summaries = [RunDirectory(job.path).read_summary() or {} for job in jobs]
     pending = [job for job, summary in zip(jobs, summaries) if summary.get("status") != DONE]
-    results = [JobResult(job.path, "skipped", "already done", summary)
-               for job, summary in zip(jobs, summaries) if summary.get("status") == DONE]
+    results = [
+        JobResult(job.path, "skipped", "already done", summary)
+        for job, summary in zip(jobs, summaries)
+        if summary.get("status") == DONE
+    ]
     if not pending:
         return results
     if launcher.name == "submitit":
@@ -232,8 +267,9 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
             try:
                 while pending and len(running) < at_once and not stopping:
                     job, slot = pending.pop(0), free_slots.pop(0)
-                    process = context.Process(target=_job_process,
-                                              args=(job, results_queue, core_share(slot, at_once, cores)))
+                    process = context.Process(
+                        target=_job_process, args=(job, results_queue, core_share(slot, at_once, cores))
+                    )
                     process.start()
                     running[process] = job
                     slots[process] = slot
@@ -244,8 +280,12 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
                     job = running.pop(process)
                     free_slots.append(slots.pop(process))
                     if job.path not in done:  # died without a word (killed): a rerun resumes it
-                        done[job.path] = JobResult(job.path, "failed", f"its process exited with code "
-                                                   f"{process.exitcode}", RunDirectory(job.path).read_summary() or {})
+                        done[job.path] = JobResult(
+                            job.path,
+                            "failed",
+                            f"its process exited with code {process.exitcode}",
+                            RunDirectory(job.path).read_summary() or {},
+                        )
             except KeyboardInterrupt:
                 stopping = True
                 for process in running:
@@ -257,8 +297,13 @@ def _launch_processes(jobs: list[Job], at_once: int) -> list[JobResult]:
         collect(block=False)
         if len(done) == before:
             break
-    results = [done.get(job.path) or JobResult(job.path, "not started", "interrupted before it started",
-                                                RunDirectory(job.path).read_summary() or {}) for job in jobs]
+    results = [
+        done.get(job.path)
+        or JobResult(
+            job.path, "not started", "interrupted before it started", RunDirectory(job.path).read_summary() or {}
+        )
+        for job in jobs
+    ]
     if stopping:
         raise LaunchInterrupted(results)
     return results
@@ -275,19 +320,25 @@ def _signal(pid: int | None, number: int) -> None:
 # ------------------------------------------------------------------------------------ SLURM
 
 
-def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
-                     say: Callable[[str], None]) -> list[JobResult]:
+def _launch_submitit(
+    jobs: list[Job], launcher: LauncherConfig, wait: bool, say: Callable[[str], None]
+) -> list[JobResult]:
     out = Path(jobs[0].config.out)
     ids, states = slurm.recorded_job_states(out, [str(job.path.resolve()) for job in jobs])
     if ids and not states.queue_read:  # a queued job submitted again would train twice
-        raise slurm.SubmissionRefused(f"cannot read the SLURM queue ({states.note}), so cannot tell which of "
-                                      f"these runs are still queued; not submitting anything")
+        raise slurm.SubmissionRefused(
+            f"cannot read the SLURM queue ({states.note}), so cannot tell which of "
+            f"these runs are still queued; not submitting anything"
+        )
     results, to_submit = [], []
     for job in jobs:
         job_id = ids.get(str(job.path.resolve()), "")
         if job_id and states.may_be_queued(job_id):
-            results.append(JobResult(job.path, "queued", f"already queued as SLURM job {job_id} "
-                                     f"({states.of(job_id)})", job_id=job_id))
+            results.append(
+                JobResult(
+                    job.path, "queued", f"already queued as SLURM job {job_id} ({states.of(job_id)})", job_id=job_id
+                )
+            )
         elif is_locked(job.path):
             results.append(JobResult(job.path, "busy", "another process here is training it"))
         else:
@@ -299,15 +350,19 @@ def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
     if executor.cluster == "slurm" and launcher.jobs <= 0:
         executor.update_parameters(slurm_array_parallelism=len(to_submit))
     handles = slurm.submit_array(executor, ResumableJob(), to_submit)
-    manifest = slurm.record_submission(out, "run", [(h.job_id, str(j.path.resolve()))
-                                                    for h, j in zip(handles, to_submit)], executor.cluster)
+    manifest = slurm.record_submission(
+        out, "run", [(h.job_id, str(j.path.resolve())) for h, j in zip(handles, to_submit)], executor.cluster
+    )
     job_ids = [h.job_id for h in handles]
     say(f"submitted {len(job_ids)} job(s) to {executor.cluster}: {', '.join(job_ids)}; recorded in {manifest}")
     if not wait:
-        say(f"follow them with: harness status {out}   (logs: {out / slurm.LOG_FOLDER}/<job id>/); "
-            f"rerunning this command resubmits only runs that are neither done nor queued")
-        return results + [JobResult(j.path, "submitted", f"SLURM job {h.job_id}", job_id=h.job_id)
-                          for h, j in zip(handles, to_submit)]
+        say(
+            f"follow them with: harness status {out}   (logs: {out / slurm.LOG_FOLDER}/<job id>/); "
+            f"rerunning this command resubmits only runs that are neither done nor queued"
+        )
+        return results + [
+            JobResult(j.path, "submitted", f"SLURM job {h.job_id}", job_id=h.job_id) for h, j in zip(handles, to_submit)
+        ]
     return results + [_wait_for(handle, job) for handle, job in zip(handles, to_submit)]
 
 
@@ -317,8 +372,13 @@ def _wait_for(handle: Any, job: Job) -> JobResult:
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - cancelled, killed or failed on the node
-        return JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {slurm.first_line(error)}",
-                         RunDirectory(job.path).read_summary() or {}, job_id=handle.job_id)
+        return JobResult(
+            job.path,
+            "failed",
+            f"SLURM job {handle.job_id}: {slurm.first_line(error)}",
+            RunDirectory(job.path).read_summary() or {},
+            job_id=handle.job_id,
+        )
     result.job_id = handle.job_id
     return result
 

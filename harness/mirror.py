@@ -20,9 +20,17 @@ class WandbMirror:
         import wandb  # noqa: PLC0415 - slow import, only when mirroring
 
         wandb_mode = cast(Literal["online", "offline", "disabled", "shared"], mode)  # the CLI's choices
-        self.run = wandb.init(mode=wandb_mode, dir=str(run_dir), project=os.environ.get("WANDB_PROJECT", "svgbench"),
-                              name=name, config=config, id=run_id, resume="allow", reinit="finish_previous",
-                              settings=wandb.Settings(console="off", save_code=False))
+        self.run = wandb.init(
+            mode=wandb_mode,
+            dir=str(run_dir),
+            project=os.environ.get("WANDB_PROJECT", "svgbench"),
+            name=name,
+            config=config,
+            id=run_id,
+            resume="allow",
+            reinit="finish_previous",
+            settings=wandb.Settings(console="off", save_code=False),
+        )
 
     @property
     def run_id(self) -> str | None:

@@ -39,7 +39,7 @@ def core_share(slot: int, runs_at_once: int, cores: list[int]) -> list[int]:
     share = max(1, len(cores) // max(1, runs_at_once))
     blocks = max(1, len(cores) // share)
     start = (slot % blocks) * share
-    return cores[start:start + share]
+    return cores[start : start + share]
 
 
 def pin_to_cores(cores: list[int]) -> None:
@@ -90,8 +90,9 @@ def _positive_integer(environ: Mapping[str, str], name: str) -> tuple[int | None
     return None, f"{name}={text!r} ignored: not a positive integer"
 
 
-def choose_threads(configured: int | None, agent: AgentConfig | None, cores: list[int],
-                   environ: Mapping[str, str] = os.environ) -> ThreadChoice:
+def choose_threads(
+    configured: int | None, agent: AgentConfig | None, cores: list[int], environ: Mapping[str, str] = os.environ
+) -> ThreadChoice:
     """The torch threads of a process that trains ``agent`` on ``cores`` (its share, after
     pinning), the first that applies of:
 
@@ -155,7 +156,6 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-                    and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     except (OSError, AttributeError):
         return False

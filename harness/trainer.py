@@ -67,8 +67,15 @@ def evaluation_seed(run_seed: int, evaluation: int) -> int:
     return 1_000_003 * (run_seed + 1) + evaluation
 
 
-def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int, record: ReplayBuffer | None = None,
-             film: Mp4Writer | None = None, filmed_episodes: int = 1) -> list[Episode]:
+def evaluate(
+    agent: SVGAgent,
+    env: gym.Env,
+    episodes: int,
+    seed: int,
+    record: ReplayBuffer | None = None,
+    film: Mp4Writer | None = None,
+    filmed_episodes: int = 1,
+) -> list[Episode]:
     """``episodes`` episodes with the mean action tanh(mu(x)), the first reset seeded.
     ``record`` receives the transitions (held out: never trained on); ``film`` the frames of
     the first ``filmed_episodes`` episodes (``env`` built with a render size). Drawing a
@@ -125,9 +132,13 @@ class Trainer:
     exception it raises stops the run as a failure, with nothing lost.
     """
 
-    def __init__(self, config: RunConfig, run_dir: RunDirectory,
-                 on_evaluation: EvaluationCallback | None = None,
-                 say: Callable[[str], None] = say_to_stderr) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: RunDirectory,
+        on_evaluation: EvaluationCallback | None = None,
+        say: Callable[[str], None] = say_to_stderr,
+    ) -> None:
         self.config = config
         self.say = say
         self.run_dir = run_dir
@@ -149,8 +160,14 @@ class Trainer:
             render_frame(self.eval_env)
         # independent streams for the agent's replay sampling and the seed steps' actions
         agent_seed, action_seed = np.random.SeedSequence(config.seed).spawn(2)
-        self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, agent_seed,
-                              warn=lambda line: say(f"warning: {line}"))
+        self.agent = SVGAgent(
+            self.spec.obs_dim,
+            self.spec.act_dim,
+            config.agent,
+            self.total_steps,
+            agent_seed,
+            warn=lambda line: say(f"warning: {line}"),
+        )
         replay_device = self.agent.device if config.agent.fast_path.replay_on_device else None
         self.replay = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, config.agent.replay_capacity, replay_device)
         self.action_rng = np.random.default_rng(action_seed)
@@ -167,9 +184,12 @@ class Trainer:
 
     def checkpoint_state(self) -> dict:
         return {
-            "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
-            "env": get_env_state(self.env), "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
-            "progress": vars(self.progress).copy(), "action_rng": self.action_rng.bit_generator.state,
+            "agent": self.agent.state_dict(),
+            "replay": self.replay.state_dict(),
+            "env": get_env_state(self.env),
+            "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
+            "progress": vars(self.progress).copy(),
+            "action_rng": self.action_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             **self.metrics.state_dict(),
@@ -192,8 +212,13 @@ class Trainer:
 
     def best_state(self, evaluation: int, return_mean: float) -> dict:
         """best.pt's content: the agent as it is now, at evaluation number ``evaluation``."""
-        return {"agent": self.agent.state_dict(), "step": self.progress.step, "evaluation": evaluation,
-                "eval_seed": evaluation_seed(self.config.seed, evaluation), "return_mean": return_mean}
+        return {
+            "agent": self.agent.state_dict(),
+            "step": self.progress.step,
+            "evaluation": evaluation,
+            "eval_seed": evaluation_seed(self.config.seed, evaluation),
+            "return_mean": return_mean,
+        }
 
     def _reconcile_best(self) -> None:
         """After a resume: a best.pt from beyond the checkpoint (state.pt was unreadable and the
@@ -231,13 +256,26 @@ class Trainer:
         if resumed:
             self.say(f"resuming {self.run_dir.path} from step {self.progress.step}")
         summary = self.run_dir.read_summary() or {}
-        summary.update(self._identity(), status=RUNNING, error=None, total_steps=self.total_steps,
-                       versions=package_versions(), git_commit=git_commit(), resumed=resumed,
-                       torch_threads=self.threads.count, threads_reason=self.threads.reason)
+        summary.update(
+            self._identity(),
+            status=RUNNING,
+            error=None,
+            total_steps=self.total_steps,
+            versions=package_versions(),
+            git_commit=git_commit(),
+            resumed=resumed,
+            torch_threads=self.threads.count,
+            threads_reason=self.threads.reason,
+        )
         summary.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.run_dir.write_summary(summary)
-        mirror = WandbMirror(self.config.wandb, self.run_dir.path, to_dict(self.config),
-                             name=str(self.run_dir.path), run_id=summary.get("wandb_run_id"))
+        mirror = WandbMirror(
+            self.config.wandb,
+            self.run_dir.path,
+            to_dict(self.config),
+            name=str(self.run_dir.path),
+            run_id=summary.get("wandb_run_id"),
+        )
         if mirror.run_id:
             summary = self.run_dir.update_summary(wandb_run_id=mirror.run_id)
         eval_columns = EVAL_COLUMNS + (MODEL_ERROR_COLUMNS if self.agent.model is not None else [])
@@ -293,23 +331,38 @@ class Trainer:
         try:
             stop.pass_on()
         except Exception as error:  # noqa: BLE001 - e.g. submitit's "timed-out too many times"
-            self.say(f"{self.run_dir.path}: not requeued ({str(error).splitlines()[0] if str(error) else error!r}); "
-                     f"rerun the same command to resume")
+            self.say(
+                f"{self.run_dir.path}: not requeued ({str(error).splitlines()[0] if str(error) else error!r}); "
+                f"rerun the same command to resume"
+            )
         raise RunInterrupted(f"{self.run_dir.path} interrupted by {stop.requested} at step {self.progress.step}")
 
     def _identity(self) -> dict:
         c = self.config
-        return {"suite": c.suite, "task": c.task, "agent": c.agent.name, "seed": c.seed, "preset": c.preset,
-                "horizon": c.agent.horizon}
+        return {
+            "suite": c.suite,
+            "task": c.task,
+            "agent": c.agent.name,
+            "seed": c.seed,
+            "preset": c.preset,
+            "horizon": c.agent.horizon,
+        }
 
     def _results(self) -> dict:
         p = self.progress
+
         def finite(x: float) -> float | None:  # JSON has no inf/nan
             return x if math.isfinite(x) else None
-        return {"steps_done": p.step, "final_eval_return": finite(p.final_eval_return),
-                "best_eval_return": finite(p.best_eval_return), "best_eval_step": p.best_eval_step,
-                "evaluations": p.evaluations, "wall_time": p.wall_time,
-                "steps_per_second": p.step / p.wall_time if p.wall_time > 0 else None}
+
+        return {
+            "steps_done": p.step,
+            "final_eval_return": finite(p.final_eval_return),
+            "best_eval_return": finite(p.best_eval_return),
+            "best_eval_step": p.best_eval_step,
+            "evaluations": p.evaluations,
+            "wall_time": p.wall_time,
+            "steps_per_second": p.step / p.wall_time if p.wall_time > 0 else None,
+        }
 
     def _loop(self, eval_log, train_log, mirror: WandbMirror, stop: StopSignals) -> None:
         p, c = self.progress, self.config
@@ -317,8 +370,13 @@ class Trainer:
             raise RuntimeError("the trainer's loop runs after its env is reset or restored")
         self._session_start, self._wall_at_start = time.perf_counter(), p.wall_time
         row_clock, row_step = time.perf_counter(), p.step
-        bar = ProgressBar(self.total_steps, p.step, c.trainer.seed_steps, enabled=c.trainer.progress,
-                          desc=f"{c.task}/{c.agent.name}/seed {c.seed}")
+        bar = ProgressBar(
+            self.total_steps,
+            p.step,
+            c.trainer.seed_steps,
+            enabled=c.trainer.progress,
+            desc=f"{c.task}/{c.agent.name}/seed {c.seed}",
+        )
         cost = StepCost(self.total_steps, enabled=c.preset == "paper" and self.agent.device.type == "cpu")
         while p.step < self.total_steps:
             if p.step < c.trainer.seed_steps:
@@ -337,9 +395,13 @@ class Trainer:
                 cost.stop(p.step, self.say)
             if terminated or truncated:
                 now = time.perf_counter()
-                row = {"step": p.step, "episode": p.episode, "episode_return": p.episode_return,
-                       "episode_length": p.episode_length,
-                       "steps_per_second": (p.step - row_step) / max(now - row_clock, 1e-9)}
+                row = {
+                    "step": p.step,
+                    "episode": p.episode,
+                    "episode_return": p.episode_return,
+                    "episode_length": p.episode_length,
+                    "steps_per_second": (p.step - row_step) / max(now - row_clock, 1e-9),
+                }
                 row.update(self.metrics.read())  # the log interval: one host read, the divergence check
                 row["target_entropy"] = self.agent.target_entropy(p.step)
                 row["alpha"] = self.agent.alpha.item()
@@ -371,14 +433,20 @@ class Trainer:
             holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, c.trainer.eval_episodes * (limit or 1000))
         film = Mp4Writer(video_path(self.run_dir.path, p.step), render_fps(self.eval_env)) if c.trainer.video else None
         with film or nullcontext():  # the video gets its name once whole; an exception leaves none
-            episodes = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout,
-                                film=film)
+            episodes = evaluate(
+                self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout, film=film
+            )
         video = film.path if film is not None else None
         returns = [episode.total_return for episode in episodes]
         evaluation = p.evaluations
         p.evaluations += 1
-        row = {"step": p.step, "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
-               "episodes": len(returns), "wall_time": p.wall_time}
+        row = {
+            "step": p.step,
+            "return_mean": float(np.mean(returns)),
+            "return_std": float(np.std(returns)),
+            "episodes": len(returns),
+            "wall_time": p.wall_time,
+        }
         if holdout is not None:
             row.update(model_errors(self.agent, self.replay, holdout, np.random.default_rng(eval_seed)))
         eval_log.append(row)

@@ -42,8 +42,23 @@ def nvidia_gpu_visible() -> bool:
 
 
 # what ``import mujoco`` accepts in MUJOCO_GL on Linux (anything else makes the import raise)
-MUJOCO_GL_VALUES = ("", "enable", "enabled", "on", "true", "1", "glfw", "glx", "egl", "osmesa",
-                    "disable", "disabled", "off", "false", "0")
+MUJOCO_GL_VALUES = (
+    "",
+    "enable",
+    "enabled",
+    "on",
+    "true",
+    "1",
+    "glfw",
+    "glx",
+    "egl",
+    "osmesa",
+    "disable",
+    "disabled",
+    "off",
+    "false",
+    "0",
+)
 
 
 def mujoco_gl_problem() -> str | None:
@@ -52,8 +67,10 @@ def mujoco_gl_problem() -> str | None:
     value = os.environ.get("MUJOCO_GL")
     if value is None or value.strip().lower() in MUJOCO_GL_VALUES:
         return None
-    return (f"MUJOCO_GL={value!r} is not a value MuJoCo accepts: unset it, or set egl (GPU) or "
-            f"osmesa (CPU, Debian's libosmesa6)")
+    return (
+        f"MUJOCO_GL={value!r} is not a value MuJoCo accepts: unset it, or set egl (GPU) or "
+        f"osmesa (CPU, Debian's libosmesa6)"
+    )
 
 
 def choose_gl_backend() -> str:
@@ -103,8 +120,9 @@ def render_frame(env: gym.Env) -> np.ndarray:
     except Exception as error:  # PyOpenGL, ctypes and MuJoCo raise many types
         backend = os.environ.get("MUJOCO_GL", "")
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise VideoError(f"MuJoCo could not render off-screen with MUJOCO_GL={backend} ({detail}); "
-                         f"{_render_hint(backend)}") from error
+        raise VideoError(
+            f"MuJoCo could not render off-screen with MUJOCO_GL={backend} ({detail}); {_render_hint(backend)}"
+        ) from error
     if frame is None:
         raise VideoError("the env was built without render_mode='rgb_array'; build it with a render size")
     return np.asarray(frame)
@@ -120,8 +138,9 @@ def check_rendering(spec: TaskSpec, size: tuple[int, int]) -> None:
     finally:
         env.close()
     if frame.shape[:2] != (size[1], size[0]):
-        raise VideoError(f"{spec.suite}/{spec.name} rendered {frame.shape[1]}x{frame.shape[0]} frames, "
-                         f"not {size[0]}x{size[1]}")
+        raise VideoError(
+            f"{spec.suite}/{spec.name} rendered {frame.shape[1]}x{frame.shape[0]} frames, not {size[0]}x{size[1]}"
+        )
 
 
 PROBE_EXIT = 3  # the probe's exit status for a VideoError (its message on stderr's last line)
@@ -143,8 +162,13 @@ def probe_rendering(suite: str, task: str, size: tuple[int, int]) -> str | None:
     process (GLFW's C assertion) rather than raise. The back-end is chosen here and
     inherited."""
     backend = choose_gl_backend()
-    done = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, suite, task, str(size[0]), str(size[1])],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_SCRIPT, suite, task, str(size[0]), str(size[1])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if done.returncode == 0:
         return None
     if done.returncode == PROBE_EXIT and done.stderr.strip():
@@ -196,8 +220,15 @@ class Mp4Writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.size = (width, height)
             self._writer = imageio_ffmpeg.write_frames(
-                str(self.tmp), (width, height), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
-                macro_block_size=2, ffmpeg_log_level="error", output_params=["-f", "mp4", "-movflags", "+faststart"])
+                str(self.tmp),
+                (width, height),
+                fps=self.fps,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                macro_block_size=2,
+                ffmpeg_log_level="error",
+                output_params=["-f", "mp4", "-movflags", "+faststart"],
+            )
             self._writer.send(None)  # start ffmpeg
         elif self.size is not None and (width, height) != self.size:
             raise VideoError(f"frame {self.frames} is {width}x{height}, the video {self.size[0]}x{self.size[1]}")
@@ -229,8 +260,9 @@ class Mp4Writer:
     def __enter__(self) -> Mp4Writer:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if kind is None:
             self.close()
         else:

@@ -75,8 +75,15 @@ def generalisation_figure(frame: pd.DataFrame, figure_title: str) -> str:
     order = {split: i for i, split in enumerate(SPLIT_STYLES)}
     groups = frame.sort_values("stage").groupby(["model", "split"], sort=False)
     for (model, split), rows in sorted(groups, key=lambda group: (group[0][0], order.get(group[0][1], 9))):
-        ax.plot(rows["train_episodes"], rows["mse"], color=colors[model], linestyle=SPLIT_STYLES.get(split, "-."),
-                marker="o", markersize=3, label=plain(f"{model}: {split}"))
+        ax.plot(
+            rows["train_episodes"],
+            rows["mse"],
+            color=colors[model],
+            linestyle=SPLIT_STYLES.get(split, "-."),
+            marker="o",
+            markersize=3,
+            label=plain(f"{model}: {split}"),
+        )
     if (frame["mse"] > 0).all():
         ax.set_yscale("log")
     ax.set_title(plain(figure_title))
@@ -91,8 +98,13 @@ def final_stage_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
     """The last stage's MSE per model and split, as table rows (model, train, holdout, test)."""
     last = frame[frame["stage"] == frame["stage"].max()]
     table = last.pivot_table(index="model", columns="split", values="mse", aggfunc="first")
-    return [{"model": str(model), **{split: f"{table.loc[model, split]:.4g}" if split in table else ""
-                                     for split in SPLIT_STYLES}} for model in table.index]
+    return [
+        {
+            "model": str(model),
+            **{split: f"{table.loc[model, split]:.4g}" if split in table else "" for split in SPLIT_STYLES},
+        }
+        for model in table.index
+    ]
 
 
 def model_generalisation_section(paths: list[Path]) -> dict[str, Any]:
@@ -105,9 +117,17 @@ def model_generalisation_section(paths: list[Path]) -> dict[str, Any]:
             notes.append(f"{csv_path}: {problem}")
             continue
         name = title(csv_path, metadata)
-        panels.append({"title": name, "uri": generalisation_figure(frame, name), "caption": caption(metadata),
-                       "final_stage": int(frame["stage"].max()), "rows": final_stage_rows(frame)})
+        panels.append(
+            {
+                "title": name,
+                "uri": generalisation_figure(frame, name),
+                "caption": caption(metadata),
+                "final_stage": int(frame["stage"].max()),
+                "rows": final_stage_rows(frame),
+            }
+        )
     if not panels and not notes:
-        notes.append("no model_generalisation.csv under the inputs (run `harness study model-generalisation "
-                     "RUN_DIR`): skipped")
+        notes.append(
+            "no model_generalisation.csv under the inputs (run `harness study model-generalisation RUN_DIR`): skipped"
+        )
     return {"panels": panels, "notes": notes}

@@ -70,5 +70,4 @@ class Run:
             return None
         decay = schedule.get("decay")
         final = schedule["final"] if "final" in schedule else schedule["init"]
-        return float(schedule["init"]), float(final), (
-            None if decay is None else float(decay))
+        return float(schedule["init"]), float(final), (None if decay is None else float(decay))

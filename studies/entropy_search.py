@@ -112,10 +112,21 @@ class SearchSettings:
 
     def identity(self) -> dict[str, Any]:
         """What makes two commands the same study (not where or how fast it runs)."""
-        return {"kind": "entropy-search", "suite": self.suite, "task": self.task, "agent": self.agent,
-                "preset": self.preset, "steps": self.steps, "seeds": self.seeds, "trials": self.trials,
-                "sampler": self.sampler, "pruner": self.pruner, "study_seed": self.study_seed,
-                "overrides": list(self.overrides), "space": space_description()}
+        return {
+            "kind": "entropy-search",
+            "suite": self.suite,
+            "task": self.task,
+            "agent": self.agent,
+            "preset": self.preset,
+            "steps": self.steps,
+            "seeds": self.seeds,
+            "trials": self.trials,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "study_seed": self.study_seed,
+            "overrides": list(self.overrides),
+            "space": space_description(),
+        }
 
 
 def check_settings(settings: SearchSettings) -> None:
@@ -134,8 +145,10 @@ def check_settings(settings: SearchSettings) -> None:
     if not name or name.startswith(".") or any(c in name for c in "/\\") or not name.isprintable():
         raise ConfigError(f"--study {name!r}: a study name is one folder name (no '/', not starting with '.')")
     if settings.workers > 1 and is_url(settings.storage_text) and settings.storage_text.startswith("sqlite"):
-        raise ConfigError("SQLite has no row locks, so two workers could take one trial: use --workers 1 with a "
-                          "sqlite:// storage, or a journal file or postgresql:// storage for several workers")
+        raise ConfigError(
+            "SQLite has no row locks, so two workers could take one trial: use --workers 1 with a "
+            "sqlite:// storage, or a journal file or postgresql:// storage for several workers"
+        )
 
     get_task(settings.suite, settings.task)
     get_agent(settings.agent)
@@ -143,16 +156,19 @@ def check_settings(settings: SearchSettings) -> None:
     trainer = plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer
     problem = random_only_problem(trainer)
     if problem:  # every objective would be the random policy's: a "best" schedule would mean nothing
-        raise ConfigError(f"{problem}, so every trial would score the same random policy; raise --steps above "
-                          f"{trainer.seed_steps} or lower trainer.seed_steps")
+        raise ConfigError(
+            f"{problem}, so every trial would score the same random policy; raise --steps above "
+            f"{trainer.seed_steps} or lower trainer.seed_steps"
+        )
 
 
 def make_sampler(settings: SearchSettings, trial_number: int = 0) -> optuna.samplers.BaseSampler:
     """Random search: every slot's schedule is enqueued, the sampler draws nothing. TPE: a
     sampler seeded per trial, so workers that ask at once do not draw the same schedule."""
     if settings.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=settings.study_seed * 1_000_003 + trial_number,
-                                          n_startup_trials=TPE_STARTUP)
+        return optuna.samplers.TPESampler(
+            seed=settings.study_seed * 1_000_003 + trial_number, n_startup_trials=TPE_STARTUP
+        )
     return optuna.samplers.RandomSampler(seed=settings.study_seed)
 
 
@@ -164,18 +180,25 @@ def make_pruner(settings: SearchSettings) -> optuna.pruners.BasePruner:
 
 def open_search(settings: SearchSettings) -> optuna.Study:
     """Create or load the study and write study.json."""
-    study = create_or_load_study(settings.study_name, settings.storage_text, settings.identity(),
-                                 make_sampler(settings), make_pruner(settings))
+    study = create_or_load_study(
+        settings.study_name, settings.storage_text, settings.identity(), make_sampler(settings), make_pruner(settings)
+    )
     from agents.objectives import target_entropy_schedule  # noqa: PLC0415 - torch, after a worker pins its cores
 
     paper = get_task(settings.suite, settings.task).paper.entropy
     total = int(plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer.total_steps)
     steps = [round(total * i / 200) for i in range(201)]
-    info = {**{k: v for k, v in dataclasses.asdict(settings).items() if not k.endswith("_seconds")},
-            "study": settings.study_name, "storage": describe(settings.storage_text),
-            "space": space_description(), "paper_schedule": [paper.init, paper.final, paper.decay],
-            "paper_schedule_curve": {"steps": steps, "values": [
-                target_entropy_schedule(t, total, paper.init, paper.final, paper.decay) for t in steps]}}
+    info = {
+        **{k: v for k, v in dataclasses.asdict(settings).items() if not k.endswith("_seconds")},
+        "study": settings.study_name,
+        "storage": describe(settings.storage_text),
+        "space": space_description(),
+        "paper_schedule": [paper.init, paper.final, paper.decay],
+        "paper_schedule_curve": {
+            "steps": steps,
+            "values": [target_entropy_schedule(t, total, paper.init, paper.final, paper.decay) for t in steps],
+        },
+    }
     info.pop("workers", None)
     contract.write_study_file(settings.study_dir, info)
     study.set_user_attr(FOLDER_ATTR, str(settings.study_dir.resolve()))
@@ -195,9 +218,18 @@ def plan_trial_jobs(settings: SearchSettings, slot: int, schedule: Schedule) -> 
     from harness.launch import plan_jobs  # noqa: PLC0415 - torch, after a worker pins its cores
 
     overrides = [*settings.overrides, *schedule.overrides(), "trainer.progress=false"]
-    return plan_jobs(settings.suite, [settings.task], settings.agent, list(range(settings.seeds)), settings.preset,
-                     "local", settings.steps, str(contract.slot_folder(settings.study_dir, slot)), settings.wandb,
-                     overrides)
+    return plan_jobs(
+        settings.suite,
+        [settings.task],
+        settings.agent,
+        list(range(settings.seeds)),
+        settings.preset,
+        "local",
+        settings.steps,
+        str(contract.slot_folder(settings.study_dir, slot)),
+        settings.wandb,
+        overrides,
+    )
 
 
 class RunFailed(RuntimeError):
@@ -218,11 +250,15 @@ class IntermediateReporter:
             self.trial.report(value, self.offset + step)
             prune = self.trial.should_prune()
         except STORAGE_ERRORS as error:  # not the run's failure: stop, and let a rerun resume
-            raise StorageUnavailable(f"the study's storage failed while reporting step {step} "
-                                     f"({type(error).__name__}); rerun the same command to resume") from error
+            raise StorageUnavailable(
+                f"the study's storage failed while reporting step {step} "
+                f"({type(error).__name__}); rerun the same command to resume"
+            ) from error
         if prune:
-            raise optuna.TrialPruned(f"pruned by the median pruner at step {step} of the trial's seed "
-                                     f"#{self.seed_index} (return {value:.2f})")
+            raise optuna.TrialPruned(
+                f"pruned by the median pruner at step {step} of the trial's seed "
+                f"#{self.seed_index} (return {value:.2f})"
+            )
 
 
 class Worker:
@@ -299,8 +335,10 @@ class Worker:
                     self.storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
                 except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                     continue
-                self.say(f"trial {trial.number} (slot {slot_of(trial)}): its worker {worker} is gone; "
-                         f"the slot is taken again and resumes from its runs' checkpoints")
+                self.say(
+                    f"trial {trial.number} (slot {slot_of(trial)}): its worker {worker} is gone; "
+                    f"the slot is taken again and resumes from its runs' checkpoints"
+                )
 
     def take_waiting_trial(self) -> optuna.Trial | None:
         """Claim a WAITING trial (lowest number first), atomically; drop duplicates."""
@@ -341,7 +379,9 @@ class Worker:
         schedule = suggest_schedule(trial)
         for key, setting in (("H_init", schedule.init), ("H_final", schedule.final), ("beta", schedule.beta)):
             trial.set_user_attr(key, setting)
-        text = f"trial {trial.number} (slot {slot}): H_init={schedule.init} H_final={schedule.final} beta={schedule.beta}"
+        text = (
+            f"trial {trial.number} (slot {slot}): H_init={schedule.init} H_final={schedule.final} beta={schedule.beta}"
+        )
         self.say(f"{text}: started")
         start = time.perf_counter()
         try:
@@ -411,8 +451,11 @@ def recorded_returns(eval_path: Path) -> list[tuple[int, float]]:
     if not eval_path.exists():
         return []
     with open(eval_path, newline="") as handle:
-        return [(int(float(r["step"])), float(r["return_mean"])) for r in csv.DictReader(handle)
-                if r.get("step") and r.get("return_mean")]
+        return [
+            (int(float(r["step"])), float(r["return_mean"]))
+            for r in csv.DictReader(handle)
+            if r.get("step") and r.get("return_mean")
+        ]
 
 
 # ------------------------------------------------------------------------------- workers
@@ -425,8 +468,10 @@ def _worker_process(settings: dict[str, Any], index: int, cores: list[int]) -> N
     pin_to_cores(cores)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
     def say(line: str) -> None:
         print(f"[worker {index}] {line}", flush=True)
+
     try:
         worker = Worker(SearchSettings(**settings), say=say)
         worker.run()
@@ -454,9 +499,14 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
     context = multiprocessing.get_context("spawn")
     cores = available_cores()
-    processes = [context.Process(target=_worker_process, daemon=False,
-                                 args=(dataclasses.asdict(settings), i, core_share(i, settings.workers, cores)))
-                 for i in range(settings.workers)]
+    processes = [
+        context.Process(
+            target=_worker_process,
+            daemon=False,
+            args=(dataclasses.asdict(settings), i, core_share(i, settings.workers, cores)),
+        )
+        for i in range(settings.workers)
+    ]
     for process in processes:
         process.start()
     try:
@@ -471,6 +521,8 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
     done = finished_count(study, settings.trials)
     failed = [f"worker {i} exited with code {p.exitcode}" for i, p in enumerate(processes) if p.exitcode]
     if done < settings.trials:
-        raise RunFailure(f"search {settings.study_name}: {done}/{settings.trials} trials finished "
-                         f"({'; '.join(failed) or 'workers stopped'}); rerun the same command to resume")
+        raise RunFailure(
+            f"search {settings.study_name}: {done}/{settings.trials} trials finished "
+            f"({'; '.join(failed) or 'workers stopped'}); rerun the same command to resume"
+        )
     return study

@@ -56,8 +56,9 @@ def is_gone_here(identity: str) -> bool:
     return _start_ticks(int(pid_text)) != start  # gone, or its pid now names another process
 
 
-def gone_worker(attrs: Mapping[str, Any], now: float | None = None,
-                stale_after: float = STALE_AFTER_SECONDS) -> str | None:
+def gone_worker(
+    attrs: Mapping[str, Any], now: float | None = None, stale_after: float = STALE_AFTER_SECONDS
+) -> str | None:
     """Why the worker of a RUNNING trial (its user attributes ``attrs``) is gone, as one look
     can tell: a process of this machine that no longer runs, or a heartbeat older than
     ``stale_after`` seconds (by this machine's clock, ``now``); None when it may be alive."""

@@ -68,16 +68,21 @@ def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict[str, Any]]:
             continue
         # a WAITING trial of the random search already holds its schedule as fixed parameters
         schedule = Schedule.from_params(trial.params) or Schedule.from_params(
-            trial.system_attrs.get("fixed_params") or {})
-        rows.append({
-            "number": trial.number, "slot": slot, "state": trial.state.name,
-            "H_init": None if schedule is None else schedule.init,
-            "H_final": None if schedule is None else schedule.final,
-            "beta": None if schedule is None else schedule.beta,
-            "objective": trial.value if trial.state == TrialState.COMPLETE else None,
-            "outcome": outcome(trial),
-            "run_folder": str(contract.slot_folder(study_dir, slot).relative_to(study_dir)),
-        })
+            trial.system_attrs.get("fixed_params") or {}
+        )
+        rows.append(
+            {
+                "number": trial.number,
+                "slot": slot,
+                "state": trial.state.name,
+                "H_init": None if schedule is None else schedule.init,
+                "H_final": None if schedule is None else schedule.final,
+                "beta": None if schedule is None else schedule.beta,
+                "objective": trial.value if trial.state == TrialState.COMPLETE else None,
+                "outcome": outcome(trial),
+                "run_folder": str(contract.slot_folder(study_dir, slot).relative_to(study_dir)),
+            }
+        )
     return rows
 
 

@@ -17,9 +17,14 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)
 
 TINY = [
-    "agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16",
-    "agent.step_batch_size=16", "agent.seq_batch_size=16", "trainer.seed_steps=100",
-    "trainer.eval_every=100", "trainer.eval_episodes=2",
+    "agent.hidden_dim=16",
+    "agent.model_hidden_dim=16",
+    "agent.gru_hidden_dim=16",
+    "agent.step_batch_size=16",
+    "agent.seq_batch_size=16",
+    "trainer.seed_steps=100",
+    "trainer.eval_every=100",
+    "trainer.eval_episodes=2",
 ]
 
 

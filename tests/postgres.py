@@ -100,9 +100,7 @@ class _Runner:
                 argv = ["su", self.as_user, "-s", "/bin/sh", "-c", shlex.join(argv)]
         proc = subprocess.run(argv, cwd=self.cwd, capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
-            raise RuntimeError(
-                f"{shlex.join(argv)} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
+            raise RuntimeError(f"{shlex.join(argv)} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
 
@@ -121,8 +119,10 @@ def _missing_driver() -> str | None:
     try:
         dialect.import_dbapi()
     except ImportError as e:
-        return (f"PostgreSQL driver {dialect.driver!r} (SQLAlchemy's default for postgresql://) "
-                f"not installed: {e} (pip install -e . installs psycopg[binary], psycopg2-binary)")
+        return (
+            f"PostgreSQL driver {dialect.driver!r} (SQLAlchemy's default for postgresql://) "
+            f"not installed: {e} (pip install -e . installs psycopg[binary], psycopg2-binary)"
+        )
     return None
 
 
@@ -157,15 +157,41 @@ def postgres_url() -> Iterator[str]:
     try:
         if as_user:
             os.chown(tmp, owner.pw_uid, owner.pw_gid)
-        run([str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", f"--username={DB_USER}",
-             "--encoding=UTF8", "--no-locale", "--no-sync"])
+        run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "--auth=trust",
+                f"--username={DB_USER}",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        )
         # Durability is worthless for a throwaway server; these settings make writes cheap.
-        opts = (f"-c listen_addresses=127.0.0.1 -k {shlex.quote(str(tmp))} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off")
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -k {shlex.quote(str(tmp))} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
         for attempt in range(3):  # the free port may be taken between probing and binding
             port = _free_port()
-            proc = run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                        "-o", f"-p {port} {opts}", "start"], check=False)
+            proc = run(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {port} {opts}",
+                    "start",
+                ],
+                check=False,
+            )
             if proc.returncode == 0:
                 started = True
                 break
@@ -178,9 +204,7 @@ def postgres_url() -> Iterator[str]:
         yield f"postgresql://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
     finally:
         if started:
-            stop = run([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"],
-                       check=False)
+            stop = run([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"], check=False)
             if stop.returncode != 0:
-                run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                    check=False)
+                run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,8 +20,18 @@ from studies.model_generalisation import CSV_NAME, FOLDER, JSON_NAME, MODELS, SP
 from tests.test_cli import run_cli, tiny_run
 
 STAGES = 3
-STUDY = ["--stages", str(STAGES), "--updates", "150", "--batch-size", "32", "--hidden-dim", "16",
-         "--gru-hidden-dim", "16"]
+STUDY = [
+    "--stages",
+    str(STAGES),
+    "--updates",
+    "150",
+    "--batch-size",
+    "32",
+    "--hidden-dim",
+    "16",
+    "--gru-hidden-dim",
+    "16",
+]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -51,7 +61,8 @@ def study(run_folder) -> tuple[list[dict[str, str]], dict, str]:
 def test_study_records_every_stage_model_and_split_with_growing_train_and_fixed_test(study, run_folder):
     rows, metadata, stdout = study
     assert sorted((int(r["stage"]), r["model"], r["split"]) for r in rows) == sorted(
-        (stage, model, split) for stage in range(1, STAGES + 1) for model in MODELS for split in SPLITS)
+        (stage, model, split) for stage in range(1, STAGES + 1) for model in MODELS for split in SPLITS
+    )
     by_stage = {int(r["stage"]): r for r in rows}
     train = [int(by_stage[s]["train_episodes"]) for s in range(1, STAGES + 1)]
     holdout = [int(by_stage[s]["holdout_episodes"]) for s in range(1, STAGES + 1)]
@@ -72,8 +83,14 @@ def test_recorded_parameter_counts_are_the_real_models_and_similar(study, run_fo
     _, metadata, _ = study
     source = load_source(run_folder)
     settings, width = metadata["settings"], metadata["ensemble_hidden_dim"]
-    gru = GRUDynamics(source.obs_dim, source.act_dim, settings["hidden_dim"], settings["hidden_depth"],
-                      settings["gru_hidden_dim"], settings["gru_layers"])
+    gru = GRUDynamics(
+        source.obs_dim,
+        source.act_dim,
+        settings["hidden_dim"],
+        settings["hidden_depth"],
+        settings["gru_hidden_dim"],
+        settings["gru_layers"],
+    )
     ensemble = MLPEnsembleDynamics(source.obs_dim, source.act_dim, width, settings["hidden_depth"], 5)
     counts = metadata["parameter_counts"]
     assert counts["gru"] == sum(p.numel() for p in gru.parameters())

@@ -77,12 +77,19 @@ class CurveEntry(NamedTuple):
 def _curve_rows(entry: CurveEntry) -> pd.DataFrame:
     """The rows of one index entry's file, in ``CURVE_COLUMNS``."""
     raw = _read_csv(entry.file)
-    return pd.DataFrame({
-        "suite": entry.suite, "task": raw[entry.task_column] if entry.task_column else entry.task,
-        "method": entry.method, "seed": int(entry.seed) if entry.seed else pd.NA, "label": entry.label,
-        "step": raw[entry.step_column].astype(int), "return": raw[entry.return_column].astype(float),
-        "std": raw[entry.std_column].astype(float) if entry.std_column else math.nan, "source": entry.source,
-    })[CURVE_COLUMNS]
+    return pd.DataFrame(
+        {
+            "suite": entry.suite,
+            "task": raw[entry.task_column] if entry.task_column else entry.task,
+            "method": entry.method,
+            "seed": int(entry.seed) if entry.seed else pd.NA,
+            "label": entry.label,
+            "step": raw[entry.step_column].astype(int),
+            "return": raw[entry.return_column].astype(float),
+            "std": raw[entry.std_column].astype(float) if entry.std_column else math.nan,
+            "source": entry.source,
+        }
+    )[CURVE_COLUMNS]
 
 
 def load_reference_curves() -> pd.DataFrame:

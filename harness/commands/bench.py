@@ -14,24 +14,42 @@ from harness.suites import SUITES
 
 
 @click.command("bench")
-@click.option("--agent", "agents", multiple=True, help="An agent (repeatable); default: sac, sac-svg, mve, "
-              "sac-svg-ensemble.")
+@click.option(
+    "--agent", "agents", multiple=True, help="An agent (repeatable); default: sac, sac-svg, mve, sac-svg-ensemble."
+)
 @click.option("--preset", "preset_names", multiple=True, help="A preset (repeatable); default: paper, authors-code.")
 @click.option("--task", "tasks", multiple=True, help="SUITE/TASK (repeatable); default: mbpo/hopper, mbpo/humanoid.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="torch threads.")
-@click.option("--updates", default=20, show_default=True, type=click.IntRange(min=1),
-              help="Timed updates per row (after 3 warm-up updates).")
-@click.option("--loop-steps", default=20, show_default=True, type=click.IntRange(min=0),
-              help="Learning steps of the whole-loop measurement (0: skip it).")
-@click.option("--parallel", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Also N whole loops at once, as --jobs N runs seeds, against one alone.")
+@click.option(
+    "--updates",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Timed updates per row (after 3 warm-up updates).",
+)
+@click.option(
+    "--loop-steps",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Learning steps of the whole-loop measurement (0: skip it).",
+)
+@click.option(
+    "--parallel",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Also N whole loops at once, as --jobs N runs seeds, against one alone.",
+)
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
-@click.option("--markdown", "markdown_path", default=None, type=click.Path(dir_okay=False),
-              help="Write the Markdown table here.")
+@click.option(
+    "--markdown", "markdown_path", default=None, type=click.Path(dir_okay=False), help="Write the Markdown table here."
+)
 @click.argument("overrides", nargs=-1)
-def bench_command(agents, preset_names, tasks, device, threads, updates, loop_steps, parallel, json_path, markdown_path,
-                  overrides) -> None:
+def bench_command(
+    agents, preset_names, tasks, device, threads, updates, loop_steps, parallel, json_path, markdown_path, overrides
+) -> None:
     """Time the agents' updates and training loop on this machine (benchmarks/throughput.py).
 
     Prints one Markdown row per (agent, preset, task) as it finishes. OVERRIDES are run
@@ -39,11 +57,17 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
     """
     from harness import bench
 
-    settings = bench.BenchSettings(agents=tuple(agents) or bench.DEFAULT_AGENTS,
-                                   presets=tuple(preset_names) or bench.DEFAULT_PRESETS,
-                                   tasks=tuple(tasks) or bench.DEFAULT_TASKS, device=device, threads=threads,
-                                   updates=updates, loop_steps=loop_steps, parallel=parallel,
-                                   overrides=tuple(overrides))
+    settings = bench.BenchSettings(
+        agents=tuple(agents) or bench.DEFAULT_AGENTS,
+        presets=tuple(preset_names) or bench.DEFAULT_PRESETS,
+        tasks=tuple(tasks) or bench.DEFAULT_TASKS,
+        device=device,
+        threads=threads,
+        updates=updates,
+        loop_steps=loop_steps,
+        parallel=parallel,
+        overrides=tuple(overrides),
+    )
     if any(o.lstrip("+~").startswith("agent.device=") for o in overrides):
         raise ConfigError("harness bench takes the device from --device, not agent.device")
     for agent in settings.agents:  # every name and override checked before minutes of timing
@@ -58,8 +82,7 @@ def bench_command(agents, preset_names, tasks, device, threads, updates, loop_st
             raise ConfigError(unknown_name("suite", suite, SUITES) + " (--task is SUITE/TASK)")
         for agent in settings.agents:
             for preset in settings.presets:
-                build_run_config(suite, name, agent, 0, preset=preset, overrides=[f"agent.device={device}",
-                                                                                  *overrides])
+                build_run_config(suite, name, agent, 0, preset=preset, overrides=[f"agent.device={device}", *overrides])
     check_device(device)
     for path in (json_path, markdown_path):
         if path and not Path(path).resolve().parent.is_dir():

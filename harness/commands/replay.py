@@ -13,10 +13,19 @@ from harness.video import VideoError, check_video_size
 
 @click.command("replay")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--checkpoint", default="latest", show_default=True, type=click.Choice(["latest", "best"]),
-              help="The latest checkpoint, or the agent of the evaluation with the best mean return.")
-@click.option("--episodes", type=click.IntRange(min=1), default=None,
-              help="Episodes to play (default: the run's trainer.eval_episodes).")
+@click.option(
+    "--checkpoint",
+    default="latest",
+    show_default=True,
+    type=click.Choice(["latest", "best"]),
+    help="The latest checkpoint, or the agent of the evaluation with the best mean return.",
+)
+@click.option(
+    "--episodes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Episodes to play (default: the run's trainer.eval_episodes).",
+)
 @click.option("--seed", type=int, default=None, help="Seed of the first reset (default: that evaluation's seed).")
 @click.option("--video", type=click.Path(dir_okay=False), default=None, help="Film every episode into this mp4.")
 @click.option("--size", default=None, help="Video WIDTHxHEIGHT (default: the run's, 320x240).")

@@ -30,18 +30,46 @@ from harness.video import VideoError, probe_rendering
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Env steps per run (default: preset/task).")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Output root.")
 @click.option("--launcher", default="local", show_default=True, help="local | submitit (SLURM).")
-@click.option("--jobs", default=None, type=click.IntRange(min=1),
-              help="local: runs at once (default 1); submitit: most jobs running at once (default: no limit).")
+@click.option(
+    "--jobs",
+    default=None,
+    type=click.IntRange(min=1),
+    help="local: runs at once (default 1); submitit: most jobs running at once (default: no limit).",
+)
 @click.option("--force", is_flag=True, help="Delete a run folder that holds another config and start over.")
 @click.option("--wandb", "wandb_mode", default="offline", show_default=True, type=click.Choice(WANDB_MODES))
-@click.option("--config", "config_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.")
-@click.option("--video", is_flag=True,
-              help="Record the first episode of every evaluation as RUN/videos/step_<n>.mp4 (trainer.video=true).")
+@click.option(
+    "--config",
+    "config_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.",
+)
+@click.option(
+    "--video",
+    is_flag=True,
+    help="Record the first episode of every evaluation as RUN/videos/step_<n>.mp4 (trainer.video=true).",
+)
 @slurm_options
 @click.argument("overrides", nargs=-1)
-def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, force, wandb_mode, config_files,
-                video, wait, overrides, **slurm_flags) -> None:
+def run_command(
+    suite,
+    agent,
+    tasks,
+    seeds,
+    preset,
+    steps,
+    out,
+    launcher,
+    jobs,
+    force,
+    wandb_mode,
+    config_files,
+    video,
+    wait,
+    overrides,
+    **slurm_flags,
+) -> None:
     """Train AGENT on every (task, seed) of SUITE; rerunning resumes or skips.
 
     OVERRIDES are Hydra key=value settings, e.g. agent.horizon=3 trainer.eval_episodes=5.
@@ -51,16 +79,20 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over
     from harness.run_tables import print_results
 
-    overrides = (["trainer.video=true"] if video else []) + [
-        o for path in config_files for o in flatten_config_file(path)] + list(overrides)
+    overrides = (
+        (["trainer.video=true"] if video else [])
+        + [o for path in config_files for o in flatten_config_file(path)]
+        + list(overrides)
+    )
     suite_tasks = get_suite(suite)
     get_agent(agent)
     for line in agent_override_warnings(agent, overrides):
         click.echo(f"harness: warning: {line}", err=True)
     settings = list(overrides) + launcher_settings(launcher, jobs, slurm_flags, wait)
     chosen = list(dict.fromkeys(tasks)) or list(suite_tasks)
-    job_list = plan_jobs(suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode,
-                         settings, force=force)
+    job_list = plan_jobs(
+        suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode, settings, force=force
+    )
     problem = random_only_problem(job_list[0].config.trainer) if job_list else None
     if problem:
         click.echo(f"harness: warning: {problem}; raise --steps or lower trainer.seed_steps", err=True)
@@ -72,12 +104,19 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     if threads and launcher != "submitit":  # said before the runs start
         click.echo(f"harness: {threads}", err=True)
     try:
-        results = launch(job_list, job_list[0].config.launcher, wait=wait or launcher != "submitit",
-                         say=lambda line: click.echo(f"harness: {line}", err=True))
+        results = launch(
+            job_list,
+            job_list[0].config.launcher,
+            wait=wait or launcher != "submitit",
+            say=lambda line: click.echo(f"harness: {line}", err=True),
+        )
     except LaunchInterrupted as stopped:
         print_results(console(), stopped.results)
-        click.echo("harness: interrupted; runs in flight were checkpointed and marked interrupted; "
-                   "rerun the same command to resume", err=True)
+        click.echo(
+            "harness: interrupted; runs in flight were checkpointed and marked interrupted; "
+            "rerun the same command to resume",
+            err=True,
+        )
         raise SystemExit(130) from None
     except KeyboardInterrupt:
         if launcher == "submitit":
@@ -88,8 +127,12 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     if threads and launcher == "submitit":  # said once the jobs are queued: a refusal stays one line
         click.echo(f"harness: {threads}", err=True)
     print_results(console(), results)
-    verbs = {"failed": "failed", "busy": "was refused", "interrupted": "was interrupted (SLURM job cancelled?)",
-             "not started": "did not start"}
+    verbs = {
+        "failed": "failed",
+        "busy": "was refused",
+        "interrupted": "was interrupted (SLURM job cancelled?)",
+        "not started": "did not start",
+    }
     failed = [r for r in results if r.status in verbs]
     if failed:
         for result in failed:
@@ -109,8 +152,10 @@ def threads_line(jobs: list, launcher: str) -> str:
     how_to_change = "" if choice.by_user else "; set trainer.torch_threads=N to change"
     if launcher == "submitit" and not choice.by_user:
         cpus = jobs[0].config.launcher.cpus_per_task
-        return (f"each run chooses its torch threads on its SLURM node: one per CPU of its job "
-                f"(SLURM_CPUS_PER_TASK, here --cpus {cpus}){how_to_change}")
+        return (
+            f"each run chooses its torch threads on its SLURM node: one per CPU of its job "
+            f"(SLURM_CPUS_PER_TASK, here --cpus {cpus}){how_to_change}"
+        )
     plural = "s" if choice.count != 1 else ""
     return f"each run uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
 

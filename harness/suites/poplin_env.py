@@ -23,11 +23,11 @@ class MBBLTask(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replaces the env's observation and reward by MBBL's and never terminates early:
     episodes end only by the 1000-step time limit (``truncated``)."""
 
-    def __init__(self, env: gym.Env, observation: StateObservation, reward: RewardFunction,
-                 reset_noise: float | None = None) -> None:
+    def __init__(
+        self, env: gym.Env, observation: StateObservation, reward: RewardFunction, reset_noise: float | None = None
+    ) -> None:
         # recorded (copied) so that ``env.spec.make()`` rebuilds this env
-        gym.utils.RecordConstructorArgs.__init__(self, observation=observation, reward=reward,
-                                                 reset_noise=reset_noise)
+        gym.utils.RecordConstructorArgs.__init__(self, observation=observation, reward=reward, reset_noise=reset_noise)
         gym.Wrapper.__init__(self, env)
         # its own copy: envs rebuilt from one spec get the same recorded observation, which
         # keeps per-episode state (the finite-difference velocity)
@@ -44,8 +44,10 @@ class MBBLTask(gym.Wrapper, gym.utils.RecordConstructorArgs):
         base = cast("MujocoEnv", self.env.unwrapped)
         if self.reset_noise is not None:  # PETS: N(0, sigma^2) on qpos and qvel
             rng = base.np_random
-            base.set_state(base.init_qpos + rng.normal(0.0, self.reset_noise, base.model.nq),
-                           base.init_qvel + rng.normal(0.0, self.reset_noise, base.model.nv))
+            base.set_state(
+                base.init_qpos + rng.normal(0.0, self.reset_noise, base.model.nq),
+                base.init_qvel + rng.normal(0.0, self.reset_noise, base.model.nv),
+            )
         self.observation.reset(base.data)
         self.last_obs = self.observation(base.data, base.dt)
         return self.last_obs.copy(), info
