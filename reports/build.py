@@ -321,6 +321,7 @@ def build_report(
     ablation, ablation_note = _ablation(runs, bands, colors, marks)
     model_error, model_error_note = _model_errors(evals, colors)
     entropy_uri, entropy_rows = _entropy_schedules(runs, trials)
+    generalisation = model_generalisation_section(paths)
     suites = sorted(finals["suite"].unique())
     counts = {
         "runs": len(runs),
@@ -351,6 +352,7 @@ def build_report(
             "aggregates": [section["numbers"] for section in aggregates],
             "steps_to_return": to_return,
             "studies": [study_numbers(study) for study in studies],
+            "model_generalisation": [panel["numbers"] for panel in generalisation["panels"]],
             "videos": videos.video_records(video_groups),
         },
         "studies": studies,
@@ -379,7 +381,7 @@ def build_report(
         "ablation_note": ablation_note,
         "model_error": model_error,
         "model_error_note": model_error_note,
-        "model_generalisation": model_generalisation_section(paths),
+        "model_generalisation": generalisation,
         "entropy_uri": entropy_uri,
         "entropy_rows": entropy_rows,
         "runs": tables.run_rows(runs),

@@ -16,6 +16,7 @@ from agents.replay import ReplayBuffer
 from harness.cli import main
 from harness.config import ConfigError, build_run_config, to_yaml
 from harness.rundir import RunDirectory
+from reports.model_generalisation import model_generalisation_section
 from studies.model_generalisation import CSV_NAME, FOLDER, JSON_NAME, MODELS, SPLITS, complete_episodes, load_source
 from tests.test_cli import run_cli, tiny_run
 
@@ -184,3 +185,48 @@ def test_checkpoint_without_replay_is_a_config_error(tmp_path):
     RunDirectory(tmp_path).save_checkpoint({"progress": {"step": 0}})
     with pytest.raises(ConfigError, match="no replay buffer"):
         load_source(tmp_path)
+
+
+def _write_study(folder: Path, seed: int, scale: float, batch_size: int = 256) -> None:
+    """A two-stage study's files, as `harness study model-generalisation` writes them, with
+    every MSE ``scale`` times a fixed pattern."""
+    folder.mkdir(parents=True)
+    with open(folder / CSV_NAME, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["stage", "train_episodes", "model", "split", "mse"])
+        for stage in (1, 2):
+            for i, model in enumerate(MODELS):
+                for j, split in enumerate(SPLITS):
+                    writer.writerow([stage, 10 * stage, model, split, scale * (1 + i + j / 10) / stage])
+    metadata = {
+        "horizon": 3,
+        "parameter_counts": {"gru": 100, "mlp-ensemble": 101},
+        "settings": {"seed": seed, "batch_size": batch_size, "hidden_dim": 8},
+        "source_run": {
+            "suite": "mbpo",
+            "task": "hopper",
+            "agent": "sac",
+            "preset": "quick",
+            "transitions": 500,
+            "path": "/runs/hopper/sac/seed_0",
+        },
+    }
+    (folder / JSON_NAME).write_text(json.dumps(metadata))
+
+
+def test_report_pools_studies_that_differ_only_in_seed(tmp_path):
+    _write_study(tmp_path / "s0", seed=0, scale=1.0)
+    _write_study(tmp_path / "s1", seed=1, scale=3.0)
+    _write_study(tmp_path / "other", seed=0, scale=1.0, batch_size=1024)  # other settings: its own panel
+    section = model_generalisation_section([tmp_path])
+    assert section["notes"] == []
+    pooled, alone = sorted(section["panels"], key=lambda panel: -panel["seeds"])
+    assert (pooled["seeds"], alone["seeds"]) == (2, 1)
+    assert "2 study seeds (0, 1)" in pooled["title"] and "study seed 0" in alone["title"]
+    numbers = {(r["model"], r["split"]): r for r in pooled["numbers"]["final_stage_mse"]}
+    gru_test = numbers[("gru", "test")]  # stage 2: (1 + 0 + 0.2) / 2 = 0.6, times 1 and 3
+    assert gru_test["values"] == pytest.approx([0.6, 1.8])
+    assert gru_test["mean"] == pytest.approx(1.2) and gru_test["std"] == pytest.approx(math.sqrt(0.72))
+    assert {r["model"]: r["test"] for r in pooled["rows"]}["gru"] == "1.2 ± 0.85"
+    assert {r["model"]: r["test"] for r in alone["rows"]}["gru"] == "0.6"
+    assert pooled["numbers"]["settings"] == {"batch_size": 256, "hidden_dim": 8}
