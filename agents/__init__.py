@@ -17,7 +17,7 @@ __all__ = ["AgentConfig", "EntropyScheduleConfig", "SVGAgent"]
 def __getattr__(name: str) -> Any:
     """``agents.SVGAgent`` on first use: reading a config (``agents.config``) loads no torch."""
     if name == "SVGAgent":
-        from agents.agent import SVGAgent
+        from agents.agent import SVGAgent  # noqa: PLC0415 - torch loads on first use only
 
         return SVGAgent
     raise AttributeError(f"module 'agents' has no attribute {name!r}")

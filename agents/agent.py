@@ -44,7 +44,7 @@ _UNLABELLED = contextlib.nullcontext()
 def record_function(name: str) -> contextlib.AbstractContextManager:
     """A ``torch.profiler`` label for the block while a profiler records (``harness bench``'s
     break-down); otherwise nothing, so an update pays no labelling call per part."""
-    return profiler_label(name) if torch._C._autograd._profiler_enabled() else _UNLABELLED
+    return profiler_label(name) if torch._C._autograd._profiler_enabled() else _UNLABELLED  # noqa: SLF001 - no public test
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,11 +59,28 @@ def critic_target_horizon(config: AgentConfig) -> int:
     (at least Q_{0:1}: H = 0 is SAC's target too) or Q_{0:H+1} under the authors' code's."""
     counting = config.mve_horizon_counting
     if counting not in MVE_HORIZON_COUNTINGS:
-        raise ValueError(f"unknown agent.mve_horizon_counting {counting!r}; "
-                         f"valid: {', '.join(MVE_HORIZON_COUNTINGS)}")
+        raise ValueError(f"unknown agent.mve_horizon_counting {counting!r}; valid: {', '.join(MVE_HORIZON_COUNTINGS)}")
     if not config.critic_expansion:
         return 1
+    if config.horizon is None:
+        raise ValueError("agent.horizon must be resolved before building the agent")
     return max(config.horizon, 1) if counting == "paper" else config.horizon + 1
+
+
+def scheduled_target_entropy(config: AgentConfig, total_steps: int, step: int) -> float:
+    """Eq. (14)'s target entropy at this env step (``SVGAgent.target_entropy``)."""
+    s = config.target_entropy
+    if s.init is None or s.final is None:
+        raise ValueError("agent.target_entropy must be resolved from the task before training")
+    return eq.target_entropy_schedule(step, total_steps, s.init, s.final, s.decay)
+
+
+def scheduled_actor_horizon(config: AgentConfig, horizon: int, has_model: bool, step: int) -> int:
+    """H of eq. (9) at this env step: 0 (SAC) without a model or actor expansion, or during
+    the warm-up; else ``horizon`` (``SVGAgent.actor_horizon``)."""
+    if not has_model or not config.actor_expansion or step < config.model_free_actor_warmup_steps:
+        return 0
+    return horizon
 
 
 __all__ = ["DivergenceError", "SVGAgent", "resolve_device"]  # DivergenceError: raised by update()
@@ -80,8 +97,15 @@ class SVGAgent:
     ``warn`` receives the one line that says a compile mode fell back to "off".
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, total_steps: int,
-                 seed: int | np.random.SeedSequence, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: AgentConfig,
+        total_steps: int,
+        seed: int | np.random.SeedSequence,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         if config.horizon is None:
             raise ValueError("agent.horizon must be resolved before building the agent")
         self.config = config
@@ -92,10 +116,12 @@ class SVGAgent:
         self.critic_horizon = critic_target_horizon(config)  # H of the critic's Q_{0:H}, eq. (3)
         self.rng = np.random.default_rng(seed)
         c, fast = config, config.fast_path
-        self.actor = TanhGaussianActor(obs_dim, act_dim, c.hidden_dim, c.hidden_depth,
-                                       (c.log_std_min, c.log_std_max)).to(self.device)
-        self.critic = CriticEnsemble(obs_dim, act_dim, c.hidden_dim, c.hidden_depth,
-                                     batched=fast.batched_ensembles).to(self.device)
+        self.actor = TanhGaussianActor(
+            obs_dim, act_dim, c.hidden_dim, c.hidden_depth, (c.log_std_min, c.log_std_max)
+        ).to(self.device)
+        self.critic = CriticEnsemble(obs_dim, act_dim, c.hidden_dim, c.hidden_depth, batched=fast.batched_ensembles).to(
+            self.device
+        )
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(c.init_temperature), device=self.device, requires_grad=True)
         self.actor_optimizer = self._adam(self.actor.parameters(), c.actor_lr)
@@ -130,12 +156,26 @@ class SVGAgent:
 
     def _build_world_model(self, c: AgentConfig) -> WorldModel:
         if c.dynamics == "gru":
-            return WorldModel.gru(self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth,
-                                  c.gru_hidden_dim, c.gru_layers, c.dynamics_decoder == "linear",
-                                  c.dynamics_detach_predicted_state, fast_step=c.fast_path.gru_zero_state_step)
+            return WorldModel.gru(
+                self.obs_dim,
+                self.act_dim,
+                c.model_hidden_dim,
+                c.model_hidden_depth,
+                c.gru_hidden_dim,
+                c.gru_layers,
+                c.dynamics_decoder == "linear",
+                c.dynamics_detach_predicted_state,
+                fast_step=c.fast_path.gru_zero_state_step,
+            )
         if c.dynamics == "mlp-ensemble":
-            return WorldModel.mlp_ensemble(self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth,
-                                           c.ensemble_size, batched=c.fast_path.batched_ensembles)
+            return WorldModel.mlp_ensemble(
+                self.obs_dim,
+                self.act_dim,
+                c.model_hidden_dim,
+                c.model_hidden_depth,
+                c.ensemble_size,
+                batched=c.fast_path.batched_ensembles,
+            )
         raise ValueError(f"unknown dynamics {c.dynamics!r}; valid: gru, mlp-ensemble")
 
     # ----------------------------------------------------------------- acting
@@ -165,18 +205,15 @@ class SVGAgent:
         return action[0].cpu().numpy()
 
     def target_entropy(self, step: int) -> float:
-        s = self.config.target_entropy
-        return eq.target_entropy_schedule(step, self.total_steps, s.init, s.final, s.decay)
+        return scheduled_target_entropy(self.config, self.total_steps, step)
 
     def actor_horizon(self, step: int) -> int:
         """H of eq. (9) at this env step: 0 (SAC) without actor expansion or during the warm-up."""
-        if self.model is None or not self.config.actor_expansion or step < self.config.model_free_actor_warmup_steps:
-            return 0
-        return self.horizon
+        return scheduled_actor_horizon(self.config, self.horizon, self.model is not None, step)
 
     # ----------------------------------------------------------------- updates
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+    def _tensor(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     def update(self, replay: ReplayBuffer, step: int) -> dict[str, torch.Tensor | float]:
@@ -208,19 +245,22 @@ class SVGAgent:
         if self.model is not None:
             dynamics_metrics = [m for m in (self.update_dynamics(replay) for _ in range(c.num_seq_updates)) if m]
             if dynamics_metrics:
-                metrics.update({name: torch.stack([m[name] for m in dynamics_metrics]).mean()
-                                for name in dynamics_metrics[0]})
+                metrics.update(
+                    {name: torch.stack([m[name] for m in dynamics_metrics]).mean() for name in dynamics_metrics[0]}
+                )
         if not c.fast_path.deferred_metrics:
             metrics = {name: float(value) for name, value in metrics.items()}
             raise_if_not_finite(metrics, step)
         return metrics
 
-    def actor_and_temperature_losses(self, obs: torch.Tensor, horizon: int,
-                                     target_entropy: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def actor_and_temperature_losses(
+        self, obs: torch.Tensor, horizon: int, target_entropy: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         """The actor's eq. (9) (eq. (7) when H = 0) and the temperature's eq. (8), from one
         rollout; also the entropy estimate. alpha is a constant in (9), log pi in (8)."""
         value, first_log_prob = eq.entropy_regularized_value_expansion(
-            obs, horizon, self.actor.sample, self.model, self.critic, self.alpha.detach(), self.config.discount)
+            obs, horizon, self.actor.sample, self.model, self.critic, self.alpha.detach(), self.config.discount
+        )
         average = horizon + 1 if self.config.actor_objective_average else None
         actor_loss = eq.svg_actor_objective(value, average)
         alpha_loss = eq.temperature_objective(first_log_prob, self.alpha, target_entropy)
@@ -236,7 +276,8 @@ class SVGAgent:
         with record_function("actor rollout forward"), constants(self.actor_step_constants):
             # no gradient graph for the critic's and the model's parameters
             actor_loss, alpha_loss, entropy = self.actor_losses(
-                obs, self.actor_horizon(step), torch.full((), target_entropy, device=self.device))
+                obs, self.actor_horizon(step), torch.full((), target_entropy, device=self.device)
+            )
         with record_function("actor rollout backward"):
             self.steppers["actor"].zero_grad()
             self.steppers["temperature"].zero_grad()
@@ -244,11 +285,17 @@ class SVGAgent:
             self.steppers["actor"].step()
         with record_function("temperature"):
             self.steppers["temperature"].step()
-        return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(),
-                "alpha": self.alpha.detach(), "target_entropy": target_entropy, "entropy": entropy}
+        return {
+            "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach(),
+            "alpha": self.alpha.detach(),
+            "target_entropy": target_entropy,
+            "entropy": entropy,
+        }
 
-    def critic_target_value(self, reward: torch.Tensor, next_obs: torch.Tensor,
-                            terminated: torch.Tensor) -> torch.Tensor:
+    def critic_target_value(
+        self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor
+    ) -> torch.Tensor:
         """(5) with (6) at x' under the target critic; no gradient.
 
         The action at x' is a sample of the current actor, as in standard SAC and the
@@ -266,8 +313,16 @@ class SVGAgent:
             target = self.critic_target_value(reward, next_obs, terminated)
             return eq.soft_bellman_residual(self.critic(obs, action), target)
         states, actions, targets, weights = eq.soft_value_expansion_targets(
-            reward, terminated, next_obs, self.critic_horizon, self.actor.sample, self.model, self.critic_target,
-            self.alpha.detach(), self.config.discount)
+            reward,
+            terminated,
+            next_obs,
+            self.critic_horizon,
+            self.actor.sample,
+            self.model,
+            self.critic_target,
+            self.alpha.detach(),
+            self.config.discount,
+        )
         inputs = list(zip([obs, *states], [action, *actions]))
         if self.critic.batched:  # the H pairs as one batch through the batched heads
             q_values = self.critic(torch.cat([x for x, _ in inputs]), torch.cat([u for _, u in inputs]))
@@ -289,8 +344,9 @@ class SVGAgent:
         """Reward model eq. (11) and termination model eq. (13) on the single-step batch."""
         assert self.model is not None
         loss_r = eq.reward_loss(self.model.reward(obs, action), reward)
-        loss_d = eq.termination_loss(self.model.termination_logit(obs, action), terminated,
-                                     balance_classes=self.config.termination_pos_weight)
+        loss_d = eq.termination_loss(
+            self.model.termination_logit(obs, action), terminated, balance_classes=self.config.termination_pos_weight
+        )
         return loss_r, loss_d
 
     def update_reward_and_termination(self, obs, action, reward, terminated) -> dict[str, torch.Tensor]:
@@ -333,11 +389,14 @@ class SVGAgent:
             loss.backward()
             norms, clipped = self.model.dynamics.clip_gradient(self.config.dynamics_grad_clip, length)
             self.steppers["dynamics"].step()
-        return {"dynamics_loss": loss.detach(), "dynamics_grad_norm": norms.mean(),
-                "dynamics_clipped": clipped.float().mean()}
+        return {
+            "dynamics_loss": loss.detach(),
+            "dynamics_grad_norm": norms.mean(),
+            "dynamics_clipped": clipped.float().mean(),
+        }
 
     @torch.no_grad()
-    def model_error(self, states: np.ndarray, actions: np.ndarray) -> float:
+    def model_error(self, states: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> float:
         """Multi-step prediction error (Fig. 7): mean over sequences, steps and state
         dimensions of the squared error of the open-loop rollout, in normalised space.
         states: (B, T+1, D) raw; actions: (B, T, A)."""
@@ -348,21 +407,28 @@ class SVGAgent:
 
     # ----------------------------------------------------------------- state
 
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer,
-                      "temperature": self.temperature_optimizer}
+    def _optimizers(self) -> dict[str, torch.optim.Adam]:
+        optimizers = {
+            "actor": self.actor_optimizer,
+            "critic": self.critic_optimizer,
+            "temperature": self.temperature_optimizer,
+        }
         if self.model is not None:
-            optimizers.update(dynamics=self.dynamics_optimizer, reward=self.reward_optimizer,
-                              termination=self.termination_optimizer)
+            optimizers.update(
+                dynamics=self.dynamics_optimizer, reward=self.reward_optimizer, termination=self.termination_optimizer
+            )
         return optimizers
 
     def state_dict(self) -> dict:
         """Networks, optimisers, temperature, normaliser, sampling RNG and update counter."""
         state = {
-            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
             "optimizers": {k: o.state_dict() for k, o in self._optimizers().items()},
-            "normalizer": self.normalizer.state_dict(), "rng": self.rng.bit_generator.state,
+            "normalizer": self.normalizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
             "updates_done": self.updates_done,
         }
         if self.model is not None:

@@ -27,22 +27,36 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 from torch.func import vmap
 
 from agents import objectives as eq
-from agents.agent import SVGAgent, constants, critic_target_horizon, resolve_device
+from agents.agent import (
+    SVGAgent,
+    constants,
+    critic_target_horizon,
+    resolve_device,
+    scheduled_actor_horizon,
+    scheduled_target_entropy,
+)
 from agents.config import AgentConfig
 from agents.seed_noise import SeedNoise
-from agents.stacked import (StackedCriticEnsemble, StackedGRUDynamics, StackedMLPEnsembleDynamics,
-                            StackedStateActionHead, StackedTanhGaussianActor, load_seed_state_dict,
-                            seed_state_dict)
+from agents.stacked import (
+    StackedCriticEnsemble,
+    StackedGRUDynamics,
+    StackedMLPEnsembleDynamics,
+    StackedStateActionHead,
+    StackedTanhGaussianActor,
+    StackedWorldModel,
+    load_seed_state_dict,
+    seed_state_dict,
+)
 from agents.stacked_adam import StackedAdam
 from agents.stacked_metrics import SeedMetrics
 from agents.stacked_replay import StackedNormalizer, StackedReplay
-from agents.world_model import WorldModel
 
 # the networks of a lone agent's state dict, in its order
 NETWORKS = ("actor", "critic", "critic_target")
@@ -52,7 +66,7 @@ class SeedRows:
     """The stacked networks as functions of S x B rows (seed-major), for the equations'
     callables: ``sample_action``, ``q_function`` and the ``RolloutModel`` interface."""
 
-    def __init__(self, agent: "BatchedSVGAgent", batch: int) -> None:
+    def __init__(self, agent: BatchedSVGAgent, batch: int) -> None:
         self.agent, self.seeds, self.batch = agent, agent.seeds, batch
 
     def rows(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,31 +97,44 @@ class SeedRows:
         return q_values
 
     # agents.objectives.RolloutModel, for each seed's world model
-    def initial_hidden(self, state: torch.Tensor) -> torch.Tensor | None:
-        return self.agent.model.initial_hidden(self.stacked(state))
+    @property
+    def model(self) -> StackedWorldModel:
+        if self.agent.model is None:
+            raise RuntimeError("a rollout through the world model of a batch that has none (no value expansion)")
+        return self.agent.model
 
-    def next_state(self, state: torch.Tensor, action: torch.Tensor,
-                   hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        next_state, hidden = self.agent.model.next_state(self.stacked(state), self.stacked(action), hidden)
+    def initial_hidden(self, state: torch.Tensor) -> torch.Tensor | None:
+        return self.model.initial_hidden(self.stacked(state))
+
+    def next_state(
+        self, state: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        next_state, hidden = self.model.next_state(self.stacked(state), self.stacked(action), hidden)
         return self.rows(next_state), hidden
 
     def reward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.rows(self.agent.model.reward(self.stacked(state), self.stacked(action)))
+        return self.rows(self.model.reward(self.stacked(state), self.stacked(action)))
 
     def termination_probability(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.rows(self.agent.model.termination_probability(self.stacked(state), self.stacked(action)))
+        return self.rows(self.model.termination_probability(self.stacked(state), self.stacked(action)))
 
 
-def seed_actor_losses(value: torch.Tensor, first_log_prob: torch.Tensor, alpha: torch.Tensor, average: int | None,
-                      target_entropy: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def seed_actor_losses(
+    value: torch.Tensor, first_log_prob: torch.Tensor, alpha: torch.Tensor, average: int | None, target_entropy: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One seed's (9) and (8) from its expansion: actor loss, temperature loss, entropy estimate."""
     actor_loss = eq.svg_actor_objective(value, average)
     alpha_loss = eq.temperature_objective(first_log_prob, alpha, target_entropy)
     return actor_loss, alpha_loss, -first_log_prob.detach().mean()
 
 
-def seed_model_losses(predicted_reward: torch.Tensor, logit: torch.Tensor, reward: torch.Tensor,
-                      terminated: torch.Tensor, balance_classes: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def seed_model_losses(
+    predicted_reward: torch.Tensor,
+    logit: torch.Tensor,
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    balance_classes: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One seed's (11) and (13)."""
     return eq.reward_loss(predicted_reward, reward), eq.termination_loss(logit, terminated, balance_classes)
 
@@ -117,8 +144,15 @@ class BatchedSVGAgent:
     not initialised: load each seed's lone state (``load_seed_state``) and noise generator
     state (``noise.set_state``) before use; ``from_agents`` does both from lone agents."""
 
-    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, total_steps: int, seeds: int,
-                 warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: AgentConfig,
+        total_steps: int,
+        seeds: int,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         if config.horizon is None:
             raise ValueError("agent.horizon must be resolved before building the agent")
         self.config, self.seeds = config, seeds
@@ -132,23 +166,34 @@ class BatchedSVGAgent:
         c = config
         self.noise = SeedNoise(seeds, self.device)
         self.rngs = [np.random.default_rng() for _ in range(seeds)]  # replay sampling, one per seed
-        self.actor = StackedTanhGaussianActor(seeds, obs_dim, act_dim, c.hidden_dim, c.hidden_depth,
-                                              (c.log_std_min, c.log_std_max)).to(self.device)
+        self.actor = StackedTanhGaussianActor(
+            seeds, obs_dim, act_dim, c.hidden_dim, c.hidden_depth, (c.log_std_min, c.log_std_max)
+        ).to(self.device)
         self.critic = StackedCriticEnsemble(seeds, obs_dim, act_dim, c.hidden_dim, c.hidden_depth).to(self.device)
-        self.critic_target = StackedCriticEnsemble(seeds, obs_dim, act_dim, c.hidden_dim,
-                                                   c.hidden_depth).to(self.device).requires_grad_(False)
+        self.critic_target = (
+            StackedCriticEnsemble(seeds, obs_dim, act_dim, c.hidden_dim, c.hidden_depth)
+            .to(self.device)
+            .requires_grad_(False)
+        )
         self.log_alpha = torch.full((seeds,), math.log(c.init_temperature), device=self.device, requires_grad=True)
         self.normalizer = StackedNormalizer(seeds, obs_dim, c.obs_std_min, c.obs_std_max)
-        self.model: WorldModel | None = None
-        optimizers = {"actor": (self.actor.parameters(), c.actor_lr), "critic": (self.critic.parameters(), c.critic_lr),
-                      "temperature": ([self.log_alpha], c.temperature_lr)}
+        self.model: StackedWorldModel | None = None
+        optimizers = {
+            "actor": (self.actor.parameters(), c.actor_lr),
+            "critic": (self.critic.parameters(), c.critic_lr),
+            "temperature": ([self.log_alpha], c.temperature_lr),
+        }
         if (c.actor_expansion and self.horizon > 0) or self.critic_horizon > 1:
             self.model = self._build_world_model(c).to(self.device)
-            optimizers.update(dynamics=(self.model.dynamics.parameters(), c.model_lr),
-                              reward=(self.model.reward_head.parameters(), c.model_lr),
-                              termination=(self.model.termination_logit.parameters(), c.model_lr))
+            optimizers.update(
+                dynamics=(self.model.dynamics.parameters(), c.model_lr),
+                reward=(self.model.reward_head.parameters(), c.model_lr),
+                termination=(self.model.termination_logit.parameters(), c.model_lr),
+            )
         fused = c.fast_path.fused_optimizers
-        self.optimizers = {name: StackedAdam(parameters, lr, fused=fused) for name, (parameters, lr) in optimizers.items()}
+        self.optimizers = {
+            name: StackedAdam(parameters, lr, fused=fused) for name, (parameters, lr) in optimizers.items()
+        }
         self.actor_step_constants = [p for m in (self.critic, self.model) if m is not None for p in m.parameters()]
         self.actor_parameters = [*self.actor.parameters(), self.log_alpha]
         self.updates_done = 0
@@ -156,23 +201,34 @@ class BatchedSVGAgent:
         self._lone: SVGAgent | None = None  # one seed as a lone agent (``seed_agent``)
         self._warn = warn
 
-    def _build_world_model(self, c: AgentConfig) -> WorldModel:
+    def _build_world_model(self, c: AgentConfig) -> StackedWorldModel:
         s = self.seeds
+        dynamics: StackedGRUDynamics | StackedMLPEnsembleDynamics
         if c.dynamics == "gru":
-            dynamics = StackedGRUDynamics(s, self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth,
-                                          c.gru_hidden_dim, c.gru_layers, 0 if c.dynamics_decoder == "linear" else None,
-                                          c.dynamics_detach_predicted_state)
+            dynamics = StackedGRUDynamics(
+                s,
+                self.obs_dim,
+                self.act_dim,
+                c.model_hidden_dim,
+                c.model_hidden_depth,
+                c.gru_hidden_dim,
+                c.gru_layers,
+                0 if c.dynamics_decoder == "linear" else None,
+                c.dynamics_detach_predicted_state,
+            )
         elif c.dynamics == "mlp-ensemble":
-            dynamics = StackedMLPEnsembleDynamics(s, self.obs_dim, self.act_dim, c.model_hidden_dim,
-                                                  c.model_hidden_depth, c.ensemble_size, self.noise)
+            dynamics = StackedMLPEnsembleDynamics(
+                s, self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth, c.ensemble_size, self.noise
+            )
         else:
             raise ValueError(f"unknown dynamics {c.dynamics!r}; valid: gru, mlp-ensemble")
         head = partial(StackedStateActionHead, s, self.obs_dim, self.act_dim, c.model_hidden_dim, c.model_hidden_depth)
-        return WorldModel(dynamics, head(), head())
+        return StackedWorldModel(dynamics, head(), head())
 
     @classmethod
-    def from_agents(cls, agents: list[SVGAgent], noise_states: list[torch.Tensor],
-                    warn: Callable[[str], None] | None = None) -> "BatchedSVGAgent":
+    def from_agents(
+        cls, agents: list[SVGAgent], noise_states: list[torch.Tensor], warn: Callable[[str], None] | None = None
+    ) -> BatchedSVGAgent:
         """A batch whose seed s is lone agent s as it is now, drawing its noise from a
         generator in state ``noise_states[s]``."""
         first = agents[0]
@@ -209,8 +265,11 @@ class BatchedSVGAgent:
         return action[:, 0].cpu().numpy()
 
     # the lone agent's rules, the same for every seed: eq. (14)'s target, and H of eq. (9) at a step
-    target_entropy = SVGAgent.target_entropy
-    actor_horizon = SVGAgent.actor_horizon
+    def target_entropy(self, step: int) -> float:
+        return scheduled_target_entropy(self.config, self.total_steps, step)
+
+    def actor_horizon(self, step: int) -> int:
+        return scheduled_actor_horizon(self.config, self.horizon, self.model is not None, step)
 
     # ----------------------------------------------------------------- updates
 
@@ -240,13 +299,17 @@ class BatchedSVGAgent:
                 metrics.update(self.update_reward_and_termination(obs, action, reward, terminated))
             if self.updates_done % c.critic_target_update_every == 0:
                 with torch.no_grad():
-                    torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()),
-                                         c.critic_tau)
+                    torch._foreach_lerp_(
+                        list(self.critic_target.parameters()), list(self.critic.parameters()), c.critic_tau
+                    )
             self.updates_done += 1
         parts = [SeedMetrics(metrics)]
         if self.model is not None:
-            dynamics = [result for result in (self.update_dynamics(replay) for _ in range(c.num_seq_updates))
-                        if result is not None]
+            dynamics = [
+                result
+                for result in (self.update_dynamics(replay) for _ in range(c.num_seq_updates))
+                if result is not None
+            ]
             if dynamics:
                 parts.append(self._average_dynamics_metrics(dynamics))
         return parts
@@ -260,18 +323,31 @@ class BatchedSVGAgent:
         rows = SeedRows(self, obs.shape[1])
         with constants(self.actor_step_constants):
             value, first_log_prob = eq.entropy_regularized_value_expansion(
-                rows.rows(obs), horizon, rows.sample_action, rows if self.model is not None else None,
-                rows.q_function(self.critic), rows.per_row(self.alpha.detach()), self.config.discount)
+                rows.rows(obs),
+                horizon,
+                rows.sample_action,
+                rows if self.model is not None else None,
+                rows.q_function(self.critic),
+                rows.per_row(self.alpha.detach()),
+                self.config.discount,
+            )
             average = horizon + 1 if self.config.actor_objective_average else None
             losses = partial(seed_actor_losses, average=average, target_entropy=target_entropy)
-            actor_loss, alpha_loss, entropy = vmap(losses)(rows.stacked(value), rows.stacked(first_log_prob), self.alpha)
+            actor_loss, alpha_loss, entropy = vmap(losses)(
+                rows.stacked(value), rows.stacked(first_log_prob), self.alpha
+            )
         for name in ("actor", "temperature"):
             self.optimizers[name].zero_grad()
         (actor_loss.sum() + alpha_loss.sum()).backward(inputs=self.actor_parameters)
         self.optimizers["actor"].step()
         self.optimizers["temperature"].step()
-        return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(),
-                "alpha": self.alpha.detach(), "target_entropy": target_entropy, "entropy": entropy}
+        return {
+            "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach(),
+            "alpha": self.alpha.detach(),
+            "target_entropy": target_entropy,
+            "entropy": entropy,
+        }
 
     def critic_loss_of_batch(self, obs, action, reward, next_obs, terminated) -> torch.Tensor:
         """Each seed's eq. (4) on SAC's target eq. (5), or on MVE's Q_{0:H} targets of eq. (3)
@@ -280,14 +356,26 @@ class BatchedSVGAgent:
         if self.critic_horizon == 1:
             with torch.no_grad():  # SVGAgent.critic_target_value
                 next_action, next_log_prob = rows.sample_action(rows.rows(next_obs))
-                next_value = eq.soft_value(rows.q_function(self.critic_target)(rows.rows(next_obs), next_action),
-                                           next_log_prob, rows.per_row(self.alpha))
-                target = eq.soft_bellman_target(rows.rows(reward), rows.rows(terminated), next_value,
-                                                self.config.discount)
+                next_value = eq.soft_value(
+                    rows.q_function(self.critic_target)(rows.rows(next_obs), next_action),
+                    next_log_prob,
+                    rows.per_row(self.alpha),
+                )
+                target = eq.soft_bellman_target(
+                    rows.rows(reward), rows.rows(terminated), next_value, self.config.discount
+                )
             return vmap(eq.soft_bellman_residual)(self.critic(obs, action), rows.stacked(target))
         states, actions, targets, weights = eq.soft_value_expansion_targets(
-            rows.rows(reward), rows.rows(terminated), rows.rows(next_obs), self.critic_horizon, rows.sample_action,
-            rows, rows.q_function(self.critic_target), rows.per_row(self.alpha.detach()), self.config.discount)
+            rows.rows(reward),
+            rows.rows(terminated),
+            rows.rows(next_obs),
+            self.critic_horizon,
+            rows.sample_action,
+            rows,
+            rows.q_function(self.critic_target),
+            rows.per_row(self.alpha.detach()),
+            self.config.discount,
+        )
         pairs = len(states) + 1
         inputs = torch.cat([obs, *(rows.stacked(x) for x in states)], dim=1)  # (S, H*B, D): the H pairs per seed
         chosen = torch.cat([action, *(rows.stacked(u) for u in actions)], dim=1)
@@ -307,8 +395,9 @@ class BatchedSVGAgent:
         """Each seed's reward model by eq. (11) and termination model by eq. (13)."""
         assert self.model is not None
         losses = partial(seed_model_losses, balance_classes=self.config.termination_pos_weight)
-        loss_r, loss_d = vmap(losses)(self.model.reward(obs, action), self.model.termination_logit(obs, action),
-                                      reward, terminated)
+        loss_r, loss_d = vmap(losses)(
+            self.model.reward(obs, action), self.model.termination_logit(obs, action), reward, terminated
+        )
         for name in ("reward", "termination"):
             self.optimizers[name].zero_grad()
         (loss_r.sum() + loss_d.sum()).backward()
@@ -332,17 +421,22 @@ class BatchedSVGAgent:
         loss.sum().backward()
         norms, clipped = self.model.dynamics.clip_gradient(self.config.dynamics_grad_clip, length)
         optimizer.step(None if present.all() else torch.as_tensor(present, device=self.device))
-        return {"dynamics_loss": loss.detach(), "dynamics_grad_norm": norms.mean(1),
-                "dynamics_clipped": clipped.float().mean(1)}, present
+        return {
+            "dynamics_loss": loss.detach(),
+            "dynamics_grad_norm": norms.mean(1),
+            "dynamics_clipped": clipped.float().mean(1),
+        }, present
 
     def _average_dynamics_metrics(self, results: list[tuple[dict[str, torch.Tensor], np.ndarray]]) -> SeedMetrics:
         """Each seed's mean over the dynamics updates it made."""
         made = np.stack([present for _, present in results])  # (updates, S)
         mask = torch.as_tensor(made, device=self.device)
         counts = mask.sum(0).clamp(min=1)
-        means = {name: torch.where(mask, torch.stack([m[name] for m, _ in results]), 0.0).sum(0) / counts
-                 for name in results[0][0]}
-        return SeedMetrics(means, seeds=made.any(0))
+        means = {
+            name: torch.where(mask, torch.stack([m[name] for m, _ in results]), 0.0).sum(0) / counts
+            for name in results[0][0]
+        }
+        return SeedMetrics(means, seeds=np.any(made, axis=0))
 
     # ----------------------------------------------------------------- one seed
 
@@ -355,11 +449,14 @@ class BatchedSVGAgent:
     def seed_state(self, seed: int) -> dict:
         """Seed ``seed``'s state exactly as ``SVGAgent.state_dict`` writes it (copies)."""
         networks = self._stepped_networks()
-        state = {name: seed_state_dict(networks[name], seed) for name in NETWORKS}
-        state.update(log_alpha=self.log_alpha[seed].detach().clone(),
-                     optimizers={name: o.seed_state_dict(seed) for name, o in self.optimizers.items()},
-                     normalizer=self.normalizer.normalizers[seed].state_dict(),
-                     rng=self.rngs[seed].bit_generator.state, updates_done=self.updates_done)
+        state: dict[str, Any] = {name: seed_state_dict(networks[name], seed) for name in NETWORKS}
+        state.update(
+            log_alpha=self.log_alpha[seed].detach().clone(),
+            optimizers={name: o.seed_state_dict(seed) for name, o in self.optimizers.items()},
+            normalizer=self.normalizer.normalizers[seed].state_dict(),
+            rng=self.rngs[seed].bit_generator.state,
+            updates_done=self.updates_done,
+        )
         if self.model is not None:
             state["model"] = seed_state_dict(self.model, seed)
         return state
@@ -393,11 +490,10 @@ class BatchedSVGAgent:
         with self.noise.as_global(seed):
             return self.seed_agent(seed).model_error(states, actions)
 
-    def drop_seeds(self, keep: list[int]) -> "BatchedSVGAgent":
+    def drop_seeds(self, keep: list[int]) -> BatchedSVGAgent:
         """A batch of the seeds ``keep`` alone, each in its state now (a diverged seed leaves)."""
         batch = BatchedSVGAgent(self.obs_dim, self.act_dim, self.config, self.total_steps, len(keep), self._warn)
         for new, old in enumerate(keep):
             batch.load_seed_state(new, self.seed_state(old))
             batch.noise.set_state(new, self.noise.state(old))
         return batch
-

@@ -46,14 +46,17 @@ class CompiledLoss:
                 torch.compiler.cudagraph_mark_step_begin()
                 # a graph's outputs live in memory its next replay overwrites: keep copies
                 # (a clone keeps the autograd history, so backward still runs through it)
-                return torch.utils._pytree.tree_map(
-                    lambda x: x.clone() if isinstance(x, torch.Tensor) else x, self.compiled(*args))
+                return torch.utils._pytree.tree_map(  # noqa: SLF001 - torch has no public pytree module
+                    lambda x: x.clone() if isinstance(x, torch.Tensor) else x, self.compiled(*args)
+                )
             return self.compiled(*args)
         except Exception as error:  # noqa: BLE001 - any compiler or capture failure: fall back
             self.failed = True
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            self.warn(f"agent.compile={self.mode} failed ({type(error).__name__}: {reason[:160]}); "
-                      "running with agent.compile=off")
+            self.warn(
+                f"agent.compile={self.mode} failed ({type(error).__name__}: {reason[:160]}); "
+                "running with agent.compile=off"
+            )
             return self.eager(*args)
 
 
@@ -65,8 +68,10 @@ def compile_loss(fn: Callable, mode: str, device: torch.device, warn: Callable[[
     if mode == "off":
         return fn
     if mode == "cudagraphs" and device.type != "cuda":
-        warn(f"agent.compile=cudagraphs needs a CUDA device, this agent is on {device.type}; "
-             "running with agent.compile=off")
+        warn(
+            f"agent.compile=cudagraphs needs a CUDA device, this agent is on {device.type}; "
+            "running with agent.compile=off"
+        )
         return fn
     compiled = torch.compile(fn, mode="reduce-overhead" if mode == "cudagraphs" else None, dynamic=False)
     return CompiledLoss(fn, compiled, mode, warn)

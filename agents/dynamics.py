@@ -13,8 +13,9 @@ from agents.networks import EnsembleMLP, mlp, orthogonal_init
 from agents.objectives import multi_step_dynamics_loss
 
 
-def clip_summed_loss_gradient(parameters: Iterable[nn.Parameter], max_norm_of_mean: float,
-                              summed_terms: int) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_summed_loss_gradient(
+    parameters: Iterable[nn.Parameter], max_norm_of_mean: float, summed_terms: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Clip the gradient of a loss *summed* over ``summed_terms`` squared errors per sequence
     as the authors' code clips the gradient of the same errors' *mean*.
 
@@ -33,8 +34,9 @@ def clip_summed_loss_gradient(parameters: Iterable[nn.Parameter], max_norm_of_me
     return norm, norm > threshold
 
 
-def clip_member_gradients(parameters: Iterable[nn.Parameter], threshold: float,
-                          leading_dims: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_member_gradients(
+    parameters: Iterable[nn.Parameter], threshold: float, leading_dims: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``clip_grad_norm_`` applied to each member of stacked ensemble parameters on its own:
     every parameter's first dimension is the member (its first ``leading_dims`` dimensions
     index the members: seed and member for seed-stacked ensembles). The same formula as
@@ -48,8 +50,15 @@ def clip_member_gradients(parameters: Iterable[nn.Parameter], threshold: float,
     return norms, norms > threshold
 
 
-def gru_layer_step(x: torch.Tensor, h: torch.Tensor | None, w_ih: torch.Tensor, w_hh: torch.Tensor,
-                   b_ih: torch.Tensor, b_hh: torch.Tensor, joint_gates: bool = False) -> torch.Tensor:
+def gru_layer_step(
+    x: torch.Tensor,
+    h: torch.Tensor | None,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    joint_gates: bool = False,
+) -> torch.Tensor:
     """One step of one GRU layer as ``torch.nn.GRU`` computes it (gates r, z, n):
 
         r = sigma(W_ir x + b_ir + W_hr h + b_hr),  z = sigma(W_iz x + b_iz + W_hz h + b_hz),
@@ -64,8 +73,9 @@ def gru_layer_step(x: torch.Tensor, h: torch.Tensor | None, w_ih: torch.Tensor, 
     return gru_gates(gates_x, gates_h, h, joint_gates)
 
 
-def gru_gates(gates_x: torch.Tensor, gates_h: torch.Tensor, h: torch.Tensor | None,
-              joint_gates: bool = False) -> torch.Tensor:
+def gru_gates(
+    gates_x: torch.Tensor, gates_h: torch.Tensor, h: torch.Tensor | None, joint_gates: bool = False
+) -> torch.Tensor:
     """``gru_layer_step`` after its two products: gates_x = W_ih x + b_ih and gates_h = W_hh h
     + b_hh (b_hh alone when h is None, meaning 0), each (..., 3 hidden) -> h' (..., hidden).
     Any leading shape: the seed-stacked GRU (agents/stacked.py) shares this arithmetic."""
@@ -95,12 +105,22 @@ class GRUDynamics(nn.Module):
 
     lean: bool = False
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
-                 gru_hidden_dim: int, gru_layers: int, decoder_depth: int | None = None,
-                 detach_predicted_state: bool = False, fast_step: bool = False) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_dim: int,
+        hidden_depth: int,
+        gru_hidden_dim: int,
+        gru_layers: int,
+        decoder_depth: int | None = None,
+        detach_predicted_state: bool = False,
+        fast_step: bool = False,
+    ) -> None:
         super().__init__()
         self.encoder = mlp(obs_dim + act_dim, hidden_dim, gru_hidden_dim, hidden_depth)
-        self.gru = nn.GRU(gru_hidden_dim, gru_hidden_dim, num_layers=gru_layers)
+        # torch's GRU; the seed-stacked model (agents.stacked) holds its own here and steps it itself
+        self.gru: nn.Module = nn.GRU(gru_hidden_dim, gru_hidden_dim, num_layers=gru_layers)
         depth = hidden_depth if decoder_depth is None else decoder_depth
         self.decoder = mlp(gru_hidden_dim, hidden_dim, obs_dim, depth)
         self.state_dim = obs_dim
@@ -114,10 +134,13 @@ class GRUDynamics(nn.Module):
         """h_1 = 0: (layers, B, hidden), or None (meaning zero) on the fast path."""
         if self.fast_step:
             return None
-        return state.new_zeros(self.gru.num_layers, state.shape[0], self.gru.hidden_size)
+        gru = self.gru
+        assert isinstance(gru, nn.GRU)  # only the fast path runs another GRU (the seed-stacked model's)
+        return state.new_zeros(gru.num_layers, state.shape[0], gru.hidden_size)
 
-    def next_state(self, state: torch.Tensor, action: torch.Tensor,
-                   hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_state(
+        self, state: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One model transition. state: (B, D), action: (B, A), hidden: (L, B, Hd) or None (zero)."""
         encoded = self.encoder(torch.cat([state, action], dim=-1))
         if self.fast_step:
@@ -130,10 +153,13 @@ class GRUDynamics(nn.Module):
 
     def _cell_step(self, x: torch.Tensor, hidden: torch.Tensor | None) -> torch.Tensor:
         """All layers of one GRU step with ``gru_layer_step``: (B, in), (L, B, Hd) or None -> (L, B, Hd)."""
+        gru = self.gru
+        assert isinstance(gru, nn.GRU)  # the seed-stacked model, whose GRU is another, overrides this
         layers = []
-        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.gru.all_weights):
-            x = gru_layer_step(x, None if hidden is None else hidden[layer], w_ih, w_hh, b_ih, b_hh,
-                               joint_gates=self.lean)
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(gru.all_weights):
+            x = gru_layer_step(
+                x, None if hidden is None else hidden[layer], w_ih, w_hh, b_ih, b_hh, joint_gates=self.lean
+            )
             layers.append(x)
         return torch.stack(layers)
 
@@ -177,8 +203,9 @@ class MLPEnsembleDynamics(nn.Module):
     on the CPU it evaluates only each rollout's own member (on other devices all members in
     one batched matmul, which needs no host synchronisation). Same parameters and math."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int,
-                 batched: bool = False) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int, batched: bool = False
+    ) -> None:
         super().__init__()
         self.net = EnsembleMLP(members, obs_dim + act_dim, hidden_dim, obs_dim, hidden_depth)
         self.members = members
@@ -199,11 +226,14 @@ class MLPEnsembleDynamics(nn.Module):
         inputs = torch.cat([state, action], dim=-1)
         order = torch.argsort(member, stable=True)
         sizes = torch.bincount(member, minlength=self.members).tolist()
-        grouped = torch.cat([self.net.member(e, rows) for e, rows in enumerate(inputs[order].split(sizes)) if rows.shape[0]])
+        grouped = torch.cat(
+            [self.net.member(e, rows) for e, rows in enumerate(inputs[order].split(sizes)) if rows.shape[0]]
+        )
         return grouped[torch.argsort(order)]
 
-    def next_state(self, state: torch.Tensor, action: torch.Tensor,
-                   member: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_state(
+        self, state: torch.Tensor, action: torch.Tensor, member: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batched and state.device.type == "cpu" and not torch.compiler.is_compiling():
             return state + self.own_member_deltas(state, action, member), member
         deltas = self.member_deltas(state, action)
@@ -229,8 +259,9 @@ class MLPEnsembleDynamics(nn.Module):
         actions = actions.view(self.members, -1, *actions.shape[1:])
         x, u = states[:, :, 0], actions[:, :, 0]
         predicted = (x + self.net(torch.cat([x, u], dim=-1), self.batched)).unsqueeze(2)  # (E, B, 1, D)
-        return torch.stack([multi_step_dynamics_loss(predicted[e], states[e, :, 1:])
-                            for e in range(self.members)]).sum()
+        return torch.stack(
+            [multi_step_dynamics_loss(predicted[e], states[e, :, 1:]) for e in range(self.members)]
+        ).sum()
 
     def clip_gradient(self, max_norm_of_mean: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Clip each member's gradient on its own, as the authors' code clips its one model:

@@ -100,8 +100,9 @@ class MetricSums:
         keys = list(self.groups)
         if keys:
             stacked = torch.cat([self.groups[k].sum for k in keys]).tolist()
-            for name, count, total in zip((n for k in keys for n in k),
-                                          (self.groups[k].count for k in keys for _ in k), stacked):
+            for name, count, total in zip(
+                (n for k in keys for n in k), (self.groups[k].count for k in keys for _ in k), stacked
+            ):
                 sums[name] = sums.get(name, 0.0) + total
                 counts[name] = counts.get(name, 0) + count
         order = [name for name in self.order if name in sums]

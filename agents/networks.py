@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,7 @@ def use_lean_calls(module: nn.Module, lean: bool = True) -> None:
     dynamics) to functional calls (``lean``) or back to one module call per layer."""
     for part in module.modules():
         if hasattr(type(part), "lean"):
-            part.lean = lean
+            part.lean = lean  # type: ignore[assignment]  # torch types Module.__setattr__ for tensors and modules
 
 
 def orthogonal_init(module: nn.Module) -> None:
@@ -61,8 +62,9 @@ def tanh_log_abs_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:
 class TanhGaussianActor(nn.Module):
     """pi(u|x): u = tanh(mu(x) + sigma(x) eps), eps ~ N(0, I); log-std squashed into bounds."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
-                 log_std_bounds: tuple[float, float]) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, log_std_bounds: tuple[float, float]
+    ) -> None:
         super().__init__()
         self.trunk = mlp(obs_dim, hidden_dim, 2 * act_dim, hidden_depth)
         self.log_std_min, self.log_std_max = log_std_bounds
@@ -129,8 +131,9 @@ class EnsembleLinear(nn.Module):
             if x.dim() == 2:
                 x = x.expand(members, *x.shape)
             return torch.baddbmm(self.bias, x, self.weight)
-        return torch.stack([torch.addmm(self.bias[e], x if x.dim() == 2 else x[e], self.weight[e])
-                            for e in range(members)])
+        return torch.stack(
+            [torch.addmm(self.bias[e], x if x.dim() == 2 else x[e], self.weight[e]) for e in range(members)]
+        )
 
     def member(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """Member e alone: (N, in) -> (N, out)."""
@@ -154,14 +157,14 @@ class EnsembleMLP(nn.Module):
         """(B, in) or (E, B, in) -> (E, B, out); see ``EnsembleLinear.forward``."""
         if self.lean and batched:
             last = len(self.layers) - 1
-            for i, layer in enumerate(self.layers):
+            for i, layer in enumerate(cast("list[EnsembleLinear]", self.layers)):
                 if x.dim() == 2:
                     x = x.expand(layer.weight.shape[0], *x.shape)
                 x = torch.baddbmm(layer.bias, x, layer.weight)
                 if i < last:
                     x = torch.relu(x)
             return x
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(cast("list[EnsembleLinear]", self.layers)):
             x = layer(x, batched)
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
@@ -169,7 +172,7 @@ class EnsembleMLP(nn.Module):
 
     def member(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """Member e alone on its own rows: (N, in) -> (N, out)."""
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(cast("list[EnsembleLinear]", self.layers)):
             x = layer.member(e, x)
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
@@ -182,8 +185,9 @@ class CriticEnsemble(nn.Module):
     ``batched`` evaluates the heads as one batched module (the fast path) instead of a
     loop over heads; the parameters and the math are the same."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, num_heads: int = 2,
-                 batched: bool = False) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, num_heads: int = 2, batched: bool = False
+    ) -> None:
         super().__init__()
         self.heads = EnsembleMLP(num_heads, obs_dim + act_dim, hidden_dim, 1, hidden_depth)
         self.batched = batched
@@ -198,7 +202,8 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float, fused: bool 
 
     ``fused``: one multi-tensor lerp over every parameter (the fast path) instead of one
     lerp per parameter; same arithmetic."""
-    targets, sources = list(target.parameters()), list(source.parameters())
+    targets: list[torch.Tensor] = list(target.parameters())
+    sources: list[torch.Tensor] = list(source.parameters())
     if fused:
         torch._foreach_lerp_(targets, sources, tau)
         return

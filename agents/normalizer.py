@@ -53,8 +53,10 @@ class RunningNormalizer:
             return obs
         key = (obs.device, obs.dtype)
         if key not in self._tensors:  # copied to the device once per update (without a sync), not per call
-            self._tensors[key] = (to_device(self.mean, obs.device, np.float64).to(obs.dtype),
-                                  to_device(self.std, obs.device, np.float64).to(obs.dtype))
+            self._tensors[key] = (
+                to_device(self.mean, obs.device, np.float64).to(obs.dtype),
+                to_device(self.std, obs.device, np.float64).to(obs.dtype),
+            )
         mean, std = self._tensors[key]
         return (obs - mean) / std
 
@@ -70,8 +72,11 @@ class RunningNormalizer:
         return (x - mean) / std
 
     def state_dict(self) -> dict:
-        return {"count": self.count, "mean": torch.from_numpy(self.mean.copy()),
-                "sum_squared_deviation": torch.from_numpy(self.sum_squared_deviation.copy())}
+        return {
+            "count": self.count,
+            "mean": torch.from_numpy(self.mean.copy()),
+            "sum_squared_deviation": torch.from_numpy(self.sum_squared_deviation.copy()),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.count = int(state["count"])

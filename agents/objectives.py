@@ -7,7 +7,8 @@ callables that return tensors) and return tensors; optimisation lives in ``agent
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,9 @@ def sac_actor_objective(q_values: torch.Tensor, log_prob: torch.Tensor, alpha: t
     return (alpha * log_prob - q_values.min(dim=0).values).mean()
 
 
-def temperature_objective(log_prob: torch.Tensor, alpha: torch.Tensor, target_entropy: float) -> torch.Tensor:
+def temperature_objective(
+    log_prob: torch.Tensor, alpha: torch.Tensor, target_entropy: float | torch.Tensor
+) -> torch.Tensor:
     """(8) Temperature objective E[-alpha log pi(u|x) - alpha H_target].
 
     Its gradient raises alpha when the entropy -log pi is below the target. ``log_prob`` is
@@ -116,15 +119,16 @@ def entropy_regularized_value_expansion(
     value = torch.zeros(state.shape[0], dtype=state.dtype, device=state.device)
     survival = torch.ones_like(value)
     hidden = model.initial_hidden(state) if (model is not None and horizon > 0) else None
+    rollout = cast(RolloutModel, model)  # read only when H > 0, for which the agent builds a model
     first_log_prob = None
     for t in range(horizon):
         action, log_prob = sample_action(state)
         if first_log_prob is None:
             first_log_prob = log_prob
-        reward = model.reward(state, action)
+        reward = rollout.reward(state, action)
         value = value + discount**t * survival * (reward - alpha * log_prob)
-        survival = survival * (1.0 - model.termination_probability(state, action))
-        state, hidden = model.next_state(state, action, hidden)
+        survival = survival * (1.0 - rollout.termination_probability(state, action))
+        state, hidden = rollout.next_state(state, action, hidden)
     action, log_prob = sample_action(state)
     if first_log_prob is None:
         first_log_prob = log_prob
@@ -190,15 +194,16 @@ def soft_value_expansion_targets(
         states, actions, rewards, log_probs = [], [], [reward], []
         not_terminated = [1.0 - terminated]
         state = next_state
-        hidden = model.initial_hidden(state) if horizon > 1 else None
+        rollout = cast(RolloutModel, model)  # read only when H > 1, for which the agent builds a model
+        hidden = rollout.initial_hidden(state) if horizon > 1 else None
         for _ in range(horizon - 1):
             action, log_prob = sample_action(state)
             states.append(state)
             actions.append(action)
             log_probs.append(log_prob)
-            rewards.append(model.reward(state, action))
-            not_terminated.append(1.0 - model.termination_probability(state, action))
-            state, hidden = model.next_state(state, action, hidden)
+            rewards.append(rollout.reward(state, action))
+            not_terminated.append(1.0 - rollout.termination_probability(state, action))
+            state, hidden = rollout.next_state(state, action, hidden)
         action, log_prob = sample_action(state)
         value = soft_value(target_q_function(state, action), log_prob, alpha)  # Vhat_H
         targets = [torch.zeros_like(reward)] * horizon

@@ -3,6 +3,8 @@ per-step Python of ``torch.optim`` (the fast path's ``fused_optimizers``)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 
@@ -23,9 +25,15 @@ class DirectFusedAdam:
         self.optimizer = optimizer
         group = optimizer.param_groups[0]
         self.params: list[torch.Tensor] = list(group["params"])
-        self.direct = (len(optimizer.param_groups) == 1 and group.get("fused") is True and not group["amsgrad"]
-                       and not group["maximize"] and not group["capturable"] and not group["differentiable"]
-                       and not group.get("decoupled_weight_decay", False))
+        self.direct = (
+            len(optimizer.param_groups) == 1
+            and group.get("fused") is True
+            and not group["amsgrad"]
+            and not group["maximize"]
+            and not group["capturable"]
+            and not group["differentiable"]
+            and not group.get("decoupled_weight_decay", False)
+        )
         self._state: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def reset(self) -> None:
@@ -44,13 +52,31 @@ class DirectFusedAdam:
             self.optimizer.step()
             if self.direct and all(p in self.optimizer.state for p in self.params):
                 state = [self.optimizer.state[p] for p in self.params]
-                self._state = ([s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state],
-                               [s["step"] for s in state])
+                self._state = (
+                    [s["exp_avg"] for s in state],
+                    [s["exp_avg_sq"] for s in state],
+                    [s["step"] for s in state],
+                )
             return
         exp_avgs, exp_avg_sqs, steps = self._state
         group = self.optimizer.param_groups[0]
         beta1, beta2 = group["betas"]
         torch._foreach_add_(steps, 1)
-        torch._fused_adam_(self.params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
-                           beta1=float(beta1), beta2=float(beta2), weight_decay=group["weight_decay"],
-                           eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+        present = cast(list[torch.Tensor], grads)  # none is None: checked above
+        torch._fused_adam_(
+            self.params,
+            present,
+            exp_avgs,
+            exp_avg_sqs,
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=float(beta1),
+            beta2=float(beta2),
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )

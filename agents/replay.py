@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
 
 from agents.transfer import to_device
 
-
-Array = "np.ndarray | torch.Tensor"
+Array: TypeAlias = "np.ndarray | torch.Tensor"
 
 
 @dataclass
@@ -51,16 +51,26 @@ class ReplayBuffer:
     the same transitions as without ``device``, and sampling never waits for the device.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: torch.device | str | None = None,
-                 storage: dict[str, np.ndarray | torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        capacity: int,
+        device: torch.device | str | None = None,
+        storage: dict[str, np.ndarray | torch.Tensor] | None = None,
+    ) -> None:
         self.capacity = capacity
         self.device = None if device is None else torch.device(device)
         if storage is not None:  # slots that live elsewhere: one seed's rows of a seed-stacked storage
-            for name in self._ARRAYS:
+            for name in self.ARRAYS:
                 setattr(self, name, storage[name])
         else:
-            zeros = (lambda *shape: np.zeros(shape, dtype=np.float32)) if self.device is None else \
-                (lambda *shape: torch.zeros(shape, dtype=torch.float32, device=self.device))
+
+            def zeros(*shape: int) -> Any:  # a NumPy array, or a tensor on ``device``: indexed alike
+                if self.device is None:
+                    return np.zeros(shape, dtype=np.float32)
+                return torch.zeros(shape, dtype=torch.float32, device=self.device)
+
             self.obs = zeros(capacity, obs_dim)
             self.next_obs = zeros(capacity, obs_dim)
             self.action = zeros(capacity, act_dim)
@@ -73,12 +83,21 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminated: bool, truncated: bool) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminated: bool,
+        truncated: bool,
+    ) -> None:
         i = self.position
+        row: tuple[Array, ...] = (obs, action, next_obs)
         if self.device is not None:
-            obs, action, next_obs = (to_device(x, self.device) for x in (obs, action, next_obs))
-        self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = obs, action, reward, next_obs
+            row = tuple(to_device(x, self.device) for x in (obs, action, next_obs))
+        self.obs[i], self.action[i], self.next_obs[i] = row
+        self.reward[i] = reward
         self.terminated[i] = float(terminated)
         self.episode_end[i] = bool(terminated or truncated)
         self.position = (i + 1) % self.capacity
@@ -87,8 +106,9 @@ class ReplayBuffer:
     def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
         """Uniform single-step transitions."""
         idx = self._on_device(self.sample_indices(batch_size, rng))
-        return TransitionBatch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
-                               self.terminated[idx])
+        return TransitionBatch(
+            self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.terminated[idx]
+        )
 
     def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
         """The slots ``sample`` gathers: uniform over the stored transitions, (batch_size,)."""
@@ -146,17 +166,22 @@ class ReplayBuffer:
     def sequences_at(self, starts: np.ndarray, length: int) -> SequenceBatch:
         """The ``length``-transition sequences beginning at the slots ``starts`` (B,)."""
         steps = self._on_device((starts[:, None] + np.arange(length)[None, :]) % self.capacity)  # (B, H)
-        concatenate = np.concatenate if self.device is None else torch.cat
-        states = concatenate([self.obs[steps[:, :1]], self.next_obs[steps]], axis=1)
+        states: Array
+        if self.device is None:
+            states = np.concatenate([self.obs[steps[:, :1]], self.next_obs[steps]], axis=1)
+        else:
+            states = torch.cat([self.obs[steps[:, :1]], self.next_obs[steps]], dim=1)
         return SequenceBatch(states=states, actions=self.action[steps])
 
-    _ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "episode_end")
+    ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "episode_end")
 
     def state_dict(self) -> dict:
         """The stored slots as they lie in the ring, so a reload samples exactly as before.
         The tensors share the buffer's memory (no copy of a buffer that can hold 1M
         transitions): save them before the buffer changes."""
-        state = {name: torch.as_tensor(getattr(self, name)[: self.size]).cpu() for name in self._ARRAYS}
+        state: dict[str, torch.Tensor | int] = {
+            name: torch.as_tensor(getattr(self, name)[: self.size]).cpu() for name in self.ARRAYS
+        }
         state.update(position=self.position, size=self.size)
         return state
 
@@ -164,7 +189,7 @@ class ReplayBuffer:
         size = int(state["size"])
         if size > self.capacity:
             raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
-        for name in self._ARRAYS:
+        for name in self.ARRAYS:
             array = getattr(self, name)
             array[:size] = state[name].numpy() if isinstance(array, np.ndarray) else state[name]
         self.size, self.position = size, int(state["position"])

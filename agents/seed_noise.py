@@ -29,8 +29,7 @@ class SeedNoise:
 
     def integers(self, high: int, *shape: int) -> torch.Tensor:
         """Uniform integers in [0, high), (S, *shape), int64."""
-        return torch.stack([torch.randint(0, high, shape, generator=g, device=self.device)
-                            for g in self.generators])
+        return torch.stack([torch.randint(0, high, shape, generator=g, device=self.device) for g in self.generators])
 
     def state(self, seed: int) -> torch.Tensor:
         """Seed ``seed``'s generator state (a ByteTensor, as ``torch.get_rng_state`` gives)."""

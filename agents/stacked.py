@@ -13,13 +13,14 @@ a lone run of seed s starts.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import vmap
 
 from agents.dynamics import GRUDynamics, clip_member_gradients, gru_gates
-from agents.networks import TanhGaussianActor
+from agents.networks import MLP, TanhGaussianActor
 from agents.objectives import multi_step_dynamics_loss
 from agents.seed_noise import SeedNoise
 
@@ -38,7 +39,9 @@ def load_seed_state_dict(module: nn.Module, seed: int, state: dict[str, torch.Te
         raise KeyError(f"state dict does not fit {type(module).__name__}: missing {missing}, unexpected {unexpected}")
     for name, value in state.items():
         if own[name].shape[1:] != value.shape:
-            raise ValueError(f"{name}: a seed's shape is {tuple(own[name].shape[1:])}, the state's {tuple(value.shape)}")
+            raise ValueError(
+                f"{name}: a seed's shape is {tuple(own[name].shape[1:])}, the state's {tuple(value.shape)}"
+            )
         own[name][seed].copy_(value)
 
 
@@ -54,9 +57,10 @@ class StackedLinear(nn.Module):
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
 
-class StackedMLP(nn.Sequential):
+class StackedMLP(MLP):
     """Each seed's ``agents.networks.mlp``: the same layers at the same indices (so the same
-    parameter names), linear layers stacked. (S, N, in) -> (S, N, out)."""
+    parameter names), linear layers stacked. (S, N, in) -> (S, N, out). Its ``forward``
+    replaces the lone one (``lean`` is not read)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self._modules.values():
@@ -86,7 +90,9 @@ class StackedEnsembleLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seeds, members = self.weight.shape[:2]
-        out = torch.baddbmm(self.bias.flatten(0, 1), x.reshape(seeds * members, *x.shape[2:]), self.weight.flatten(0, 1))
+        out = torch.baddbmm(
+            self.bias.flatten(0, 1), x.reshape(seeds * members, *x.shape[2:]), self.weight.flatten(0, 1)
+        )
         return out.view(seeds, members, *out.shape[1:])
 
 
@@ -94,11 +100,14 @@ class StackedEnsembleMLP(nn.Module):
     """Each seed's ``EnsembleMLP``. x: (S, B, in), shared by a seed's members, or
     (S, E, B, in), one batch per member -> (S, E, B, out)."""
 
-    def __init__(self, seeds: int, members: int, input_dim: int, hidden_dim: int, output_dim: int,
-                 hidden_depth: int) -> None:
+    def __init__(
+        self, seeds: int, members: int, input_dim: int, hidden_dim: int, output_dim: int, hidden_depth: int
+    ) -> None:
         super().__init__()
         widths = [input_dim] + [hidden_dim] * hidden_depth + [output_dim]
-        self.layers = nn.ModuleList(StackedEnsembleLinear(seeds, members, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(
+            StackedEnsembleLinear(seeds, members, a, b) for a, b in zip(widths[:-1], widths[1:])
+        )
         self.members = members
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +127,15 @@ class StackedTanhGaussianActor(TanhGaussianActor):
     the last dimension, so with this trunk they take (S, B, obs_dim) and return (S, B, ...).
     ``sample`` is always given its noise (per-seed streams: ``agents.seed_noise``)."""
 
-    def __init__(self, seeds: int, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
-                 log_std_bounds: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        seeds: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden_dim: int,
+        hidden_depth: int,
+        log_std_bounds: tuple[float, float],
+    ) -> None:
         nn.Module.__init__(self)  # not the lone __init__: it would build and initialise a lone trunk
         self.trunk = stacked_mlp(seeds, obs_dim, hidden_dim, 2 * act_dim, hidden_depth)
         self.log_std_min, self.log_std_max = log_std_bounds
@@ -128,8 +144,9 @@ class StackedTanhGaussianActor(TanhGaussianActor):
 class StackedCriticEnsemble(nn.Module):
     """Each seed's ``CriticEnsemble``: (S, B, obs_dim), (S, B, act_dim) -> (S, E, B)."""
 
-    def __init__(self, seeds: int, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
-                 num_heads: int = 2) -> None:
+    def __init__(
+        self, seeds: int, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, num_heads: int = 2
+    ) -> None:
         super().__init__()
         self.heads = StackedEnsembleMLP(seeds, num_heads, obs_dim + act_dim, hidden_dim, 1, hidden_depth)
 
@@ -162,7 +179,9 @@ class StackedGRU(nn.Module):
         for layer in range(num_layers):
             width = input_size if layer == 0 else hidden_size
             self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.zeros(seeds, 3 * hidden_size, width)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.zeros(seeds, 3 * hidden_size, hidden_size)))
+            self.register_parameter(
+                f"weight_hh_l{layer}", nn.Parameter(torch.zeros(seeds, 3 * hidden_size, hidden_size))
+            )
             self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.zeros(seeds, 3 * hidden_size)))
             self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.zeros(seeds, 3 * hidden_size)))
 
@@ -172,7 +191,10 @@ class StackedGRU(nn.Module):
         layers = []
         for layer in range(self.num_layers):
             w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
-            b_ih, b_hh = getattr(self, f"bias_ih_l{layer}").unsqueeze(1), getattr(self, f"bias_hh_l{layer}").unsqueeze(1)
+            b_ih, b_hh = (
+                getattr(self, f"bias_ih_l{layer}").unsqueeze(1),
+                getattr(self, f"bias_hh_l{layer}").unsqueeze(1),
+            )
             h = None if hidden is None else hidden[layer]
             gates_x = torch.baddbmm(b_ih, x, w_ih.transpose(1, 2))
             gates_h = b_hh if h is None else torch.baddbmm(b_hh, h, w_hh.transpose(1, 2))
@@ -187,12 +209,21 @@ class StackedGRUDynamics(GRUDynamics):
     ``next_state`` and ``unroll`` are inherited unchanged (its fast path: the cell written
     out, h_1 = 0 passed as None); the cell's step is each seed's (``StackedGRU.step``)."""
 
-    def __init__(self, seeds: int, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
-                 gru_hidden_dim: int, gru_layers: int, decoder_depth: int | None = None,
-                 detach_predicted_state: bool = False) -> None:
+    def __init__(
+        self,
+        seeds: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden_dim: int,
+        hidden_depth: int,
+        gru_hidden_dim: int,
+        gru_layers: int,
+        decoder_depth: int | None = None,
+        detach_predicted_state: bool = False,
+    ) -> None:
         nn.Module.__init__(self)  # not the lone __init__: it would build and initialise lone layers
         self.encoder = stacked_mlp(seeds, obs_dim + act_dim, hidden_dim, gru_hidden_dim, hidden_depth)
-        self.gru = StackedGRU(seeds, gru_hidden_dim, gru_hidden_dim, gru_layers)
+        self.gru: StackedGRU = StackedGRU(seeds, gru_hidden_dim, gru_hidden_dim, gru_layers)
         depth = hidden_depth if decoder_depth is None else decoder_depth
         self.decoder = stacked_mlp(seeds, gru_hidden_dim, hidden_dim, obs_dim, depth)
         self.state_dim = obs_dim
@@ -218,8 +249,9 @@ class StackedMLPEnsembleDynamics(nn.Module):
     rollout from the seed's own stream (``noise``) and kept for every step. Every member is
     evaluated and each row's own one gathered (no host synchronisation)."""
 
-    def __init__(self, seeds: int, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int,
-                 noise: SeedNoise) -> None:
+    def __init__(
+        self, seeds: int, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int, noise: SeedNoise
+    ) -> None:
         super().__init__()
         self.net = StackedEnsembleMLP(seeds, members, obs_dim + act_dim, hidden_dim, obs_dim, hidden_depth)
         self.members = members
@@ -230,8 +262,9 @@ class StackedMLPEnsembleDynamics(nn.Module):
         """A member index per rollout, (S, B): what the lone model's ``torch.randint`` draws."""
         return self.noise.integers(self.members, state.shape[1])
 
-    def next_state(self, state: torch.Tensor, action: torch.Tensor,
-                   member: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_state(
+        self, state: torch.Tensor, action: torch.Tensor, member: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         deltas = self.net(torch.cat([state, action], dim=-1))  # (S, E, B, D)
         index = member[:, None, :, None].expand(-1, 1, -1, deltas.shape[-1])
         return state + deltas.gather(1, index).squeeze(1), member
@@ -254,3 +287,35 @@ class StackedMLPEnsembleDynamics(nn.Module):
         """``MLPEnsembleDynamics.clip_gradient`` for each seed: norms and clipped, (S, E)."""
         threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
         return clip_member_gradients(self.parameters(), threshold, leading_dims=2)
+
+
+class StackedWorldModel(nn.Module):
+    """Each seed's ``WorldModel``: the stacked dynamics, reward and termination heads under
+    the lone model's names (so a seed's slice of its state dict is a lone model's), with the
+    lone model's rollout interface on (S, B, ...) inputs."""
+
+    def __init__(
+        self,
+        dynamics: StackedGRUDynamics | StackedMLPEnsembleDynamics,
+        reward: StackedStateActionHead,
+        termination_logit: StackedStateActionHead,
+    ) -> None:
+        super().__init__()
+        self.dynamics = dynamics
+        self.reward_head = reward
+        self.termination_logit = termination_logit
+
+    def initial_hidden(self, state: torch.Tensor) -> torch.Tensor | None:
+        return self.dynamics.initial_hidden(state)
+
+    def next_state(
+        self, state: torch.Tensor, action: torch.Tensor, hidden: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden: the dynamics' own (the GRU's state or None, the ensemble's members)."""
+        return self.dynamics.next_state(state, action, hidden)
+
+    def reward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.reward_head(state, action)
+
+    def termination_probability(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.termination_logit(state, action))

@@ -20,8 +20,14 @@ class StackedAdam:
     parameters whose first dimension is the seed. ``fused`` only says what a seed's state
     dict records (the lone agent's optimiser setting: ``fast_path.fused_optimizers``)."""
 
-    def __init__(self, parameters: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, fused: bool = False) -> None:
+    def __init__(
+        self,
+        parameters: Iterable[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        fused: bool = False,
+    ) -> None:
         self.params = list(parameters)
         self.lr, self.betas, self.eps, self.fused = lr, betas, eps, fused
         seeds = self.params[0].shape[0]
@@ -52,7 +58,13 @@ class StackedAdam:
 
     def _step_all(self) -> None:
         beta1, beta2 = self.betas
-        grads = [p.grad for p in self.params]
+        grads = []
+        for p in self.params:
+            if p.grad is None:
+                raise RuntimeError(
+                    "StackedAdam.step: a parameter has no gradient (every stacked parameter takes part in its loss)"
+                )
+            grads.append(p.grad)
         self.steps += 1
         torch._foreach_lerp_(self.exp_avgs, grads, 1 - beta1)
         torch._foreach_mul_(self.exp_avg_sqs, beta2)
@@ -63,10 +75,10 @@ class StackedAdam:
         dtype = self.params[0].dtype
         step_size = (self.lr / bias_correction1).to(dtype)
         correction = bias_correction2_sqrt.to(dtype)
-        denominators = torch._foreach_sqrt(self.exp_avg_sqs)
+        denominators = torch._foreach_sqrt(self.exp_avg_sqs)  # noqa: SLF001 - the foreach kernels torch.optim.Adam uses
         torch._foreach_div_(denominators, [correction.view(v) for v in self._views])
         torch._foreach_add_(denominators, self.eps)
-        updates = torch._foreach_div(self.exp_avgs, denominators)
+        updates = torch._foreach_div(self.exp_avgs, denominators)  # noqa: SLF001 - as above
         torch._foreach_mul_(updates, [step_size.view(v) for v in self._views])
         torch._foreach_sub_(self.params, updates)
 
@@ -75,17 +87,30 @@ class StackedAdam:
     def seed_state_dict(self, seed: int) -> dict:
         """Seed ``seed``'s state as ``torch.optim.Adam(...).state_dict()`` gives it (the step
         count a float32 scalar: on the parameters' device when fused, else on the CPU)."""
-        group = {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": 0, "amsgrad": False,
-                 "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
-                 "fused": True if self.fused else None, "decoupled_weight_decay": False,
-                 "params": list(range(len(self.params)))}
+        group = {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": 0,
+            "amsgrad": False,
+            "maximize": False,
+            "foreach": None,
+            "capturable": False,
+            "differentiable": False,
+            "fused": True if self.fused else None,
+            "decoupled_weight_decay": False,
+            "params": list(range(len(self.params))),
+        }
         t = float(self.steps[seed])
         state = {}
         if t > 0:
             step_device = self.params[0].device if self.fused else torch.device("cpu")
             for i, (m, v) in enumerate(zip(self.exp_avgs, self.exp_avg_sqs)):
-                state[i] = {"step": torch.tensor(t, dtype=torch.float32, device=step_device),
-                            "exp_avg": m[seed].clone(), "exp_avg_sq": v[seed].clone()}
+                state[i] = {
+                    "step": torch.tensor(t, dtype=torch.float32, device=step_device),
+                    "exp_avg": m[seed].clone(),
+                    "exp_avg_sq": v[seed].clone(),
+                }
         return {"state": state, "param_groups": [group]}
 
     @torch.no_grad()
@@ -93,8 +118,9 @@ class StackedAdam:
         """Seed ``seed``'s state from a lone Adam state dict (of parameters of the same shapes)."""
         groups = state_dict["param_groups"]
         if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
-            raise ValueError(f"an Adam state of {sum(len(g['params']) for g in groups)} parameters does not fit "
-                             f"{len(self.params)}")
+            raise ValueError(
+                f"an Adam state of {sum(len(g['params']) for g in groups)} parameters does not fit {len(self.params)}"
+            )
         state = state_dict["state"]
         if not state:
             self.steps[seed] = 0

@@ -3,6 +3,7 @@ the divergence of a seed they reveal: ``agents.metrics.MetricSums`` for every se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ class SeedMetrics:
     """Update metrics of a batch: each value (S,) (one per seed) or a float (every seed's),
     reported by the seeds where ``seeds`` (S,) is true (by all when None)."""
 
-    values: dict[str, torch.Tensor | float]
+    values: Mapping[str, torch.Tensor | float]
     seeds: np.ndarray | None = None
 
 
@@ -101,8 +102,11 @@ class StackedMetricSums:
 
     def _divergence(self, seed: int, bad: list[tuple[str, list[float], list[float]]]) -> DivergenceError | None:
         rank = {name: i for i, name in enumerate(self.order[seed])}
-        found = [(steps[seed], rank[name], name, values[seed]) for name, steps, values in bad
-                 if steps[seed] >= 0 and name in rank]
+        found = [
+            (steps[seed], rank[name], name, values[seed])
+            for name, steps, values in bad
+            if steps[seed] >= 0 and name in rank
+        ]
         if not found:
             return None
         step, _, name, value = min(found)
@@ -163,17 +167,18 @@ class StackedMetricSums:
         for name, total in state["metric_sums"].items():
             self.order[seed].setdefault(name)
             self.float_sums.setdefault(name, np.zeros(self.seeds))[seed] = float(total)
-            self.float_counts.setdefault(name, np.zeros(self.seeds, dtype=np.int64))[seed] = \
-                int(state["metric_counts"][name])
+            self.float_counts.setdefault(name, np.zeros(self.seeds, dtype=np.int64))[seed] = int(
+                state["metric_counts"][name]
+            )
 
-    def select(self, keep: list[int]) -> "StackedMetricSums":
+    def select(self, keep: list[int]) -> StackedMetricSums:
         """The sums of the seeds ``keep`` alone, in that order (none of them diverged)."""
         kept = StackedMetricSums(len(keep))
         for new, old in enumerate(keep):
             kept.load_state_dict(new, self.state_dict(old))
         return kept
 
-    def of_seed(self, seed: int) -> "SeedMetricSums":
+    def of_seed(self, seed: int) -> SeedMetricSums:
         return SeedMetricSums(self, seed)
 
 

@@ -4,11 +4,13 @@ seed's transitions is one gather."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from agents.normalizer import RunningNormalizer
-from agents.replay import NoSequenceError, ReplayBuffer, SequenceBatch, TransitionBatch
+from agents.replay import Array, NoSequenceError, ReplayBuffer, SequenceBatch, TransitionBatch
 from agents.transfer import to_device
 
 
@@ -19,20 +21,32 @@ class StackedReplay:
     are the lone buffer's. Sampling draws each seed's slots from that seed's generator, as a
     lone agent does, and gathers all seeds' at once: (S, B, ...)."""
 
-    def __init__(self, seeds: int, obs_dim: int, act_dim: int, capacity: int,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, seeds: int, obs_dim: int, act_dim: int, capacity: int, device: torch.device | str | None = None
+    ) -> None:
         self.seeds, self.capacity = seeds, capacity
         self.device = None if device is None else torch.device(device)
-        zeros = (lambda *shape: np.zeros(shape, dtype=np.float32)) if self.device is None else \
-            (lambda *shape: torch.zeros(shape, dtype=torch.float32, device=self.device))
-        self.storage = {"obs": zeros(seeds, capacity, obs_dim), "next_obs": zeros(seeds, capacity, obs_dim),
-                        "action": zeros(seeds, capacity, act_dim), "reward": zeros(seeds, capacity),
-                        "terminated": zeros(seeds, capacity),
-                        "episode_end": np.zeros((seeds, capacity), dtype=bool)}
-        self.buffers = [ReplayBuffer(obs_dim, act_dim, capacity, device,
-                                     storage={name: array[s] for name, array in self.storage.items()})
-                        for s in range(seeds)]
-        self._seed_index = np.arange(seeds)[:, None]
+
+        def zeros(*shape: int) -> Any:  # a NumPy array, or a tensor on ``device``: indexed alike
+            if self.device is None:
+                return np.zeros(shape, dtype=np.float32)
+            return torch.zeros(shape, dtype=torch.float32, device=self.device)
+
+        self.storage: dict[str, Any] = {  # NumPy arrays, or tensors on the device (zeros)
+            "obs": zeros(seeds, capacity, obs_dim),
+            "next_obs": zeros(seeds, capacity, obs_dim),
+            "action": zeros(seeds, capacity, act_dim),
+            "reward": zeros(seeds, capacity),
+            "terminated": zeros(seeds, capacity),
+            "episode_end": np.zeros((seeds, capacity), dtype=bool),
+        }
+        self.buffers = [
+            ReplayBuffer(
+                obs_dim, act_dim, capacity, device, storage={name: array[s] for name, array in self.storage.items()}
+            )
+            for s in range(seeds)
+        ]
+        self._seed_index: Array = np.arange(seeds)[:, None]
         if self.device is not None:
             self._seed_index = torch.arange(seeds, device=self.device)[:, None]
 
@@ -42,7 +56,7 @@ class StackedReplay:
     def seed_buffer(self, seed: int) -> ReplayBuffer:
         return self.buffers[seed]
 
-    def select(self, keep: list[int]) -> "StackedReplay":
+    def select(self, keep: list[int]) -> StackedReplay:
         """The buffers of the seeds ``keep`` alone, in that order (copies)."""
         first = self.buffers[0]
         kept = StackedReplay(len(keep), first.obs.shape[1], first.action.shape[1], self.capacity, self.device)
@@ -50,13 +64,25 @@ class StackedReplay:
             kept.buffers[new].load_state_dict(self.buffers[old].state_dict())
         return kept
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
         """One transition of every seed: obs, next_obs (S, D); action (S, A); the rest (S,)."""
         first = self.buffers[0]
         i = first.position
-        values = {"obs": obs, "action": action, "reward": reward, "next_obs": next_obs,
-                  "terminated": np.asarray(terminated, dtype=np.float32)}
+        values = {
+            "obs": obs,
+            "action": action,
+            "reward": reward,
+            "next_obs": next_obs,
+            "terminated": np.asarray(terminated, dtype=np.float32),
+        }
         for name, value in values.items():
             self.storage[name][:, i] = value if self.device is None else to_device(value, self.device)
         self.storage["episode_end"][:, i] = np.logical_or(terminated, truncated)
@@ -68,12 +94,15 @@ class StackedReplay:
         """Each seed's ``ReplayBuffer.sample`` (the same slots from the same generator), (S, B, ...)."""
         slots = np.stack([buffer.sample_indices(batch_size, rng) for buffer, rng in zip(self.buffers, rngs)])
         index = self._on_device(slots)
-        gathered = [self.storage[name][self._seed_index, index]
-                    for name in ("obs", "action", "reward", "next_obs", "terminated")]
+        gathered = [
+            self.storage[name][self._seed_index, index]
+            for name in ("obs", "action", "reward", "next_obs", "terminated")
+        ]
         return TransitionBatch(*gathered)
 
-    def sample_sequences(self, batch_size: int, length: int,
-                         rngs: list[np.random.Generator]) -> tuple[SequenceBatch, np.ndarray]:
+    def sample_sequences(
+        self, batch_size: int, length: int, rngs: list[np.random.Generator]
+    ) -> tuple[SequenceBatch, np.ndarray]:
         """Each seed's ``ReplayBuffer.sample_sequences``: states (S, B, length+1, D), actions
         (S, B, length, A), and which seeds have them (S,) bool. A seed with no stored sequence
         yet (``NoSequenceError`` alone) gets zeros: its update must be skipped."""
@@ -85,10 +114,9 @@ class StackedReplay:
             except NoSequenceError:
                 present[s] = False
         steps = self._on_device((starts[:, :, None] + np.arange(length)) % self.capacity)  # (S, B, length)
-        concatenate = np.concatenate if self.device is None else torch.cat
         seeds = self._seed_index[:, :, None]
-        states = concatenate([self.storage["obs"][seeds, steps[:, :, :1]], self.storage["next_obs"][seeds, steps]],
-                             axis=2)
+        first, rest = self.storage["obs"][seeds, steps[:, :, :1]], self.storage["next_obs"][seeds, steps]
+        states = np.concatenate([first, rest], axis=2) if self.device is None else torch.cat([first, rest], dim=2)
         actions = self.storage["action"][seeds, steps]
         if not present.all():
             missing = self._on_device(np.flatnonzero(~present))
@@ -125,9 +153,10 @@ class StackedNormalizer:
         if key not in self._tensors:
             means = np.stack([n.mean if n.count else np.zeros_like(n.mean) for n in self.normalizers])
             stds = np.stack([n.std if n.count else np.ones_like(n.mean) for n in self.normalizers])
-            self._tensors[key] = (to_device(means, x.device, np.float64).to(x.dtype),
-                                  to_device(stds, x.device, np.float64).to(x.dtype))
+            self._tensors[key] = (
+                to_device(means, x.device, np.float64).to(x.dtype),
+                to_device(stds, x.device, np.float64).to(x.dtype),
+            )
         mean, std = self._tensors[key]
         shape = (mean.shape[0],) + (1,) * (x.dim() - 2) + (mean.shape[1],)
         return (x - mean.view(shape)) / std.view(shape)
-

@@ -28,28 +28,54 @@ class WorldModel(nn.Module):
     Implements ``agents.objectives.RolloutModel``.
     """
 
-    def __init__(self, dynamics: nn.Module, reward: StateActionHead, termination_logit: StateActionHead) -> None:
+    def __init__(
+        self, dynamics: GRUDynamics | MLPEnsembleDynamics, reward: StateActionHead, termination_logit: StateActionHead
+    ) -> None:
         super().__init__()
         self.dynamics = dynamics
         self.reward_head = reward
         self.termination_logit = termination_logit
 
     @classmethod
-    def gru(cls, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, gru_hidden_dim: int,
-            gru_layers: int, linear_decoder: bool, detach_predicted_state: bool,
-            fast_step: bool = False) -> "WorldModel":
-        dynamics = GRUDynamics(obs_dim, act_dim, hidden_dim, hidden_depth, gru_hidden_dim, gru_layers,
-                               decoder_depth=0 if linear_decoder else None,
-                               detach_predicted_state=detach_predicted_state, fast_step=fast_step)
-        return cls(dynamics, StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
-                   StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth))
+    def gru(
+        cls,
+        obs_dim: int,
+        act_dim: int,
+        hidden_dim: int,
+        hidden_depth: int,
+        gru_hidden_dim: int,
+        gru_layers: int,
+        linear_decoder: bool,
+        detach_predicted_state: bool,
+        fast_step: bool = False,
+    ) -> WorldModel:
+        dynamics = GRUDynamics(
+            obs_dim,
+            act_dim,
+            hidden_dim,
+            hidden_depth,
+            gru_hidden_dim,
+            gru_layers,
+            decoder_depth=0 if linear_decoder else None,
+            detach_predicted_state=detach_predicted_state,
+            fast_step=fast_step,
+        )
+        return cls(
+            dynamics,
+            StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
+            StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
+        )
 
     @classmethod
-    def mlp_ensemble(cls, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int,
-                     members: int, batched: bool = False) -> "WorldModel":
+    def mlp_ensemble(
+        cls, obs_dim: int, act_dim: int, hidden_dim: int, hidden_depth: int, members: int, batched: bool = False
+    ) -> WorldModel:
         dynamics = MLPEnsembleDynamics(obs_dim, act_dim, hidden_dim, hidden_depth, members, batched=batched)
-        return cls(dynamics, StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
-                   StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth))
+        return cls(
+            dynamics,
+            StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
+            StateActionHead(obs_dim, act_dim, hidden_dim, hidden_depth),
+        )
 
     def initial_hidden(self, state: torch.Tensor) -> torch.Tensor | None:
         return self.dynamics.initial_hidden(state)

@@ -19,36 +19,73 @@ class AgentVariant:
     paper_name: str = ""
 
 
-AGENTS: dict[str, AgentVariant] = {v.name: v for v in [
-    AgentVariant(
-        "sac", "model-free SAC: SVG(0) actor (eq. 7), soft Bellman critic (eq. 4-6), no model",
-        {"horizon": 0, "actor_expansion": False, "critic_expansion": False}, "SAC"),
-    AgentVariant(
-        "sac-svg", "SAC-SVG(H): SVG(H) actor through a learned GRU world model (eq. 9), model-free critic",
-        {"horizon": None, "actor_expansion": True, "critic_expansion": False, "dynamics": "gru"}, "SAC-SVG(H)"),
-    # The MVE critic's target at agent.horizon = H (docs/fidelity.md, "Ablation agents"): Q_{0:H}
-    # of eq. (3) by default (the real step and H - 1 model steps; Q_{0:1} is SAC's target),
-    # Q_{0:H+1} with agent.mve_horizon_counting=authors-code (the authors' code, and so most
-    # likely the curves of the paper's Fig. 4; its text gives neither their H nor a counting).
-    AgentVariant(
-        "mve", "MVE critic (eq. 3's Q_{0:H} targets, Feinberg et al. 2018), model-free SAC actor",
-        {"horizon": None, "actor_expansion": False, "critic_expansion": True, "dynamics": "gru"}, "SAC-MVE"),
-    AgentVariant(
-        "sac-svg-mve", "SVG(H) actor (V_{0:H}, eq. 9) and MVE critic (Q_{0:H}, eq. 3), both through the GRU world "
-        "model (paper Fig. 4)",
-        {"horizon": None, "actor_expansion": True, "critic_expansion": True, "dynamics": "gru"}, "SAC-SVG(H)-MVE"),
-    AgentVariant(
-        "sac-svg-ensemble", "SVG(H) actor through an ensemble of 5 one-step MLP dynamics models (paper Fig. 3)",
-        {"horizon": None, "actor_expansion": True, "critic_expansion": False, "dynamics": "mlp-ensemble",
-         "ensemble_size": 5}, "SAC-SVG(H), MLP ensemble"),
-]}
+AGENTS: dict[str, AgentVariant] = {
+    v.name: v
+    for v in [
+        AgentVariant(
+            "sac",
+            "model-free SAC: SVG(0) actor (eq. 7), soft Bellman critic (eq. 4-6), no model",
+            {"horizon": 0, "actor_expansion": False, "critic_expansion": False},
+            "SAC",
+        ),
+        AgentVariant(
+            "sac-svg",
+            "SAC-SVG(H): SVG(H) actor through a learned GRU world model (eq. 9), model-free critic",
+            {"horizon": None, "actor_expansion": True, "critic_expansion": False, "dynamics": "gru"},
+            "SAC-SVG(H)",
+        ),
+        # The MVE critic's target at agent.horizon = H (docs/fidelity.md, "Ablation agents"): Q_{0:H}
+        # of eq. (3) by default (the real step and H - 1 model steps; Q_{0:1} is SAC's target),
+        # Q_{0:H+1} with agent.mve_horizon_counting=authors-code (the authors' code, and so most
+        # likely the curves of the paper's Fig. 4; its text gives neither their H nor a counting).
+        AgentVariant(
+            "mve",
+            "MVE critic (eq. 3's Q_{0:H} targets, Feinberg et al. 2018), model-free SAC actor",
+            {"horizon": None, "actor_expansion": False, "critic_expansion": True, "dynamics": "gru"},
+            "SAC-MVE",
+        ),
+        AgentVariant(
+            "sac-svg-mve",
+            "SVG(H) actor (V_{0:H}, eq. 9) and MVE critic (Q_{0:H}, eq. 3), both through the GRU world "
+            "model (paper Fig. 4)",
+            {"horizon": None, "actor_expansion": True, "critic_expansion": True, "dynamics": "gru"},
+            "SAC-SVG(H)-MVE",
+        ),
+        AgentVariant(
+            "sac-svg-ensemble",
+            "SVG(H) actor through an ensemble of 5 one-step MLP dynamics models (paper Fig. 3)",
+            {
+                "horizon": None,
+                "actor_expansion": True,
+                "critic_expansion": False,
+                "dynamics": "mlp-ensemble",
+                "ensemble_size": 5,
+            },
+            "SAC-SVG(H), MLP ensemble",
+        ),
+    ]
+}
 
 
 # AgentConfig fields that only the world model uses: a model-free agent builds no model, so a
 # value given for one of them would change nothing.
-MODEL_KEYS = ("horizon", "dynamics", "ensemble_size", "model_hidden_dim", "model_hidden_depth", "gru_hidden_dim",
-              "gru_layers", "model_lr", "dynamics_decoder", "dynamics_detach_predicted_state", "dynamics_grad_clip",
-              "termination_pos_weight", "num_seq_updates", "seq_batch_size", "model_free_actor_warmup_steps")
+MODEL_KEYS = (
+    "horizon",
+    "dynamics",
+    "ensemble_size",
+    "model_hidden_dim",
+    "model_hidden_depth",
+    "gru_hidden_dim",
+    "gru_layers",
+    "model_lr",
+    "dynamics_decoder",
+    "dynamics_detach_predicted_state",
+    "dynamics_grad_clip",
+    "termination_pos_weight",
+    "num_seq_updates",
+    "seq_batch_size",
+    "model_free_actor_warmup_steps",
+)
 GRU_KEYS = ("gru_hidden_dim", "gru_layers", "dynamics_decoder", "dynamics_detach_predicted_state")
 MVE_KEYS = ("mve_horizon_counting",)  # fields only an MVE critic (critic_expansion) uses
 

@@ -121,10 +121,27 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def run_child(mode: str, folder: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--child", mode, "--folder", str(folder), "--task", args.task,
-               "--agent", args.agent, "--capacity", str(args.capacity)] + (["--no-agent"] if args.no_agent else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--folder",
+        str(folder),
+        "--task",
+        args.task,
+        "--agent",
+        args.agent,
+        "--capacity",
+        str(args.capacity),
+    ] + (["--no-agent"] if args.no_agent else [])
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -156,15 +173,20 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"{args.task}, {args.capacity} transitions, agent {'none' if args.no_agent else args.agent} (paper preset)")
     print(f"{'operation':<34}{'seconds (median)':>18}{'added peak MiB':>16}{'RSS before MiB':>16}{'file MiB':>10}")
-    names = {"save": "save, streamed (RunDirectory)", "save-bytesio": "save, BytesIO then write (old)",
-             "load": "load into a ReplayBuffer"}
+    names = {
+        "save": "save, streamed (RunDirectory)",
+        "save-bytesio": "save, BytesIO then write (old)",
+        "load": "load into a ReplayBuffer",
+    }
     for mode in MODES:
         rows = [r for r in results if r["mode"] == mode]
         file_mib = rows[0].get("file_mib")
-        print(f"{names[mode]:<34}{statistics.median(r['seconds'] for r in rows):>18.2f}"
-              f"{round(statistics.median(r['added_peak_mib'] for r in rows)):>16d}"
-              f"{statistics.median(r['before_mib'] for r in rows):>16.0f}"
-              f"{'' if file_mib is None else f'{file_mib:.0f}':>10}")
+        print(
+            f"{names[mode]:<34}{statistics.median(r['seconds'] for r in rows):>18.2f}"
+            f"{round(statistics.median(r['added_peak_mib'] for r in rows)):>16d}"
+            f"{statistics.median(r['before_mib'] for r in rows):>16.0f}"
+            f"{'' if file_mib is None else f'{file_mib:.0f}':>10}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -2,7 +2,8 @@
 (the plain path), each option alone, and all of them (the default).
 
     python benchmarks/fast_path_options.py --agent sac --preset paper --task mbpo/hopper
-    python benchmarks/fast_path_options.py --agent sac-svg --preset authors-code --task mbpo/hopper --rounds 4 --updates 3
+    python benchmarks/fast_path_options.py --agent sac-svg --preset authors-code --task mbpo/hopper \\
+        --rounds 4 --updates 3
 
 One torch thread unless --threads. Every variant's agent is built and warmed up first,
 then the variants take turns (--rounds rounds of --updates timed calls each, at env step
@@ -31,8 +32,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--updates", type=int, default=5, help="timed updates per variant and round")
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--allocator-default", action="store_true",
-                        help="leave glibc returning freed tensor memory (harness runs keep it: harness.process)")
+    parser.add_argument(
+        "--allocator-default",
+        action="store_true",
+        help="leave glibc returning freed tensor memory (harness runs keep it: harness.process)",
+    )
     args = parser.parse_args()
     set_torch_threads(args.threads)
     if not args.allocator_default:
@@ -41,9 +45,11 @@ def main() -> int:
     variants = {"plain (every option off)": {o: False for o in options}}
     variants.update({f"only {o}": {p: p == o for p in options} for o in options})
     variants["all (the default)"] = {o: True for o in options}
-    print(f"{args.agent}, {args.preset}, {args.task}, {args.device}, {args.threads} thread(s), "
-          f"{args.rounds} rounds of {args.updates} updates per variant"
-          f"{', glibc default allocator settings' if args.allocator_default else ''}\n")
+    print(
+        f"{args.agent}, {args.preset}, {args.task}, {args.device}, {args.threads} thread(s), "
+        f"{args.rounds} rounds of {args.updates} updates per variant"
+        f"{', glibc default allocator settings' if args.allocator_default else ''}\n"
+    )
     built = {}
     for name, flags in variants.items():
         overrides = tuple(f"agent.fast_path.{option}={str(on).lower()}" for option, on in flags.items())
@@ -59,8 +65,10 @@ def main() -> int:
     plain = statistics.median(seconds[next(iter(variants))])
     for name, times in seconds.items():
         median = statistics.median(times)
-        print(f"| {name} | {1000 * median:.1f} ({1000 * min(times):.1f}-{1000 * max(times):.1f}) | "
-              f"{median / plain:.2f}x |")
+        print(
+            f"| {name} | {1000 * median:.1f} ({1000 * min(times):.1f}-{1000 * max(times):.1f}) | "
+            f"{median / plain:.2f}x |"
+        )
     return 0
 
 

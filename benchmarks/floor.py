@@ -41,14 +41,18 @@ def recorded_products(agent: str, preset: str, task: str, overrides: tuple[str, 
     bench.fill_random(learner, replay, spec.obs_dim, spec.act_dim)
     for _ in range(3):
         learner.update(replay, bench.UPDATE_STEP)
-    with bench._quiet_stderr(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
+    with bench.quiet_stderr(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
         learner.update(replay, bench.UPDATE_STEP)
     products = []
     for event in profiler.events():
         if event.name in MATMULS:
-            pairs = [(tuple(shape), tuple(stride)) for shape, stride in
-                     zip(event.input_shapes, event.structured_input_strides or [[]] * len(event.input_shapes))
-                     if shape]
+            pairs = [
+                (tuple(shape), tuple(stride))
+                for shape, stride in zip(
+                    event.input_shapes, event.structured_input_strides or [[]] * len(event.input_shapes)
+                )
+                if shape
+            ]
             products.append((event.name, tuple(s for s, _ in pairs), tuple(t for _, t in pairs)))
     return products
 
@@ -68,8 +72,7 @@ def time_product(op: str, shapes: tuple, strides: tuple, calls: int = 200) -> fl
 
     layouts = list(strides) + [None] * (len(shapes) - len(strides))
     args = [_operand(shape, layout) for shape, layout in zip(shapes, layouts)]
-    fn = {"aten::mm": torch.mm, "aten::addmm": torch.addmm, "aten::bmm": torch.bmm,
-          "aten::baddbmm": torch.baddbmm}[op]
+    fn = {"aten::mm": torch.mm, "aten::addmm": torch.addmm, "aten::bmm": torch.bmm, "aten::baddbmm": torch.baddbmm}[op]
     for _ in range(20):
         fn(*args)
     samples = []
@@ -107,10 +110,19 @@ def floor(agent: str, preset: str, task: str, overrides: tuple[str, ...] = ()) -
     matmul = sum(seconds[key] * n for key, n in counts.items())
     flop = sum(n * _flop(op, shapes) for (op, shapes, _), n in counts.items())
     env = env_step_seconds(task)
-    return {"agent": agent, "preset": preset, "task": task, "products": sum(counts.values()),
-            "distinct_products": len(counts), "matmul_ms": 1000 * matmul, "gflop": flop / 1e9,
-            "matmul_gflops": flop / matmul / 1e9, "env_step_ms": 1000 * env, "floor_ms": 1000 * (matmul + env),
-            "floor_steps_per_second": 1.0 / (matmul + env)}
+    return {
+        "agent": agent,
+        "preset": preset,
+        "task": task,
+        "products": sum(counts.values()),
+        "distinct_products": len(counts),
+        "matmul_ms": 1000 * matmul,
+        "gflop": flop / 1e9,
+        "matmul_gflops": flop / matmul / 1e9,
+        "env_step_ms": 1000 * env,
+        "floor_ms": 1000 * (matmul + env),
+        "floor_steps_per_second": 1.0 / (matmul + env),
+    }
 
 
 def _flop(op: str, shapes: tuple) -> float:
@@ -132,14 +144,21 @@ def main(argv: list[str] | None = None) -> None:
     from harness.process import prepare_training_process
 
     prepare_training_process(args.threads)
-    rows = [floor(agent, args.preset, task, tuple(args.overrides))
-            for task in args.tasks or ["mbpo/hopper"] for agent in args.agents or ["sac", "sac-svg"]]
-    print("| agent | preset | task | products per update | GFLOP | matmul ms (alone) | GFLOP/s | env step ms "
-          "| floor ms/env step | floor env steps/s |\n|---|---|---|---|---|---|---|---|---|---|")
+    rows = [
+        floor(agent, args.preset, task, tuple(args.overrides))
+        for task in args.tasks or ["mbpo/hopper"]
+        for agent in args.agents or ["sac", "sac-svg"]
+    ]
+    print(
+        "| agent | preset | task | products per update | GFLOP | matmul ms (alone) | GFLOP/s | env step ms "
+        "| floor ms/env step | floor env steps/s |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r['agent']} | {r['preset']} | {r['task']} | {r['products']} | {r['gflop']:.3f} | "
-              f"{r['matmul_ms']:.2f} | {r['matmul_gflops']:.0f} | {r['env_step_ms']:.3f} | {r['floor_ms']:.2f} | "
-              f"{r['floor_steps_per_second']:.0f} |")
+        print(
+            f"| {r['agent']} | {r['preset']} | {r['task']} | {r['products']} | {r['gflop']:.3f} | "
+            f"{r['matmul_ms']:.2f} | {r['matmul_gflops']:.0f} | {r['env_step_ms']:.3f} | {r['floor_ms']:.2f} | "
+            f"{r['floor_steps_per_second']:.0f} |"
+        )
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -43,13 +43,33 @@ def main() -> int:
     parser.add_argument("--out", default="runs/benchmark")
     args = parser.parse_args()
 
-    lines = ["| agent | seed | first eval step with return >= {:g} | best eval return | steps | wall time (s) |"
-             .format(args.threshold), "|---|---|---|---|---|---|"]
+    lines = [
+        f"| agent | seed | first eval step with return >= {args.threshold:g} | best eval return | steps "
+        "| wall time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     commands = []
     for agent in args.agents:
-        command = ["harness", "run", "--suite", args.suite, "--task", args.task, "--agent", agent,
-                   "--seeds", str(args.seeds), "--preset", args.preset, "--jobs", str(args.jobs),
-                   "--out", args.out, "--wandb", "disabled"]
+        command = [
+            "harness",
+            "run",
+            "--suite",
+            args.suite,
+            "--task",
+            args.task,
+            "--agent",
+            agent,
+            "--seeds",
+            str(args.seeds),
+            "--preset",
+            args.preset,
+            "--jobs",
+            str(args.jobs),
+            "--out",
+            args.out,
+            "--wandb",
+            "disabled",
+        ]
         if args.steps:
             command += ["--steps", str(args.steps)]
         started = time.perf_counter()
@@ -59,8 +79,10 @@ def main() -> int:
             folder = Path(args.out) / args.suite / args.task / agent / f"seed_{seed}"
             summary = json.loads((folder / "summary.json").read_text())
             reached = first_step_reaching(folder / "eval.csv", args.threshold)
-            lines.append(f"| {agent} | {seed} | {reached if reached is not None else 'not reached'} | "
-                         f"{summary['best_eval_return']:.1f} | {summary['steps_done']} | {summary['wall_time']:.0f} |")
+            lines.append(
+                f"| {agent} | {seed} | {reached if reached is not None else 'not reached'} | "
+                f"{summary['best_eval_return']:.1f} | {summary['steps_done']} | {summary['wall_time']:.0f} |"
+            )
     print("\n".join(["```", *commands, "```", "", *lines]))
     return 0
 

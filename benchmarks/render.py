@@ -5,9 +5,9 @@
 
 Per task: ms to draw one frame off-screen with the scene the trainer films (shadows and
 reflections off, ``harness.video.lighten_scene``) and with MuJoCo's full scene, and ms to
-hand one frame to ffmpeg (which encodes in a process of its own); the back-end is MUJOCO_GL's (``harness.video``). Frames are
-drawn along one episode of random actions (seeded), after a warm-up frame. Results in
-docs/performance.md ("Evaluation videos").
+hand one frame to ffmpeg (which encodes in a process of its own); the back-end is MUJOCO_GL's
+(``harness.video``). Frames are drawn along one episode of random actions (seeded), after a
+warm-up frame. Results in docs/performance.md ("Evaluation videos").
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", dest="json_path")
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
-    args, command = parser.parse_args(argv[:split]), argv[split + 1:]
+    args, command = parser.parse_args(argv[:split]), argv[split + 1 :]
     if not command or (args.mode == "beside" and not args.other):
         raise SystemExit("sharing: give -- COMMAND (and --other for beside)")
     with tempfile.TemporaryDirectory() as scratch:

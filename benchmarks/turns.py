@@ -27,21 +27,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-MEASURE = ("import sys, json; from harness.bench import loop_steps_per_second; "
-           "a = json.loads(sys.argv[1]); "
-           "print(loop_steps_per_second(a['agent'], a['preset'], a['task'], 'cpu', tuple(a['overrides']), "
-           "a['steps'], a['threads']))")
+MEASURE = (
+    "import sys, json; from harness.bench import loop_steps_per_second; "
+    "a = json.loads(sys.argv[1]); "
+    "print(loop_steps_per_second(a['agent'], a['preset'], a['task'], 'cpu', tuple(a['overrides']), "
+    "a['steps'], a['threads']))"
+)
 
 
-def measure_code(path: str, agent: str, preset: str, task: str, steps: int, threads: int,
-                 overrides: list[str]) -> float:
+def measure_code(
+    path: str, agent: str, preset: str, task: str, steps: int, threads: int, overrides: list[str]
+) -> float:
     """Env steps/s of one whole-loop measurement by the svgbench tree at ``path``."""
     root = str(Path(path).resolve())
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    arguments = json.dumps({"agent": agent, "preset": preset, "task": task, "steps": steps, "threads": threads,
-                            "overrides": overrides})
-    done = subprocess.run([sys.executable, "-c", MEASURE, arguments], cwd=root, env=env, capture_output=True,
-                          text=True, check=False)
+    arguments = json.dumps(
+        {"agent": agent, "preset": preset, "task": task, "steps": steps, "threads": threads, "overrides": overrides}
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, arguments], cwd=root, env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"turns: {path} failed on {agent} {task}: {done.stderr.strip().splitlines()[-1:]}")
     return float(done.stdout.strip().splitlines()[-1])
@@ -72,8 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", action="append", dest="tasks")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--steps", type=int, default=400, help="timed learning steps per measurement")
-    parser.add_argument("--threads", type=int, action="append", help="torch threads (repeatable: each code "
-                        "is timed at each count, labelled CODE/Nt); default 1")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        action="append",
+        help="torch threads (repeatable: each code is timed at each count, labelled CODE/Nt); default 1",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", dest="json_path")
     parser.add_argument("overrides", nargs="*", help="key=value settings for every svgbench code")
@@ -92,8 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                 for label, (path, threads) in codes.items():
                     rate = measure_code(path, agent, args.preset, task, args.steps, threads, args.overrides)
                     records.append({"round": round_number, "code": label, "agent": agent, "task": task, "rate": rate})
-                    print(f"round {round_number} {label:>10} {agent:>8} {task:<22} {rate:8.1f} env steps/s",
-                          flush=True)
+                    print(f"round {round_number} {label:>10} {agent:>8} {task:<22} {rate:8.1f} env steps/s", flush=True)
         for label, command in commands.items():
             rate = measure_command(command)
             records.append({"round": round_number, "code": label, "agent": "-", "task": "-", "rate": rate})
@@ -112,8 +120,10 @@ def summary(records: list[dict], labels: list[str]) -> str:
         for label in labels:
             rates = [r["rate"] for r in records if (r["agent"], r["task"], r["code"]) == (agent, task, label)]
             if rates:
-                rows.append(f"| {agent} | {task} | {label} | {', '.join(f'{x:.1f}' for x in rates)} | "
-                            f"{statistics.median(rates):.1f} |")
+                rows.append(
+                    f"| {agent} | {task} | {label} | {', '.join(f'{x:.1f}' for x in rates)} | "
+                    f"{statistics.median(rates):.1f} |"
+                )
     return "\n".join(rows)
 
 

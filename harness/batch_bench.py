@@ -57,8 +57,9 @@ class BatchBenchRow:
     speedup: float
 
 
-def batched_loop_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
-                                  steps: int, seeds: int) -> tuple[float, int]:
+def batched_loop_steps_per_second(
+    agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...], steps: int, seeds: int
+) -> tuple[float, int]:
     """Aggregate env steps/s (S x batch steps/s) of S seeds' batched loop in this process,
     and its torch threads (the harness's choice for the batch on every core this process has)."""
     import torch
@@ -72,22 +73,35 @@ def batched_loop_steps_per_second(agent: str, preset: str, task: str, device: st
     from harness.suites import get_task
 
     suite, name = task.split("/")
-    configs = [build_run_config(suite, name, agent, seed, preset=preset, overrides=[f"agent.device={device}", *overrides])
-               for seed in range(seeds)]
+    configs = [
+        build_run_config(suite, name, agent, seed, preset=preset, overrides=[f"agent.device={device}", *overrides])
+        for seed in range(seeds)
+    ]
     config = configs[0]
     threads = prepare_training_process(config.trainer.torch_threads, config.agent, seeds=seeds)
     spec = get_task(suite, name)
     lone, noise = [], []
     for seed, seed_config in enumerate(configs):  # each seed's agent as its run builds it
+        total_steps = seed_config.trainer.total_steps
+        if total_steps is None:
+            raise ValueError("the run config's task values are not filled in (harness.config.resolve_task_values)")
         torch.manual_seed(seed)
-        lone.append(SVGAgent(spec.obs_dim, spec.act_dim, seed_config.agent, seed_config.trainer.total_steps,
-                             np.random.SeedSequence(seed).spawn(2)[0]))
+        lone.append(
+            SVGAgent(
+                spec.obs_dim,
+                spec.act_dim,
+                seed_config.agent,
+                total_steps,
+                np.random.SeedSequence(seed).spawn(2)[0],
+            )
+        )
         noise.append(torch.cuda.get_rng_state() if lone[-1].device.type == "cuda" else torch.get_rng_state())
     batch = BatchedSVGAgent.from_agents(lone, noise)
     del lone
     capacity = max(FILLED_TRANSITIONS, config.trainer.seed_steps + 1000)
-    replay = StackedReplay(seeds, spec.obs_dim, spec.act_dim, capacity,
-                           batch.device if config.agent.fast_path.replay_on_device else None)
+    replay = StackedReplay(
+        seeds, spec.obs_dim, spec.act_dim, capacity, batch.device if config.agent.fast_path.replay_on_device else None
+    )
     metrics = StackedMetricSums(seeds)
     envs = [spec.make_env() for _ in range(seeds)]
     obs = np.stack([env.reset(seed=seed)[0] for seed, env in enumerate(envs)])
@@ -100,7 +114,7 @@ def batched_loop_steps_per_second(agent: str, preset: str, task: str, device: st
         terminated, truncated = np.array([t[2] for t in transitions]), np.array([t[3] for t in transitions])
         replay.add(obs, actions, np.array([float(t[1]) for t in transitions]), next_obs, terminated, truncated)
         batch.observe(next_obs)
-        for i in np.flatnonzero(terminated | truncated):
+        for i in map(int, np.flatnonzero(terminated | truncated)):
             next_obs[i] = envs[i].reset()[0]
             batch.observe_seed(i, next_obs[i])
             metrics.read(i)
@@ -125,8 +139,9 @@ def batched_loop_steps_per_second(agent: str, preset: str, task: str, device: st
     return seeds * steps / elapsed, threads.count
 
 
-def lone_loops_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
-                                steps: int, seeds: int, jobs: int) -> tuple[float, int]:
+def lone_loops_steps_per_second(
+    agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...], steps: int, seeds: int, jobs: int
+) -> tuple[float, int]:
     """Aggregate env steps/s of S lone loops placed J at a time, and each one's torch threads."""
     from harness.config import build_run_config
     from harness.process import available_cores, choose_threads, core_share
@@ -142,12 +157,25 @@ def lone_loops_steps_per_second(agent: str, preset: str, task: str, device: str,
 
 
 def bench_seed_batching(agent: str, preset: str, task: str, seeds: int, settings: BatchBenchSettings) -> BatchBenchRow:
-    batched, batch_threads = batched_loop_steps_per_second(agent, preset, task, settings.device, settings.overrides,
-                                                           settings.loop_steps, seeds)
-    lone, lone_threads = lone_loops_steps_per_second(agent, preset, task, settings.device, settings.overrides,
-                                                     settings.loop_steps, seeds, settings.jobs)
-    return BatchBenchRow(agent, preset, task, seeds, settings.jobs, settings.device, batch_threads, lone_threads,
-                         batched, lone, batched / lone)
+    batched, batch_threads = batched_loop_steps_per_second(
+        agent, preset, task, settings.device, settings.overrides, settings.loop_steps, seeds
+    )
+    lone, lone_threads = lone_loops_steps_per_second(
+        agent, preset, task, settings.device, settings.overrides, settings.loop_steps, seeds, settings.jobs
+    )
+    return BatchBenchRow(
+        agent,
+        preset,
+        task,
+        seeds,
+        settings.jobs,
+        settings.device,
+        batch_threads,
+        lone_threads,
+        batched,
+        lone,
+        batched / lone,
+    )
 
 
 def run_batch_benchmark(settings: BatchBenchSettings, say=print) -> dict[str, Any]:
@@ -160,24 +188,36 @@ def run_batch_benchmark(settings: BatchBenchSettings, say=print) -> dict[str, An
                     row = bench_seed_batching(agent, preset, task, seeds, settings)
                     rows.append(row)
                     say(markdown_row(row))
-    return {"machine": machine_description(settings.device), "settings": asdict(settings),
-            "rows": [asdict(row) for row in rows]}
+    return {
+        "machine": machine_description(settings.device),
+        "settings": asdict(settings),
+        "rows": [asdict(row) for row in rows],
+    }
 
 
-MARKDOWN_HEADER = ("| agent | preset | task | seeds S | lone runs at once (--jobs) | threads: batch, each lone run | "
-                   "aggregate env steps/s: S batched | S lone runs | batched / lone |\n"
-                   "|---|---|---|---|---|---|---|---|---|")
+MARKDOWN_HEADER = (
+    "| agent | preset | task | seeds S | lone runs at once (--jobs) | threads: batch, each lone run | "
+    "aggregate env steps/s: S batched | S lone runs | batched / lone |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def markdown_row(row: BatchBenchRow) -> str:
-    return (f"| {row.agent} | {row.preset} | {row.task} | {row.seeds} | {min(row.jobs, row.seeds)} | "
-            f"{row.batch_threads}, {row.lone_threads} | {row.batched_steps_per_second:.2f} | "
-            f"{row.lone_steps_per_second:.2f} | {row.speedup:.2f}x |")
+    return (
+        f"| {row.agent} | {row.preset} | {row.task} | {row.seeds} | {min(row.jobs, row.seeds)} | "
+        f"{row.batch_threads}, {row.lone_threads} | {row.batched_steps_per_second:.2f} | "
+        f"{row.lone_steps_per_second:.2f} | {row.speedup:.2f}x |"
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
-    lines = [f"Machine: {machine['cpu']} ({machine['cores']} cores)" + (f", {machine['gpu']}" if "gpu" in machine else "")
-             + f"; torch {machine['torch']}; commit {machine['commit']}.", "", MARKDOWN_HEADER]
+    lines = [
+        f"Machine: {machine['cpu']} ({machine['cores']} cores)"
+        + (f", {machine['gpu']}" if "gpu" in machine else "")
+        + f"; torch {machine['torch']}; commit {machine['commit']}.",
+        "",
+        MARKDOWN_HEADER,
+    ]
     lines += [markdown_row(BatchBenchRow(**row)) for row in result["rows"]]
     return "\n".join(lines) + "\n"

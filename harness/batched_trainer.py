@@ -22,16 +22,16 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
+from agents import SVGAgent
 from agents.batched import BatchedSVGAgent
-from agents.metrics import DivergenceError
+from agents.replay import ReplayBuffer
 from agents.stacked_metrics import StackedMetricSums
 from agents.stacked_replay import StackedReplay
 from harness.config import RunConfig, to_yaml
@@ -48,23 +48,59 @@ class SeedTrainer(Trainer):
     batch's (``attach``); ``as_lone`` lends it a lone agent for what a lone run does with
     its agent between updates (restore, evaluate, checkpoint)."""
 
-    def __init__(self, config: RunConfig, run_dir: RunDirectory, on_evaluation: EvaluationCallback | None = None,
-                 say: Callable[[str], None] = say_to_stderr) -> None:
+    _agent: SVGAgent | None
+    _replay: ReplayBuffer | None
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: RunDirectory,
+        on_evaluation: EvaluationCallback | None = None,
+        say: Callable[[str], None] = say_to_stderr,
+    ) -> None:
         super().__init__(config, run_dir, on_evaluation, say)  # builds the seed's agent as a lone run does
         device = self.agent.device
         # where the lone run's global generator stands once its agent is built: the seed's noise stream
         self.noise_state = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
-        self.replay = None  # the lone buffer: the seed's rows of the batch's storage replace it
-        self.batch: BatchedSVGAgent | None = None
+        self._replay = None  # the lone buffer: the seed's rows of the batch's storage replace it
+        self._batch: BatchedSVGAgent | None = None
         self.index = -1
         self.logs: tuple = ()
         self.resumed = False
         self.row_clock, self.row_step = 0.0, 0
 
+    @property
+    def agent(self) -> SVGAgent:
+        """The seed's lone agent: the one its run built until ``attach``, then within ``as_lone`` only."""
+        if self._agent is None:
+            raise RuntimeError(f"seed {self.config.seed} of a batch has a lone agent only within as_lone()")
+        return self._agent
+
+    @agent.setter
+    def agent(self, agent: SVGAgent) -> None:
+        self._agent = agent
+
+    @property
+    def replay(self) -> ReplayBuffer:
+        """The seed's rows of the batch's replay storage, once attached."""
+        if self._replay is None:
+            raise RuntimeError(f"seed {self.config.seed} has no replay buffer before it joins a batch (attach)")
+        return self._replay
+
+    @replay.setter
+    def replay(self, replay: ReplayBuffer) -> None:
+        self._replay = replay
+
+    @property
+    def batch(self) -> BatchedSVGAgent:
+        if self._batch is None:
+            raise RuntimeError(f"seed {self.config.seed} is not in a batch yet (attach)")
+        return self._batch
+
     def attach(self, batch: BatchedSVGAgent, replay: StackedReplay, metrics: StackedMetricSums, index: int) -> None:
         """Seed ``index`` of the batch from now on (after the batch was built or shrank)."""
-        self.batch, self.index = batch, index
-        self.agent = None  # see as_lone
+        self._batch, self.index = batch, index
+        self._agent = None  # see as_lone
         self.replay = replay.seed_buffer(index)
         self.metrics = metrics.of_seed(index)
 
@@ -78,7 +114,13 @@ class SeedTrainer(Trainer):
             with self.batch.noise.as_global(self.index):
                 yield
         finally:
-            self.agent = None
+            self._agent = None
+
+    def current_obs(self) -> np.ndarray:
+        """The state the seed's next env step starts from."""
+        if self.obs is None:
+            raise RuntimeError(f"seed {self.config.seed}'s loop runs after its env is reset or restored")
+        return self.obs
 
     def start_fresh(self) -> None:
         self.run_dir.clear_logs()
@@ -103,9 +145,13 @@ class SeedTrainer(Trainer):
         """The episode's train.csv row (``Trainer._loop``'s), the seed's metrics read (a
         divergence raises here), the environment reset; returns its first state."""
         p = self.progress
-        row = {"step": p.step, "episode": p.episode, "episode_return": p.episode_return,
-               "episode_length": p.episode_length,
-               "steps_per_second": (p.step - self.row_step) / max(now - self.row_clock, 1e-9)}
+        row = {
+            "step": p.step,
+            "episode": p.episode,
+            "episode_return": p.episode_return,
+            "episode_length": p.episode_length,
+            "steps_per_second": (p.step - self.row_step) / max(now - self.row_clock, 1e-9),
+        }
         row.update(self.metrics.read())
         row["target_entropy"] = self.batch.target_entropy(p.step)
         row["alpha"] = self.batch.alpha[self.index].item()
@@ -143,8 +189,12 @@ class BatchedTrainer:
     """Trains seeds of one (task, agent, config) as one batch until done; seeds that fail
     leave it. ``run`` returns the seeds left for a later batch (checkpoints at another step)."""
 
-    def __init__(self, runs: list[tuple[RunConfig, RunDirectory, EvaluationCallback | None]],
-                 outcomes: dict[Path, SeedOutcome], say: Callable[[str], None] = say_to_stderr) -> None:
+    def __init__(
+        self,
+        runs: list[tuple[RunConfig, RunDirectory, EvaluationCallback | None]],
+        outcomes: dict[Path, SeedOutcome],
+        say: Callable[[str], None] = say_to_stderr,
+    ) -> None:
         self.runs, self.outcomes, self.say = runs, outcomes, say
         self.seeds: list[SeedTrainer] = []
 
@@ -156,18 +206,19 @@ class BatchedTrainer:
             if seed.logs:
                 seed.end_failed(error, seed.logs[2])
             else:
-                seed._mark_failed(error, steps_done=seed.progress.step)
+                seed.mark_failed(error, steps_done=seed.progress.step)
         finally:
             seed.close_logs()
             seed.close_envs()
-            self.outcomes[seed.run_dir.path] = SeedOutcome(seed.run_dir.path, error=error,
-                                                           trace=trace or "".join(traceback.format_exception(error)))
+            self.outcomes[seed.run_dir.path] = SeedOutcome(
+                seed.run_dir.path, error=error, trace=trace or "".join(traceback.format_exception(error))
+            )
 
     def _leave(self, failed: dict[SeedTrainer, BaseException]) -> None:
         """The failed seeds, and any other seed whose metrics diverged meanwhile, leave the
         batch; the others go on in a batch of their own states."""
-        for index, error in self.metrics.diverged().items():
-            failed.setdefault(self.seeds[index], error)
+        for index, diverged in self.metrics.diverged().items():
+            failed.setdefault(self.seeds[index], diverged)
         for seed, error in failed.items():
             self._fail(seed, error)
         keep = [i for i, seed in enumerate(self.seeds) if seed not in failed]
@@ -204,20 +255,29 @@ class BatchedTrainer:
         if not self.seeds:
             return later
         first = self.seeds[0]
-        batch = BatchedSVGAgent.from_agents([seed.agent for seed in self.seeds], [seed.noise_state for seed in self.seeds],
-                                            warn=lambda line: self.say(f"warning: {line}"))
+        batch = BatchedSVGAgent.from_agents(
+            [seed.agent for seed in self.seeds],
+            [seed.noise_state for seed in self.seeds],
+            warn=lambda line: self.say(f"warning: {line}"),
+        )
         agent_config = first.config.agent
         replay_device = batch.device if agent_config.fast_path.replay_on_device else None
-        self._attach(batch, StackedReplay(len(self.seeds), first.spec.obs_dim, first.spec.act_dim,
-                                          agent_config.replay_capacity, replay_device), StackedMetricSums(len(self.seeds)))
+        self._attach(
+            batch,
+            StackedReplay(
+                len(self.seeds), first.spec.obs_dim, first.spec.act_dim, agent_config.replay_capacity, replay_device
+            ),
+            StackedMetricSums(len(self.seeds)),
+        )
         threads = prepare_training_process(first.config.trainer.torch_threads, agent_config, seeds=len(self.seeds))
-        failed = {}
+        failed: dict[SeedTrainer, BaseException] = {}
         for seed in self.seeds:
             seed.threads = threads  # summary.json records the batch's choice
             try:
                 if seed in checkpoints:
-                    if checkpoints[seed].message:  # state.pt unreadable: resumed from state.prev.pt
-                        self.say(checkpoints[seed].message)
+                    message = checkpoints[seed].message
+                    if message:  # state.pt unreadable: resumed from state.prev.pt
+                        self.say(message)
                     seed.restore(checkpoints.pop(seed).state)
                     seed.resumed = True
                 else:
@@ -268,15 +328,21 @@ class BatchedTrainer:
         c, total = first.config, first.total_steps
         step = first.progress.step
         numbers = ", ".join(str(seed.config.seed) for seed in self.seeds)
-        bar = ProgressBar(total, step, c.trainer.seed_steps, enabled=c.trainer.progress,
-                          desc=f"{c.task}/{c.agent.name}/seeds {numbers}")
+        bar = ProgressBar(
+            total,
+            step,
+            c.trainer.seed_steps,
+            enabled=c.trainer.progress,
+            desc=f"{c.task}/{c.agent.name}/seeds {numbers}",
+        )
         cost = StepCost(total, enabled=c.preset == "paper" and self.batch.device.type == "cpu")
         while step < total and self.seeds:
             seeds = self.seeds
-            obs = np.stack([seed.obs for seed in seeds])
+            obs = np.stack([seed.current_obs() for seed in seeds])
             if step < c.trainer.seed_steps:
-                actions = np.stack([seed.action_rng.uniform(-1.0, 1.0, seed.spec.act_dim).astype(np.float32)
-                                    for seed in seeds])
+                actions = np.stack(
+                    [seed.action_rng.uniform(-1.0, 1.0, seed.spec.act_dim).astype(np.float32) for seed in seeds]
+                )
             else:
                 actions = self.batch.act(obs, deterministic=False)
             failed: dict[SeedTrainer, BaseException] = {}
@@ -343,9 +409,12 @@ class BatchedTrainer:
         raise RunInterrupted(f"a batch of {len(self.seeds)} seeds interrupted by {stop.requested} at step {step}")
 
 
-def train_batch(configs: list[RunConfig], paths: list[str | Path],
-                on_evaluation: list[EvaluationCallback | None] | None = None,
-                say: Callable[[str], None] = say_to_stderr) -> list[SeedOutcome]:
+def train_batch(
+    configs: list[RunConfig],
+    paths: list[str | Path],
+    on_evaluation: list[EvaluationCallback | None] | None = None,
+    say: Callable[[str], None] = say_to_stderr,
+) -> list[SeedOutcome]:
     """Train (or resume, or skip if done) the runs at ``paths``, seeds of one task, agent
     and config, as one batch (or a few, where their checkpoints stand at different steps).
     A run another process holds is refused (``RunBusyError`` as its outcome's error),

@@ -40,14 +40,27 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
+from harness.config import build_run_config
+from harness.contract import git_commit
+from harness.process import available_cores, core_share, pin_to_cores, prepare_training_process
+from harness.suites import get_task
+
 UPDATE_STEP = 20_000
 FILLED_TRANSITIONS = 20_000
-PARTS = ("dynamics", "critic", "actor rollout forward", "actor rollout backward", "temperature",
-         "reward and termination", "target update", "replay sampling")
+PARTS = (
+    "dynamics",
+    "critic",
+    "actor rollout forward",
+    "actor rollout backward",
+    "temperature",
+    "reward and termination",
+    "target update",
+    "replay sampling",
+)
 DEFAULT_AGENTS = ("sac", "sac-svg", "mve", "sac-svg-ensemble")
 DEFAULT_PRESETS = ("paper", "authors-code")
 DEFAULT_TASKS = ("mbpo/hopper", "mbpo/humanoid")
@@ -114,17 +127,15 @@ def build(agent: str, preset: str, task: str, device: str, overrides: tuple[str,
     """(run config, task spec, agent, replay) for one benchmark row."""
     from agents import SVGAgent
     from agents.replay import ReplayBuffer
-    from harness.config import build_run_config
-    from harness.suites import get_task
 
     suite, name = task.split("/")
-    config = build_run_config(suite, name, agent, seed, preset=preset,
-                              overrides=[f"agent.device={device}", *overrides])
+    config = build_run_config(suite, name, agent, seed, preset=preset, overrides=[f"agent.device={device}", *overrides])
     spec = get_task(suite, name)
-    learner = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, config.trainer.total_steps, seed)
+    learner = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, int(config.trainer.total_steps or spec.budget), seed)
     replay_device = learner.device if config.agent.fast_path.replay_on_device else None
-    replay = ReplayBuffer(spec.obs_dim, spec.act_dim, max(FILLED_TRANSITIONS, config.trainer.seed_steps + 1000),
-                          replay_device)
+    replay = ReplayBuffer(
+        spec.obs_dim, spec.act_dim, max(FILLED_TRANSITIONS, config.trainer.seed_steps + 1000), replay_device
+    )
     return config, spec, learner, replay
 
 
@@ -133,8 +144,14 @@ def fill_random(learner, replay, obs_dim: int, act_dim: int, count: int = FILLED
     rng = np.random.default_rng(0)
     for t in range(count):
         obs = rng.normal(size=obs_dim)
-        replay.add(obs, rng.uniform(-1, 1, act_dim), float(rng.normal()), obs + 0.1 * rng.normal(size=obs_dim),
-                   False, t % 1000 == 999)
+        replay.add(
+            obs,
+            rng.uniform(-1, 1, act_dim),
+            float(rng.normal()),
+            obs + 0.1 * rng.normal(size=obs_dim),
+            False,
+            t % 1000 == 999,
+        )
         learner.observe(obs)
 
 
@@ -162,7 +179,7 @@ def update_breakdown(learner, replay) -> dict[str, float]:
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if learner.device.type == "cuda" else [])
-    with _quiet_stderr(), profile(activities=activities) as profiler:  # the profiler's own log lines
+    with quiet_stderr(), profile(activities=activities) as profiler:  # the profiler's own log lines
         learner.update(replay, UPDATE_STEP)
         _synchronize(learner.device)
     times: dict[str, float] = dict.fromkeys(PARTS, 0.0)
@@ -176,7 +193,7 @@ def update_breakdown(learner, replay) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (C++ libraries write there directly) for the block."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -197,12 +214,19 @@ def count_gflop(learner, replay) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
-                          steps: int, threads: int | None = None, start: Any = None) -> float:
+def loop_steps_per_second(
+    agent: str,
+    preset: str,
+    task: str,
+    device: str,
+    overrides: tuple[str, ...],
+    steps: int,
+    threads: int | None = None,
+    start: Any = None,
+) -> float:
     """Env steps/s of the trainer's per-step work (act, env step, replay, normaliser,
     update, metric sums; a train.csv read at each episode end), after the seed steps."""
     from agents.metrics import MetricSums
-    from harness.process import prepare_training_process
 
     prepare_training_process(threads)  # in a --parallel worker, its first call
     config, spec, learner, replay = build(agent, preset, task, device, overrides)
@@ -239,22 +263,25 @@ def loop_steps_per_second(agent: str, preset: str, task: str, device: str, overr
     return steps / (time.perf_counter() - started)
 
 
-def _parallel_worker(args: tuple, cores: list[int], start: Any, results: Any, threads: int | None = None) -> None:
-    from harness.process import pin_to_cores
+# loop_steps_per_second's positional arguments: agent, preset, task, device, overrides, steps
+LoopArgs: TypeAlias = tuple[str, str, str, str, tuple[str, ...], int]
 
+
+def _parallel_worker(args: LoopArgs, cores: list[int], start: Any, results: Any, threads: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     pin_to_cores(cores)
     results.put(loop_steps_per_second(*args, threads=threads or len(cores), start=start))
 
 
-def concurrent_loop_rates(args: tuple, core_sets: list[list[int]], threads: int | None = None) -> list[float]:
+def concurrent_loop_rates(args: LoopArgs, core_sets: list[list[int]], threads: int | None = None) -> list[float]:
     """Env steps/s of ``loop_steps_per_second(*args)`` in one process per core set, all
     started together (each pinned to its cores, with ``threads`` torch threads: by default
     one per core)."""
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(len(core_sets)), context.Queue()
-    workers = [context.Process(target=_parallel_worker, args=(args, chosen, start, results, threads))
-               for chosen in core_sets]
+    workers = [
+        context.Process(target=_parallel_worker, args=(args, chosen, start, results, threads)) for chosen in core_sets
+    ]
     for worker in workers:
         worker.start()
     measured: list[float] = []
@@ -274,21 +301,29 @@ def concurrent_loop_rates(args: tuple, core_sets: list[list[int]], threads: int 
     return measured
 
 
-def parallel_steps_per_second(agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...],
-                              steps: int, processes: int) -> dict[str, float]:
+def parallel_steps_per_second(
+    agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...], steps: int, processes: int
+) -> dict[str, float]:
     """``processes`` loops at once, each on its share of the cores (``harness run --jobs N``'s
     rule), against one loop alone on all the cores and one alone on one share: env steps/s
     of each, and the speed-ups."""
-    from harness.process import available_cores, core_share
-
     cores = available_cores()
-    rates = lambda core_sets: concurrent_loop_rates((agent, preset, task, device, overrides, steps), core_sets)  # noqa: E731
+
+    def rates(core_sets: list[list[int]]) -> list[float]:
+        return concurrent_loop_rates((agent, preset, task, device, overrides, steps), core_sets)
+
     all_cores = rates([cores])[0]
     one_share = rates([core_share(0, processes, cores)])[0]
     together = sum(rates([core_share(k, processes, cores) for k in range(processes)]))
-    return {"processes": processes, "cores": len(cores), "alone_steps_per_second": all_cores,
-            "alone_on_a_share_steps_per_second": one_share, "together_steps_per_second": together,
-            "speedup": together / all_cores, "speedup_over_a_share": together / one_share}
+    return {
+        "processes": processes,
+        "cores": len(cores),
+        "alone_steps_per_second": all_cores,
+        "alone_on_a_share_steps_per_second": one_share,
+        "together_steps_per_second": together,
+        "speedup": together / all_cores,
+        "speedup_over_a_share": together / one_share,
+    }
 
 
 def bench_row(agent: str, preset: str, task: str, settings: BenchSettings, peak: float) -> BenchRow:
@@ -298,22 +333,32 @@ def bench_row(agent: str, preset: str, task: str, settings: BenchSettings, peak:
     seconds = time_updates(learner, replay, settings.updates, settings.warmup)
     gflop = count_gflop(learner, replay)
     median = statistics.median(seconds)
-    row = BenchRow(agent, preset, task, str(learner.device), settings.threads, 1000 * median, 1000 * min(seconds),
-                   1000 * max(seconds), gflop, gflop / median / peak, update_breakdown(learner, replay))
+    row = BenchRow(
+        agent,
+        preset,
+        task,
+        str(learner.device),
+        settings.threads,
+        1000 * median,
+        1000 * min(seconds),
+        1000 * max(seconds),
+        gflop,
+        gflop / median / peak,
+        update_breakdown(learner, replay),
+    )
     if settings.loop_steps > 0:
-        row.loop_steps_per_second = loop_steps_per_second(agent, preset, task, settings.device, settings.overrides,
-                                                          settings.loop_steps, settings.threads)
+        row.loop_steps_per_second = loop_steps_per_second(
+            agent, preset, task, settings.device, settings.overrides, settings.loop_steps, settings.threads
+        )
     if settings.parallel > 1:
-        row.parallel = parallel_steps_per_second(agent, preset, task, settings.device, settings.overrides,
-                                                 settings.loop_steps or 20, settings.parallel)
+        row.parallel = parallel_steps_per_second(
+            agent, preset, task, settings.device, settings.overrides, settings.loop_steps or 20, settings.parallel
+        )
     return row
 
 
 def machine_description(device: str) -> dict[str, Any]:
     import torch
-
-    from harness.contract import git_commit
-    from harness.process import available_cores
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -323,8 +368,13 @@ def machine_description(device: str) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": len(available_cores()),
-            "torch": torch.__version__, "commit": git_commit(), "device": device}
+    info = {
+        "cpu": cpu,
+        "cores": len(available_cores()),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "device": device,
+    }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -332,8 +382,6 @@ def machine_description(device: str) -> dict[str, Any]:
 
 def run_benchmark(settings: BenchSettings, say=print) -> dict[str, Any]:
     """Every (agent, preset, task) row; ``say`` gets one line per row as it finishes."""
-    from harness.process import prepare_training_process
-
     prepare_training_process(settings.threads)
     peak = matmul_peak_gflops(settings.device)
     rows = []
@@ -343,42 +391,58 @@ def run_benchmark(settings: BenchSettings, say=print) -> dict[str, Any]:
                 row = bench_row(agent, preset, task, settings, peak)
                 rows.append(row)
                 say(markdown_row(row))
-    return {"machine": machine_description(settings.device), "matmul_peak_gflops": peak,
-            "settings": asdict(settings), "rows": [asdict(row) for row in rows]}
+    return {
+        "machine": machine_description(settings.device),
+        "matmul_peak_gflops": peak,
+        "settings": asdict(settings),
+        "rows": [asdict(row) for row in rows],
+    }
 
 
-MARKDOWN_HEADER = ("| agent | preset | task | device, threads | ms/env step: median (min-max) | GFLOP/step | "
-                   "% of matmul peak | loop env steps/s | largest parts of an update |\n"
-                   "|---|---|---|---|---|---|---|---|---|")
+MARKDOWN_HEADER = (
+    "| agent | preset | task | device, threads | ms/env step: median (min-max) | GFLOP/step | "
+    "% of matmul peak | loop env steps/s | largest parts of an update |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def markdown_row(row: BenchRow) -> str:
     parts = sorted(row.breakdown.items(), key=lambda item: -item[1])[:4]
     largest = ", ".join(f"{name} {100 * share:.0f}%" for name, share in parts)
     loop = f"{row.loop_steps_per_second:.2f}" if row.loop_steps_per_second else "-"
-    return (f"| {row.agent} | {row.preset} | {row.task} | {row.device}, {row.threads} | "
-            f"{row.update_ms_median:.1f} ({row.update_ms_min:.1f}-{row.update_ms_max:.1f}) | "
-            f"{row.gflop_per_step:.2f} | {100 * row.peak_fraction:.0f}% | {loop} | {largest} |")
+    return (
+        f"| {row.agent} | {row.preset} | {row.task} | {row.device}, {row.threads} | "
+        f"{row.update_ms_median:.1f} ({row.update_ms_min:.1f}-{row.update_ms_max:.1f}) | "
+        f"{row.gflop_per_step:.2f} | {100 * row.peak_fraction:.0f}% | {loop} | {largest} |"
+    )
 
 
-PARALLEL_HEADER = ("| agent | preset | task | runs at once | cores | env steps/s: one run on all cores | "
-                   "one run on its share | all runs together | speed-up over one on all cores | over one on its share |\n"
-                   "|---|---|---|---|---|---|---|---|---|---|")
+PARALLEL_HEADER = (
+    "| agent | preset | task | runs at once | cores | env steps/s: one run on all cores | "
+    "one run on its share | all runs together | speed-up over one on all cores | over one on its share |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def parallel_row(row: BenchRow) -> str:
     p = row.parallel or {}
-    return (f"| {row.agent} | {row.preset} | {row.task} | {p['processes']} | {p['cores']} | "
-            f"{p['alone_steps_per_second']:.2f} | {p['alone_on_a_share_steps_per_second']:.2f} | "
-            f"{p['together_steps_per_second']:.2f} | {p['speedup']:.2f}x | {p['speedup_over_a_share']:.2f}x |")
+    return (
+        f"| {row.agent} | {row.preset} | {row.task} | {p['processes']} | {p['cores']} | "
+        f"{p['alone_steps_per_second']:.2f} | {p['alone_on_a_share_steps_per_second']:.2f} | "
+        f"{p['together_steps_per_second']:.2f} | {p['speedup']:.2f}x | {p['speedup_over_a_share']:.2f}x |"
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
-    lines = [f"Machine: {machine['cpu']} ({machine['cores']} cores)"
-             + (f", {machine['gpu']}" if "gpu" in machine else "")
-             + f"; torch {machine['torch']}; commit {machine['commit']}; "
-             f"measured fp32 matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s.", "", MARKDOWN_HEADER]
+    lines = [
+        f"Machine: {machine['cpu']} ({machine['cores']} cores)"
+        + (f", {machine['gpu']}" if "gpu" in machine else "")
+        + f"; torch {machine['torch']}; commit {machine['commit']}; "
+        f"measured fp32 matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s.",
+        "",
+        MARKDOWN_HEADER,
+    ]
     rows = [BenchRow(**row) for row in result["rows"]]
     lines += [markdown_row(row) for row in rows]
     parallel = [row for row in rows if row.parallel]

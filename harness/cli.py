@@ -21,6 +21,7 @@ from harness.commands.run import run_command, status_command, threads_line
 from harness.commands.search import search_group
 from harness.commands.study import study_group
 from harness.config import ConfigError, RunFailure
+from harness.video import mujoco_gl_problem
 
 __all__ = ["cli", "main", "threads_line"]
 
@@ -30,15 +31,21 @@ def cli() -> None:
     """svgbench: reproduce and extend model-based SAC-SVG(H) (Amos et al., 2021)."""
 
 
-for command in (list_command, run_command, status_command, replay_command, report_command, search_group, study_group,
-                bench_command):
+for command in (
+    list_command,
+    run_command,
+    status_command,
+    replay_command,
+    report_command,
+    search_group,
+    study_group,
+    bench_command,
+):
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    from harness.video import mujoco_gl_problem  # noqa: PLC0415
-
     if mujoco_gl_problem():  # importing MuJoCo would raise, for any command that builds an env
         click.echo(f"harness: error: {mujoco_gl_problem()}", err=True)
         return 2

@@ -11,17 +11,18 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-import yaml
 from omegaconf import OmegaConf
 
 from agents.config import COMPILE_MODES, MVE_HORIZON_COUNTINGS, AgentConfig
 from baselines import AGENTS
-from harness.names import unknown_name
+from baselines.registry import get_agent, setting_problem
 from harness.contract import OPERATIONAL_KEYS, is_operational  # noqa: F401  (re-exported)
+from harness.names import unknown_name
 from harness.suites import TaskSpec, get_task
 from harness.video import check_video_size
 
@@ -118,7 +119,7 @@ def _override_problem(override: str) -> str | None:
     if "=" not in override:
         return f"override {override!r} is not of the form key=value"
     node: Any = RunConfig()
-    path = []
+    path: list[str] = []
     for part in key.split("."):
         if not dataclasses.is_dataclass(node):
             return f"override {override!r}: {'.'.join(path)} has no sub-keys"
@@ -150,8 +151,7 @@ def _type_problem(override: str, key: str, text: str, annotation: str) -> str | 
         try:
             convert(text)
         except ValueError:
-            return f"override {override!r}: {text!r} is not {name} ({key} takes {name}" \
-                   f"{' or null' if optional else ''})"
+            return f"override {override!r}: {text!r} is not {name} ({key} takes {name}{' or null' if optional else ''})"
     if kind == "bool" and text.strip().lower() not in _BOOLEANS:
         return f"override {override!r}: {text!r} is not true or false"
     return None
@@ -169,9 +169,11 @@ def compose_run(agent: str, preset: str, launcher: str, settings: list[str], ove
             raise ConfigError(problem)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=[f"agent={agent}", f"preset={preset}", f"launcher={launcher}",
-                                                *settings, *overrides])
-        return OmegaConf.to_object(cfg)
+            cfg = compose(
+                "config",
+                overrides=[f"agent={agent}", f"preset={preset}", f"launcher={launcher}", *settings, *overrides],
+            )
+        return cast(RunConfig, OmegaConf.to_object(cfg))  # the structured schema's dataclass
     except Exception as error:  # hydra and omegaconf raise many types; the user needs one line
         raise ConfigError(f"bad override in {' '.join(overrides) or '(none)'}: {_first_line(error)}") from error
 
@@ -179,10 +181,11 @@ def compose_run(agent: str, preset: str, launcher: str, settings: list[str], ove
 def _first_line(error: BaseException) -> str:
     """The first line of the innermost cause that says something (hydra wraps omegaconf)."""
     messages = []
-    while error is not None:
-        if str(error).strip():
-            messages.append(str(error).strip().splitlines()[0])
-        error = error.__cause__
+    cause: BaseException | None = error
+    while cause is not None:
+        if str(cause).strip():
+            messages.append(str(cause).strip().splitlines()[0])
+        cause = cause.__cause__
     return messages[-1] if messages else "invalid configuration"
 
 
@@ -190,8 +193,6 @@ def agent_override_warnings(agent: str, overrides: list[str]) -> list[str]:
     """Check ``agent.*`` overrides against what the agent is: one that contradicts a setting
     the agent fixes (``agent.horizon=3`` for ``sac``) is refused; one that configures a part
     the agent lacks (a model size for ``sac``) comes back as a warning line."""
-    from baselines.registry import get_agent, setting_problem  # noqa: PLC0415
-
     variant, warnings = get_agent(agent), []
     for override in overrides:
         key, equals, text = override.lstrip("+~").partition("=")
@@ -203,8 +204,10 @@ def agent_override_warnings(agent: str, overrides: list[str]) -> list[str]:
             value = text
         problem = setting_problem(variant, key.split(".", 1)[1], value)
         if problem and problem[0] == "refuse":
-            raise ConfigError(f"override {override!r}: {problem[1]}; choose the agent that has it "
-                              f"(harness list shows each agent's settings)")
+            raise ConfigError(
+                f"override {override!r}: {problem[1]}; choose the agent that has it "
+                f"(harness list shows each agent's settings)"
+            )
         if problem:
             warnings.append(f"override {override!r}: {problem[1]}")
     return warnings
@@ -216,8 +219,10 @@ def random_only_problem(trainer: TrainerConfig) -> str | None:
     warns with it; a search refuses it (every trial would score the random policy)."""
     if trainer.total_steps is None or trainer.total_steps > trainer.seed_steps:
         return None
-    return (f"{trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: every step acts at random "
-            f"and nothing is learned")
+    return (
+        f"{trainer.total_steps} steps <= trainer.seed_steps={trainer.seed_steps}: every step acts at random "
+        f"and nothing is learned"
+    )
 
 
 def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
@@ -244,17 +249,21 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
     if agent.compile not in COMPILE_MODES:
         raise ConfigError(unknown_name("agent.compile mode", agent.compile, COMPILE_MODES))
     if agent.mve_horizon_counting not in MVE_HORIZON_COUNTINGS:
-        raise ConfigError(unknown_name("agent.mve_horizon_counting value", agent.mve_horizon_counting,
-                                       MVE_HORIZON_COUNTINGS))
+        raise ConfigError(
+            unknown_name("agent.mve_horizon_counting value", agent.mve_horizon_counting, MVE_HORIZON_COUNTINGS)
+        )
     if agent.horizon < 0:
         raise ConfigError(f"agent.horizon must be >= 0, got {agent.horizon}")
     if trainer.total_steps <= 0 or trainer.eval_every <= 0:
         raise ConfigError("trainer.total_steps and trainer.eval_every must be positive")
     if config.launcher.batch_seeds < 1:
-        raise ConfigError(f"launcher.batch_seeds must be at least 1 (1: each seed alone), got {config.launcher.batch_seeds}")
+        raise ConfigError(
+            f"launcher.batch_seeds must be at least 1 (1: each seed alone), got {config.launcher.batch_seeds}"
+        )
     if trainer.torch_threads is not None and trainer.torch_threads < 1:
-        raise ConfigError(f"trainer.torch_threads must be at least 1, or null to let the harness choose; "
-                          f"got {trainer.torch_threads}")
+        raise ConfigError(
+            f"trainer.torch_threads must be at least 1, or null to let the harness choose; got {trainer.torch_threads}"
+        )
     size_problem = check_video_size(trainer.video_width, trainer.video_height)
     if size_problem:
         raise ConfigError(f"trainer.video_width, trainer.video_height: {size_problem}")
@@ -262,9 +271,18 @@ def resolve_task_values(config: RunConfig, spec: TaskSpec) -> RunConfig:
     return config
 
 
-def build_run_config(suite: str, task: str, agent: str, seed: int, preset: str = "paper",
-                     launcher: str = "local", steps: int | None = None, out: str = "runs",
-                     wandb: str = "offline", overrides: list[str] | None = None) -> RunConfig:
+def build_run_config(
+    suite: str,
+    task: str,
+    agent: str,
+    seed: int,
+    preset: str = "paper",
+    launcher: str = "local",
+    steps: int | None = None,
+    out: str = "runs",
+    wandb: str = "offline",
+    overrides: list[str] | None = None,
+) -> RunConfig:
     """The fully resolved config of one (suite, task, agent, seed) run."""
     spec = get_task(suite, task)
     settings = [f"suite={suite}", f"task={task}", f"seed={seed}", f"out={out}", f"wandb={wandb}"]
@@ -293,7 +311,7 @@ def override_label(overrides: list[str]) -> str:
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
+    return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(config), resolve=True))
 
 
 def to_yaml(config: RunConfig) -> str:
@@ -302,7 +320,7 @@ def to_yaml(config: RunConfig) -> str:
 
 def from_yaml(text: str) -> RunConfig:
     merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(text))
-    return OmegaConf.to_object(merged)
+    return cast(RunConfig, OmegaConf.to_object(merged))
 
 
 def scientific_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:

@@ -19,10 +19,11 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 # ---------------------------------------------------------------------------- layout
 
@@ -56,7 +57,7 @@ def list_videos(run: str | Path) -> dict[int, Path]:
     found = {}
     if folder.is_dir():
         for path in folder.glob(f"{VIDEO_PREFIX}*{VIDEO_SUFFIX}"):
-            number = path.name[len(VIDEO_PREFIX):-len(VIDEO_SUFFIX)]
+            number = path.name[len(VIDEO_PREFIX) : -len(VIDEO_SUFFIX)]
             if number.isdigit():
                 found[int(number)] = path
     return dict(sorted(found.items()))
@@ -65,9 +66,24 @@ def list_videos(run: str | Path) -> dict[int, Path]:
 # ---------------------------------------------------------------------------- columns
 
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "episodes", "wall_time"]
-TRAIN_COLUMNS = ["step", "episode", "episode_return", "episode_length", "actor_loss", "critic_loss",
-                 "alpha_loss", "alpha", "target_entropy", "entropy", "dynamics_loss", "reward_loss",
-                 "termination_loss", "steps_per_second", "dynamics_grad_norm", "dynamics_clipped"]
+TRAIN_COLUMNS = [
+    "step",
+    "episode",
+    "episode_return",
+    "episode_length",
+    "actor_loss",
+    "critic_loss",
+    "alpha_loss",
+    "alpha",
+    "target_entropy",
+    "entropy",
+    "dynamics_loss",
+    "reward_loss",
+    "termination_loss",
+    "steps_per_second",
+    "dynamics_grad_norm",
+    "dynamics_clipped",
+]
 
 # ---------------------------------------------------------------------------- status
 
@@ -83,9 +99,19 @@ STATUSES = (RUNNING, DONE, FAILED, INTERRUPTED)
 # one experiment in a report. The fast path and compile modes compute the same math
 # (tests/test_fast_path.py), so a run may resume with another of them; recording videos draws
 # no random number (tests/test_video.py).
-OPERATIONAL_KEYS = ("out", "wandb", "launcher", "trainer.progress", "trainer.torch_threads", "agent.device",
-                    "agent.fast_path", "agent.compile", "trainer.video", "trainer.video_width",
-                    "trainer.video_height")
+OPERATIONAL_KEYS = (
+    "out",
+    "wandb",
+    "launcher",
+    "trainer.progress",
+    "trainer.torch_threads",
+    "agent.device",
+    "agent.fast_path",
+    "agent.compile",
+    "trainer.video",
+    "trainer.video_width",
+    "trainer.video_height",
+)
 
 
 def is_operational(key: str) -> bool:
@@ -94,6 +120,7 @@ def is_operational(key: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- lock rule
+
 
 class RunBusyError(RuntimeError):
     """Another process is training in this run directory."""
@@ -150,6 +177,7 @@ def run_state(path: str | Path, summary: dict[str, Any] | None) -> str:
 
 # ---------------------------------------------------------------------------- atomic writes
 
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` at once: readers see the old file or the new, never a part.
     The temporary file is private to this process and removed if the write fails."""
@@ -194,6 +222,7 @@ ORIGIN_KEY = "origin"
 ORIGIN_RUN = "run"
 ORIGIN_SEARCH_TRIAL = "search-trial"
 
+
 def inspect_summary(folder: str | Path) -> tuple[dict[str, Any] | None, str | None]:
     """(summary.json as a dict, None), or (None, why there is none readable)."""
     path = Path(folder) / SUMMARY_FILE
@@ -226,7 +255,7 @@ def update_summary(folder: str | Path, **fields: Any) -> dict[str, Any]:
 
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages a run's numbers depend on (summary.json's ``versions``)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - 12 ms of the CLI's start-up
 
     versions = {"python": platform.python_version()}
     for name in ("svgbench", "torch", "gymnasium", "mujoco", "numpy", "hydra-core", "wandb"):
@@ -243,18 +272,25 @@ def git_commit() -> str | None:
     changed), if it is one. Cached: the code a process runs does not change under it."""
     root = Path(__file__).resolve().parent.parent
     try:
-        result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5, check=False)
+        result = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
         if result.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() + ("-dirty" if dirty else "")
 
 
 # ---------------------------------------------------------------------------- CSV logs
+
 
 def read_csv_rows(path: str | Path) -> tuple[list[str], list[list[str]]]:
     """(header, non-empty rows) of a CSV file as strings; ([], []) for an empty file."""
@@ -294,7 +330,7 @@ class CsvLog:
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
             self._adopt_columns()
-        self.handle = open(self.path, "a", newline="")
+        self.handle = open(self.path, "a", newline="")  # noqa: SIM115 - held until close()
         self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="raise")
         if new:
             self.writer.writeheader()
@@ -310,8 +346,10 @@ class CsvLog:
             return
         unknown = [c for c in header if c not in self.columns]
         if unknown:
-            raise ValueError(f"{self.path} has columns this version does not write ({', '.join(unknown)}); "
-                             f"move it away to restart the run")
+            raise ValueError(
+                f"{self.path} has columns this version does not write ({', '.join(unknown)}); "
+                f"move it away to restart the run"
+            )
         old = [dict(zip(header, row)) for row in body]
         rewrite_csv(self.path, self.columns, ([values.get(c, "") for c in self.columns] for values in old))
 

@@ -12,6 +12,7 @@ output folder's manifest and returns; ``wait`` blocks until they end.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
@@ -19,12 +20,22 @@ import shutil
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from harness.config import (ConfigError, LauncherConfig, RunConfig, build_run_config, from_yaml,
-                            override_label, scientific_differences, to_dict)
+from harness import slurm
+from harness.config import (
+    ConfigError,
+    LauncherConfig,
+    RunConfig,
+    build_run_config,
+    from_yaml,
+    override_label,
+    scientific_differences,
+    to_dict,
+)
 from harness.contract import DONE, RunBusyError, is_locked, run_path
 from harness.process import ThreadChoice, available_cores, choose_threads, core_share, pin_to_cores
 from harness.rundir import CheckpointError, RunDirectory
@@ -46,21 +57,44 @@ class JobResult:
     job_id: str = ""
 
 
-def plan_jobs(suite: str, tasks: list[str], agent: str, seeds: list[int], preset: str, launcher: str,
-              steps: int | None, out: str, wandb: str, overrides: list[str], force: bool = False) -> list[Job]:
+def plan_jobs(
+    suite: str,
+    tasks: list[str],
+    agent: str,
+    seeds: list[int],
+    preset: str,
+    launcher: str,
+    steps: int | None,
+    out: str,
+    wandb: str,
+    overrides: list[str],
+    force: bool = False,
+) -> list[Job]:
     """Build and check every job's config. A run folder holding another config is refused,
     or with ``force`` marked to be started over (``Job.start_over`` says why)."""
     label = override_label(overrides)
     jobs = []
     for task in tasks:
         for seed in seeds:
-            config = build_run_config(suite, task, agent, seed, preset=preset, launcher=launcher, steps=steps,
-                                      out=out, wandb=wandb, overrides=overrides)
+            config = build_run_config(
+                suite,
+                task,
+                agent,
+                seed,
+                preset=preset,
+                launcher=launcher,
+                steps=steps,
+                out=out,
+                wandb=wandb,
+                overrides=overrides,
+            )
             path = run_path(out, suite, task, agent, seed, label)
             conflict = _config_conflict(path, config)
             if conflict and not force:
-                raise ConfigError(f"{path} holds a run with another config ({conflict}); use another --out, "
-                                  f"the same settings, or --force to delete that run and start over")
+                raise ConfigError(
+                    f"{path} holds a run with another config ({conflict}); use another --out, "
+                    f"the same settings, or --force to delete that run and start over"
+                )
             jobs.append(Job(config, path, start_over=conflict))
     return jobs
 
@@ -85,18 +119,20 @@ def start_over(jobs: list[Job], say: Callable[[str], None]) -> None:
         if is_locked(job.path):
             raise ConfigError(f"--force: {job.path} is being trained by another process; not deleting it")
     if doomed:  # a queued SLURM job would train its old config into the new folder
-        from harness import slurm  # noqa: PLC0415
-
         ids, states = slurm.recorded_job_states(doomed[0].config.out, [str(job.path.resolve()) for job in doomed])
         for path, job_id in ids.items():
             if states.may_be_queued(job_id):
-                raise ConfigError(f"--force: {path} has SLURM job {job_id} queued or running "
-                                  f"({states.of(job_id) or states.note}); scancel it first")
+                raise ConfigError(
+                    f"--force: {path} has SLURM job {job_id} queued or running "
+                    f"({states.of(job_id) or states.note}); scancel it first"
+                )
     for job in doomed:
         summary = RunDirectory(job.path).read_summary() or {}
         files = sorted(p.name + ("/" if p.is_dir() else "") for p in job.path.iterdir())
-        say(f"--force: deleting {job.path} ({job.start_over}; status {summary.get('status', 'unknown')}, "
-            f"step {summary.get('steps_done', 0)}): {', '.join(files)}")
+        say(
+            f"--force: deleting {job.path} ({job.start_over}; status {summary.get('status', 'unknown')}, "
+            f"step {summary.get('steps_done', 0)}): {', '.join(files)}"
+        )
         shutil.rmtree(job.path)
         job.start_over = ""
 
@@ -113,8 +149,12 @@ def execute_job(job: Job) -> JobResult:
         summary = train_run(job.config, job.path)
         return JobResult(job.path, "done", "", summary)
     except RunBusyError:  # refused before anything was written: that run's folder is untouched
-        return JobResult(job.path, "busy", "another process is training it; this command left it untouched",
-                         run_dir.read_summary() or {})
+        return JobResult(
+            job.path,
+            "busy",
+            "another process is training it; this command left it untouched",
+            run_dir.read_summary() or {},
+        )
     except KeyboardInterrupt:
         raise
     except CheckpointError as error:  # refused before training: the run's files stay as they were
@@ -146,16 +186,20 @@ def execute_batch(jobs: list[Job]) -> list[JobResult]:
         if outcome.error is None:
             results.append(JobResult(job.path, "done", "", outcome.summary or summary))
         elif isinstance(outcome.error, RunBusyError):
-            results.append(JobResult(job.path, "busy", "another process is training it; this command left it "
-                                     "untouched", summary))
+            results.append(
+                JobResult(job.path, "busy", "another process is training it; this command left it untouched", summary)
+            )
         else:
             if outcome.trace and not isinstance(outcome.error, CheckpointError):
                 try:
                     (job.path / "error.log").write_text(outcome.trace)  # the full traceback beside the run
                 except OSError:
                     pass
-            message = (str(outcome.error) if isinstance(outcome.error, CheckpointError)
-                       else f"{type(outcome.error).__name__}: {outcome.error}")
+            message = (
+                str(outcome.error)
+                if isinstance(outcome.error, CheckpointError)
+                else f"{type(outcome.error).__name__}: {outcome.error}"
+            )
             results.append(JobResult(job.path, "failed", message.splitlines()[0], summary))
     return results
 
@@ -186,14 +230,18 @@ class LaunchInterrupted(KeyboardInterrupt):
         self.results = results
 
 
-def launch(jobs: list[Job], launcher: LauncherConfig, wait: bool = True,
-           say: Callable[[str], None] = print) -> list[JobResult]:
+def launch(
+    jobs: list[Job], launcher: LauncherConfig, wait: bool = True, say: Callable[[str], None] = print
+) -> list[JobResult]:
     """Run every job not already done; finished runs are reported as skipped, untouched.
     With the submitit launcher, ``wait`` False returns once the jobs are queued."""
     summaries = [RunDirectory(job.path).read_summary() or {} for job in jobs]
     pending = [job for job, summary in zip(jobs, summaries) if summary.get("status") != DONE]
-    results = [JobResult(job.path, "skipped", "already done", summary)
-               for job, summary in zip(jobs, summaries) if summary.get("status") == DONE]
+    results = [
+        JobResult(job.path, "skipped", "already done", summary)
+        for job, summary in zip(jobs, summaries)
+        if summary.get("status") == DONE
+    ]
     if not pending:
         return results
     if launcher.name == "submitit":
@@ -244,8 +292,6 @@ def _job_process(unit: list[Job], results: Any, cores: list[int]) -> None:
     pin_to_cores(cores)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the parent's forwarded Ctrl-C, even if inherited ignored
     if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415
-
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     try:
         for result in execute_unit(unit):
@@ -262,7 +308,8 @@ def _launch_processes(units: list[list[Job]], at_once: int) -> list[JobResult]:
     last checkpoint)."""
     context = multiprocessing.get_context("spawn")
     results_queue = context.Queue()
-    pending, running = list(units), {}
+    pending: list[list[Job]] = list(units)
+    running: dict[Any, list[Job]] = {}
     cores, free_slots = available_cores(), list(range(at_once))  # slot k runs on the k-th share of the cores
     slots: dict[Any, int] = {}
     done: dict[Path, JobResult] = {}
@@ -282,8 +329,9 @@ def _launch_processes(units: list[list[Job]], at_once: int) -> list[JobResult]:
             try:
                 while pending and len(running) < at_once and not stopping:
                     unit, slot = pending.pop(0), free_slots.pop(0)
-                    process = context.Process(target=_job_process,
-                                              args=(unit, results_queue, core_share(slot, at_once, cores)))
+                    process = context.Process(
+                        target=_job_process, args=(unit, results_queue, core_share(slot, at_once, cores))
+                    )
                     process.start()
                     running[process] = unit
                     slots[process] = slot
@@ -294,8 +342,12 @@ def _launch_processes(units: list[list[Job]], at_once: int) -> list[JobResult]:
                     free_slots.append(slots.pop(process))
                     for job in running.pop(process):
                         if job.path not in done:  # died without a word (killed): a rerun resumes it
-                            done[job.path] = JobResult(job.path, "failed", f"its process exited with code "
-                                                       f"{process.exitcode}", RunDirectory(job.path).read_summary() or {})
+                            done[job.path] = JobResult(
+                                job.path,
+                                "failed",
+                                f"its process exited with code {process.exitcode}",
+                                RunDirectory(job.path).read_summary() or {},
+                            )
             except KeyboardInterrupt:
                 stopping = True
                 for process in running:
@@ -307,9 +359,14 @@ def _launch_processes(units: list[list[Job]], at_once: int) -> list[JobResult]:
         collect(block=False)
         if len(done) == before:
             break
-    results = [done.get(job.path) or JobResult(job.path, "not started", "interrupted before it started",
-                                                RunDirectory(job.path).read_summary() or {})
-               for unit in units for job in unit]
+    results = [
+        done.get(job.path)
+        or JobResult(
+            job.path, "not started", "interrupted before it started", RunDirectory(job.path).read_summary() or {}
+        )
+        for unit in units
+        for job in unit
+    ]
     if stopping:
         raise LaunchInterrupted(results)
     return results
@@ -326,21 +383,25 @@ def _signal(pid: int | None, number: int) -> None:
 # ------------------------------------------------------------------------------------ SLURM
 
 
-def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
-                     say: Callable[[str], None]) -> list[JobResult]:
-    from harness import slurm  # noqa: PLC0415
-
+def _launch_submitit(
+    jobs: list[Job], launcher: LauncherConfig, wait: bool, say: Callable[[str], None]
+) -> list[JobResult]:
     out = Path(jobs[0].config.out)
     ids, states = slurm.recorded_job_states(out, [str(job.path.resolve()) for job in jobs])
     if ids and not states.queue_read:  # a queued job submitted again would train twice
-        raise slurm.SubmissionRefused(f"cannot read the SLURM queue ({states.note}), so cannot tell which of "
-                                      f"these runs are still queued; not submitting anything")
+        raise slurm.SubmissionRefused(
+            f"cannot read the SLURM queue ({states.note}), so cannot tell which of "
+            f"these runs are still queued; not submitting anything"
+        )
     results, to_submit = [], []
     for job in jobs:
         job_id = ids.get(str(job.path.resolve()), "")
         if job_id and states.may_be_queued(job_id):
-            results.append(JobResult(job.path, "queued", f"already queued as SLURM job {job_id} "
-                                     f"({states.of(job_id)})", job_id=job_id))
+            results.append(
+                JobResult(
+                    job.path, "queued", f"already queued as SLURM job {job_id} ({states.of(job_id)})", job_id=job_id
+                )
+            )
         elif is_locked(job.path):
             results.append(JobResult(job.path, "busy", "another process here is training it"))
         else:
@@ -354,15 +415,19 @@ def _launch_submitit(jobs: list[Job], launcher: LauncherConfig, wait: bool,
     units = batch_units(to_submit, launcher.batch_seeds)  # one array task per run, or per batch of seeds
     handles = slurm.submit_array(executor, ResumableJob(), units)
     submitted = [(h, j) for h, unit in zip(handles, units) for j in unit]
-    manifest = slurm.record_submission(out, "run", [(h.job_id, str(j.path.resolve())) for h, j in submitted],
-                                       executor.cluster)
-    ids = [h.job_id for h in handles]
-    say(f"submitted {len(ids)} job(s) to {executor.cluster}: {', '.join(ids)}; recorded in {manifest}")
+    manifest = slurm.record_submission(
+        out, "run", [(h.job_id, str(j.path.resolve())) for h, j in submitted], executor.cluster
+    )
+    job_ids = [h.job_id for h in handles]
+    say(f"submitted {len(job_ids)} job(s) to {executor.cluster}: {', '.join(job_ids)}; recorded in {manifest}")
     if not wait:
-        say(f"follow them with: harness status {out}   (logs: {out / slurm.LOG_FOLDER}/<job id>/); "
-            f"rerunning this command resubmits only runs that are neither done nor queued")
-        return results + [JobResult(j.path, "submitted", f"SLURM job {h.job_id}", job_id=h.job_id)
-                          for h, j in submitted]
+        say(
+            f"follow them with: harness status {out}   (logs: {out / slurm.LOG_FOLDER}/<job id>/); "
+            f"rerunning this command resubmits only runs that are neither done nor queued"
+        )
+        return results + [
+            JobResult(j.path, "submitted", f"SLURM job {h.job_id}", job_id=h.job_id) for h, j in submitted
+        ]
     return results + [result for handle, unit in zip(handles, units) for result in _wait_for(handle, unit)]
 
 
@@ -372,10 +437,16 @@ def _wait_for(handle: Any, unit: list[Job]) -> list[JobResult]:
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - cancelled, killed or failed on the node
-        from harness.slurm import first_line  # noqa: PLC0415
-
-        return [JobResult(job.path, "failed", f"SLURM job {handle.job_id}: {first_line(error)}",
-                          RunDirectory(job.path).read_summary() or {}, job_id=handle.job_id) for job in unit]
+        return [
+            JobResult(
+                job.path,
+                "failed",
+                f"SLURM job {handle.job_id}: {slurm.first_line(error)}",
+                RunDirectory(job.path).read_summary() or {},
+                job_id=handle.job_id,
+            )
+            for job in unit
+        ]
     for result in results:
         result.job_id = handle.job_id
     return results
@@ -392,6 +463,6 @@ class ResumableJob:
             return [_interrupted(job) for job in unit]
 
     def checkpoint(self, unit: list[Job]) -> Any:
-        import submitit  # noqa: PLC0415
+        import submitit  # noqa: PLC0415 - only a requeued SLURM job needs it
 
         return submitit.helpers.DelayedSubmission(self, unit)

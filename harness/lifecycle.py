@@ -7,7 +7,9 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from tqdm import tqdm
 
@@ -29,9 +31,9 @@ class StopSignals:
     def __init__(self) -> None:
         self.requested: str | None = None
         self._number: int | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for number in STOP_SIGNALS:
                 self._previous[number] = signal.signal(number, self._handle)
@@ -46,7 +48,7 @@ class StopSignals:
         """Once the run has checkpointed: hand a SIGUSR2 to the handler that was there before
         (submitit's, which requeues the job and exits); other signals stop here."""
         previous = self._previous.get(self._number) if self._number == signal.SIGUSR2 else None
-        if callable(previous):
+        if callable(previous) and self._number is not None:
             previous(self._number, None)
 
     def __exit__(self, *exc: object) -> None:
@@ -62,9 +64,16 @@ class ProgressBar:
 
     def __init__(self, total: int, initial: int, seed_steps: int, enabled: bool, desc: str) -> None:
         self.total, self.seed_steps, self.shown = total, seed_steps, initial
-        self.bar = tqdm(total=total, initial=initial, disable=None if enabled else True, desc=desc, unit="step",
-                        dynamic_ncols=True, leave=False,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            disable=None if enabled else True,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+            leave=False,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+        )
         self.window_clock, self.window_step = time.perf_counter(), initial
         self.rate: float | None = None
         self.eval_return: float | None = None
@@ -137,8 +146,14 @@ class StepCost:
         self.times.append(time.perf_counter() - self.clock)
         if len(self.times) == 1:
             first = self.times[0]
-            say(self._line(step, first, f"the first learning step's updates took {first:.2f} s here (provisional: "
-                                        f"it includes warm-up; measured again over {self.MEASURED_STEPS} steps)"))
+            say(
+                self._line(
+                    step,
+                    first,
+                    f"the first learning step's updates took {first:.2f} s here (provisional: "
+                    f"it includes warm-up; measured again over {self.MEASURED_STEPS} steps)",
+                )
+            )
         if len(self.times) < self.MEASURED_STEPS:
             return
         self.enabled = False
@@ -147,8 +162,10 @@ class StepCost:
 
     def _line(self, step: int, per_step: float, cost: str) -> str:
         left = (self.total_steps - step) * per_step
-        return (f"the paper preset on a CPU: {cost}, so the {self.total_steps - step:,} steps left would take "
-                f"about {_duration(left)}; the paper's sizes expect a GPU (agent.device=cuda), or try --preset quick")
+        return (
+            f"the paper preset on a CPU: {cost}, so the {self.total_steps - step:,} steps left would take "
+            f"about {_duration(left)}; the paper's sizes expect a GPU (agent.device=cuda), or try --preset quick"
+        )
 
 
 def _duration(seconds: float) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -30,8 +30,15 @@ def listing() -> dict[str, Any]:
 
 def _table() -> Table:
     """A table as ``harness status`` draws it: a rule under the header, no outer frame."""
-    return Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, show_edge=False, pad_edge=False,
-                 title_justify="left", title_style="bold")
+    return Table(
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        show_edge=False,
+        pad_edge=False,
+        title_justify="left",
+        title_style="bold",
+    )
 
 
 def agents_table() -> Table:
@@ -54,13 +61,27 @@ def suite_table(suite: str, tasks: list[dict[str, Any]]) -> Table:
     name: every name whole (never cut to '…') within ``WIDTH``."""
     table = _table()
     table.title = f"suite {suite}"
-    for header, justify in (("task\n  env", "left"), ("obs", "right"), ("act", "right"), ("budget", "right"),
-                            ("eval\nevery", "right"), ("H", "right"), ("target entropy\ninit, final, beta", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("task\n  env", "left"),
+        ("obs", "right"),
+        ("act", "right"),
+        ("budget", "right"),
+        ("eval\nevery", "right"),
+        ("H", "right"),
+        ("target entropy\ninit, final, beta", "left"),
+    )
+    for header, justify in columns:
         table.add_column(header, justify=justify, no_wrap=True)
     for task in tasks:
-        table.add_row(Text(task["task"]) + Text(f"\n  {task['env']}", style="dim"), str(task["obs_dim"]),
-                      str(task["act_dim"]), f"{task['budget']:,}", f"{task['eval_every']:,}", str(task["horizon"]),
-                      _schedule_text(*task["target_entropy"]))
+        table.add_row(
+            Text(task["task"]) + Text(f"\n  {task['env']}", style="dim"),
+            str(task["obs_dim"]),
+            str(task["act_dim"]),
+            f"{task['budget']:,}",
+            f"{task['eval_every']:,}",
+            str(task["horizon"]),
+            _schedule_text(*task["target_entropy"]),
+        )
     return table
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 
 class WandbMirror:
@@ -19,9 +19,18 @@ class WandbMirror:
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb  # noqa: PLC0415 - slow import, only when mirroring
 
-        self.run = wandb.init(mode=mode, dir=str(run_dir), project=os.environ.get("WANDB_PROJECT", "svgbench"),
-                              name=name, config=config, id=run_id, resume="allow", reinit="finish_previous",
-                              settings=wandb.Settings(console="off", save_code=False))
+        wandb_mode = cast(Literal["online", "offline", "disabled", "shared"], mode)  # the CLI's choices
+        self.run = wandb.init(
+            mode=wandb_mode,
+            dir=str(run_dir),
+            project=os.environ.get("WANDB_PROJECT", "svgbench"),
+            name=name,
+            config=config,
+            id=run_id,
+            resume="allow",
+            reinit="finish_previous",
+            settings=wandb.Settings(console="off", save_code=False),
+        )
 
     @property
     def run_id(self) -> str | None:

@@ -19,6 +19,7 @@ from agents import SVGAgent
 from harness.config import ConfigError, RunConfig, from_yaml
 from harness.contract import CONFIG_FILE, EVAL_FILE, SUMMARY_FILE, read_csv_rows
 from harness.rundir import CHECKPOINT_KEYS, CheckpointError, RunDirectory
+from harness.suites import get_task
 from harness.trainer import Episode, evaluate, evaluation_seed
 from harness.video import Mp4Writer, render_fps
 
@@ -55,9 +56,10 @@ def _run_config(run: Path) -> RunConfig:
         raise ConfigError(f"{run} is not a run folder (no {CONFIG_FILE}){hint}")
     try:
         return from_yaml(text)
-    except Exception as error:  # noqa: BLE001 - omegaconf raises many types; one line for the user
-        raise ConfigError(f"{run / CONFIG_FILE} is not a run config this svgbench reads: "
-                          f"{str(error).splitlines()[0]}") from error
+    except Exception as error:  # omegaconf raises many types; one line for the user
+        raise ConfigError(
+            f"{run / CONFIG_FILE} is not a run config this svgbench reads: {str(error).splitlines()[0]}"
+        ) from error
 
 
 def _eval_row(run: Path, step: int) -> float | None:
@@ -96,6 +98,8 @@ def load_policy(run: str | Path, checkpoint: str = "latest", device: str | None 
     config.agent.device, note = choose_device(config, device)
     config.agent.compile = "off"  # a few hundred forward passes: not worth compiling
     notes = [note] if note else []
+    evaluation: int | None
+    eval_return: float | None
     run_dir = RunDirectory(run)
     if not run_dir.has_checkpoint():
         raise CheckpointError(f"{run} has no checkpoint yet: one is written at every evaluation")
@@ -113,28 +117,35 @@ def load_policy(run: str | Path, checkpoint: str = "latest", device: str | None 
         eval_return = _eval_row(run, step)
         evaluation = evaluations_before - 1 if eval_return is not None else None
         if evaluation is None:
-            notes.append(f"the checkpoint at step {step} was not taken at an evaluation (an interrupted run): "
-                         f"the episodes are not an evaluation's")
-    from harness.suites import get_task  # noqa: PLC0415
+            notes.append(
+                f"the checkpoint at step {step} was not taken at an evaluation (an interrupted run): "
+                f"the episodes are not an evaluation's"
+            )
 
     spec = get_task(config.suite, config.task)
-    agent = SVGAgent(spec.obs_dim, spec.act_dim, config.agent, int(config.trainer.total_steps or spec.budget),
-                     np.random.SeedSequence(config.seed), warn=lambda line: None)
+    agent = SVGAgent(
+        spec.obs_dim,
+        spec.act_dim,
+        config.agent,
+        int(config.trainer.total_steps or spec.budget),
+        np.random.SeedSequence(config.seed),
+        warn=lambda line: None,
+    )
     agent.load_state_dict(agent_state)
     return Policy(run, config, agent, checkpoint, step, evaluation, eval_return, evaluations_before, notes)
 
 
-def play(policy: Policy, episodes: int, seed: int, video: Path | None = None,
-         size: tuple[int, int] | None = None) -> tuple[list[Episode], Mp4Writer | None]:
+def play(
+    policy: Policy, episodes: int, seed: int, video: Path | None = None, size: tuple[int, int] | None = None
+) -> tuple[list[Episode], Mp4Writer | None]:
     """``episodes`` episodes of the deterministic policy, the first reset with ``seed``; with
     ``video``, every episode filmed into that mp4 at ``size`` (default: the run's video size)."""
-    from harness.suites import get_task  # noqa: PLC0415
-
     config = policy.config
     size = size or (config.trainer.video_width, config.trainer.video_height)
     spec = get_task(config.suite, config.task)
-    env = spec.make_env(render_size=size if video is not None else None,
-                        terminal_alive_bonus=config.env.terminal_alive_bonus)
+    env = spec.make_env(
+        render_size=size if video is not None else None, terminal_alive_bonus=config.env.terminal_alive_bonus
+    )
     try:
         if video is None:
             return evaluate(policy.agent, env, episodes, seed), None
@@ -157,10 +168,14 @@ def summary_line(played: list[Episode], policy: Policy, seed: int) -> str:
     """The mean and spread of the returns, and whether they are the evaluation's."""
     returns = [e.total_return for e in played]
     line = f"mean {np.mean(returns):.3f}, std {np.std(returns):.3f} over {len(returns)} episodes"
-    same_episodes = (policy.evaluation is not None and seed == policy.default_seed
-                     and len(played) == policy.config.trainer.eval_episodes)
+    same_episodes = (
+        policy.evaluation is not None
+        and seed == policy.default_seed
+        and len(played) == policy.config.trainer.eval_episodes
+    )
     if same_episodes and policy.eval_return is not None:
         equal = math.isclose(float(np.mean(returns)), policy.eval_return, rel_tol=1e-9, abs_tol=1e-9)
-        line += (f"; the evaluation at step {policy.step:,} recorded {policy.eval_return:.3f}"
-                 + ("" if equal else f" (differs: another device or thread count? see {SUMMARY_FILE}'s versions)"))
+        line += f"; the evaluation at step {policy.step:,} recorded {policy.eval_return:.3f}" + (
+            "" if equal else f" (differs: another device or thread count? see {SUMMARY_FILE}'s versions)"
+        )
     return line

@@ -7,8 +7,9 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the launcher imports this module without torch, which agents imports
     from agents.config import AgentConfig
@@ -38,7 +39,7 @@ def core_share(slot: int, runs_at_once: int, cores: list[int]) -> list[int]:
     share = max(1, len(cores) // max(1, runs_at_once))
     blocks = max(1, len(cores) // share)
     start = (slot % blocks) * share
-    return cores[start:start + share]
+    return cores[start : start + share]
 
 
 def pin_to_cores(cores: list[int]) -> None:
@@ -90,8 +91,13 @@ def _positive_integer(environ: Mapping[str, str], name: str) -> tuple[int | None
     return None, f"{name}={text!r} ignored: not a positive integer"
 
 
-def choose_threads(configured: int | None, agent: AgentConfig | None, cores: list[int],
-                   environ: Mapping[str, str] = os.environ, seeds: int = 1) -> ThreadChoice:
+def choose_threads(
+    configured: int | None,
+    agent: AgentConfig | None,
+    cores: list[int],
+    environ: Mapping[str, str] = os.environ,
+    seeds: int = 1,
+) -> ThreadChoice:
     """The torch threads of a process that trains ``agent`` on ``cores`` (its share, after
     pinning), the first that applies of:
 
@@ -115,6 +121,8 @@ def choose_threads(configured: int | None, agent: AgentConfig | None, cores: lis
         count, reason = min(slurm, share), f"SLURM_CPUS_PER_TASK={slurm}"
         if slurm > share:
             reason += f", capped at this run's {share}-core share"
+    elif agent is None:
+        raise ValueError("choose_threads: without a thread count it needs the agent config to choose one")
     elif largest_update_matmul(agent, seeds) <= PARALLEL_MATMUL_MACS:
         count, reason = 1, "small networks: a second thread does not pay at these sizes"
     else:
@@ -154,7 +162,6 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-                    and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     except (OSError, AttributeError):
         return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -22,9 +22,19 @@ def print_results(out: Console, results: list[JobResult]) -> None:
     for result in results:
         s = result.summary
         experiment, seed = experiment_and_seed(result.path)
-        rows.append(RunRow(experiment, seed, result.status, s.get("steps_done"), s.get("total_steps"),
-                           s.get("final_eval_return"), s.get("best_eval_return"), s.get("wall_time"),
-                           job_id=result.job_id))
+        rows.append(
+            RunRow(
+                experiment,
+                seed,
+                result.status,
+                s.get("steps_done"),
+                s.get("total_steps"),
+                s.get("final_eval_return"),
+                s.get("best_eval_return"),
+                s.get("wall_time"),
+                job_id=result.job_id,
+            )
+        )
     print_run_tables(out, rows)
 
 
@@ -39,14 +49,27 @@ def print_run_tables(out: Console, rows: list[RunRow]) -> None:
     for experiment, group in experiments.items():
         out.print(Text(titles[experiment], style="bold", overflow="fold"))
         table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
-        for column, justify in (("seed", "right"), ("status", "left"), ("steps", "right"), ("final", "right"),
-                                ("best", "right"), ("time", "right")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("seed", "right"),
+            ("status", "left"),
+            ("steps", "right"),
+            ("final", "right"),
+            ("best", "right"),
+            ("time", "right"),
+        )
+        for column, justify in columns:
             table.add_column(column, justify=justify, no_wrap=True)
         if with_jobs:
             table.add_column("SLURM job", no_wrap=True)
         for row in group:
-            cells = [row.seed, row.status, _steps(row.steps_done, row.total_steps), _number(row.final_return),
-                     _number(row.best_return), _duration(row.wall_time)]
+            cells = [
+                row.seed,
+                row.status,
+                _steps(row.steps_done, row.total_steps),
+                _number(row.final_return),
+                _number(row.best_return),
+                _duration(row.wall_time),
+            ]
             table.add_row(*cells, *([f"{row.job_id} {row.job_state}".strip()] if with_jobs else []))
         out.print(table)
         for row in group:

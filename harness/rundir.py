@@ -13,24 +13,63 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
-from harness.contract import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_COLUMNS, EVAL_FILE, LOCK_FILE, SUMMARY_FILE,
-                              TRAIN_COLUMNS, TRAIN_FILE, CsvLog, RunBusyError, atomic_write_bytes,
-                              atomic_write_text, fsync_directory, git_commit, is_locked, list_videos,
-                              package_versions, read_summary, run_lock, run_path, truncate_csv, update_summary,
-                              write_summary)
+from harness.contract import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVAL_COLUMNS,
+    EVAL_FILE,
+    LOCK_FILE,
+    SUMMARY_FILE,
+    TRAIN_COLUMNS,
+    TRAIN_FILE,
+    CsvLog,
+    RunBusyError,
+    atomic_write_bytes,
+    atomic_write_text,
+    fsync_directory,
+    git_commit,
+    is_locked,
+    list_videos,
+    package_versions,
+    read_summary,
+    run_lock,
+    run_path,
+    truncate_csv,
+    update_summary,
+    write_summary,
+)
 
 __all__ = [  # the contract's names stay importable from here for existing callers
-    "EVAL_COLUMNS", "TRAIN_COLUMNS", "LOCK_NAME", "CsvLog", "RunBusyError", "atomic_write_bytes", "git_commit",
-    "is_locked", "package_versions", "run_lock", "run_path", "truncate_csv",
-    "CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "BEST_CHECKPOINT_KEYS", "CheckpointError", "CorruptCheckpointError", "IncompatibleCheckpointError",
-    "CheckpointWriteError", "LoadedCheckpoint", "RunDirectory", "code_version",
+    "EVAL_COLUMNS",
+    "TRAIN_COLUMNS",
+    "LOCK_NAME",
+    "CsvLog",
+    "RunBusyError",
+    "atomic_write_bytes",
+    "git_commit",
+    "is_locked",
+    "package_versions",
+    "run_lock",
+    "run_path",
+    "truncate_csv",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KEYS",
+    "BEST_CHECKPOINT_KEYS",
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "IncompatibleCheckpointError",
+    "CheckpointWriteError",
+    "LoadedCheckpoint",
+    "RunDirectory",
+    "code_version",
 ]
 
 LOCK_NAME = LOCK_FILE
@@ -43,8 +82,18 @@ BEST_CHECKPOINT_FILE = "best.pt"
 CHECKPOINT_FORMAT = 2
 # The keys of the trainer's state (``Trainer.checkpoint_state``) that ``Trainer.restore``
 # reads: a checkpoint lacking one is refused as another format, not half-restored.
-CHECKPOINT_KEYS = ("agent", "replay", "env", "obs", "progress", "action_rng", "torch_rng", "cuda_rng",
-                   "metric_sums", "metric_counts")
+CHECKPOINT_KEYS = (
+    "agent",
+    "replay",
+    "env",
+    "obs",
+    "progress",
+    "action_rng",
+    "torch_rng",
+    "cuda_rng",
+    "metric_sums",
+    "metric_counts",
+)
 # The keys of ``best.pt``'s state: the agent, and which evaluation it had (its step, index,
 # evaluation seed and mean return).
 BEST_CHECKPOINT_KEYS = ("agent", "step", "evaluation", "eval_seed", "return_mean")
@@ -213,10 +262,11 @@ class RunDirectory:
 
     def _write_error(self, error: OSError) -> CheckpointWriteError:
         reason = error.strerror or str(error) or type(error).__name__
-        kept = ("the previous checkpoint is kept" if self.has_checkpoint() else "no earlier checkpoint exists")
+        kept = "the previous checkpoint is kept" if self.has_checkpoint() else "no earlier checkpoint exists"
         hint = "; free some space and rerun the same command to resume" if error.errno == errno.ENOSPC else ""
-        wrapped = CheckpointWriteError(f"could not write the checkpoint in {self.checkpoint_dir}: {reason} "
-                                       f"({kept}){hint}")
+        wrapped = CheckpointWriteError(
+            f"could not write the checkpoint in {self.checkpoint_dir}: {reason} ({kept}){hint}"
+        )
         wrapped.errno = error.errno
         return wrapped
 
@@ -250,19 +300,23 @@ class RunDirectory:
             return LoadedCheckpoint(state, path, step, previous=True, message=message)
         raise CorruptCheckpointError(
             f"no readable checkpoint in {self.checkpoint_dir} ({'; '.join(problems)}): nothing was changed; "
-            f"move that folder away to start this run over from step 0")
+            f"move that folder away to start this run over from step 0"
+        )
 
     def read_best(self) -> dict[str, Any]:
         """best.pt's state; CheckpointError (one line) where there is none or it is unreadable."""
         path = self.best_checkpoint_path
         if not path.exists():
-            raise CheckpointError(f"no best checkpoint in {self.checkpoint_dir} (no evaluation yet, or written by "
-                                  f"an svgbench that kept none): use --checkpoint latest")
+            raise CheckpointError(
+                f"no best checkpoint in {self.checkpoint_dir} (no evaluation yet, or written by "
+                f"an svgbench that kept none): use --checkpoint latest"
+            )
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - torch raises several types for a damaged file
-            raise CorruptCheckpointError(f"{path} is unreadable ({type(error).__name__}; truncated?): "
-                                         f"use --checkpoint latest") from error
+        except Exception as error:  # torch raises several types for a damaged file
+            raise CorruptCheckpointError(
+                f"{path} is unreadable ({type(error).__name__}; truncated?): use --checkpoint latest"
+            ) from error
         return self._check_format(path, payload, BEST_CHECKPOINT_KEYS)
 
     def load_checkpoint(self, required: Iterable[str] = ()) -> dict[str, Any]:
@@ -271,18 +325,22 @@ class RunDirectory:
 
     def _check_format(self, path: Path, payload: Any, required: Iterable[str]) -> dict[str, Any]:
         here = f"this {_describe(code_version())} reads checkpoint format {CHECKPOINT_FORMAT}"
-        todo = (f"resume it with the version that wrote it, or move {self.checkpoint_dir} away to start "
-                f"this run over (nothing was changed)")
+        todo = (
+            f"resume it with the version that wrote it, or move {self.checkpoint_dir} away to start "
+            f"this run over (nothing was changed)"
+        )
         if not isinstance(payload, dict) or "format" not in payload or "state" not in payload:
             raise IncompatibleCheckpointError(
-                f"{path} has no checkpoint format (written by an svgbench older than format versions); "
-                f"{here}: {todo}")
+                f"{path} has no checkpoint format (written by an svgbench older than format versions); {here}: {todo}"
+            )
         if payload["format"] != CHECKPOINT_FORMAT:
             raise IncompatibleCheckpointError(
-                f"{path} is checkpoint format {payload['format']} ({_describe(payload.get('code'))}); {here}: {todo}")
+                f"{path} is checkpoint format {payload['format']} ({_describe(payload.get('code'))}); {here}: {todo}"
+            )
         state = payload["state"]
         missing = [key for key in required if not isinstance(state, dict) or key not in state]
         if missing:
             raise IncompatibleCheckpointError(
-                f"{path} ({_describe(payload.get('code'))}) lacks {', '.join(missing)}; {here}: {todo}")
+                f"{path} ({_describe(payload.get('code'))}) lacks {', '.join(missing)}; {here}: {todo}"
+            )
         return state

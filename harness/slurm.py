@@ -17,9 +17,10 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from harness.config import ConfigError, LauncherConfig
 from harness.contract import atomic_write_bytes
@@ -27,8 +28,19 @@ from harness.contract import atomic_write_bytes
 MANIFEST_FILE = "slurm_jobs.json"
 LOG_FOLDER = ".submitit"
 # SLURM job states in which the job will still run (or is running): a rerun must not submit it again
-ACTIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED",
-                 "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT")
+ACTIVE_STATES = (
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "RESIZING",
+    "SUSPENDED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+)
 
 
 class SubmissionRefused(ConfigError):
@@ -39,32 +51,40 @@ class SubmissionRefused(ConfigError):
 # specific first: "accounting/QOS policy" names the QoS, "account/partition combination" the
 # account, "CPU count per task" (said before "node configuration") the CPUs
 _REFUSALS = [
-    (r"gres|generic resource|gpu", "a GPU (GRES) this cluster does not offer",
-     "launcher.gpus_per_node (--gpus)"),
+    (r"gres|generic resource|gpu", "a GPU (GRES) this cluster does not offer", "launcher.gpus_per_node (--gpus)"),
     (r"qos|quality of service", "a QoS (or limits of it) SLURM does not allow you", "launcher.qos (--qos)"),
-    (r"account", "an account SLURM does not know for you (or not on this partition)",
-     "launcher.account (--account)"),
+    (r"account", "an account SLURM does not know for you (or not on this partition)", "launcher.account (--account)"),
     (r"memory specification|\bmem", "more memory than a node has", "launcher.mem_gb (--mem)"),
     (r"partition", "a partition that does not exist or you may not use", "launcher.partition (--partition)"),
     (r"time limit", "a time limit above the partition's", "launcher.timeout_min (--time)"),
     (r"processors|cpu", "more CPUs than a node has", "launcher.cpus_per_task (--cpus)"),
-    (r"node configuration", "more CPUs or memory than any node has",
-     "launcher.cpus_per_task (--cpus) or launcher.mem_gb (--mem)"),
+    (
+        r"node configuration",
+        "more CPUs or memory than any node has",
+        "launcher.cpus_per_task (--cpus) or launcher.mem_gb (--mem)",
+    ),
 ]
-_UNREACHABLE = r"unable to contact slurm controller|connection refused|slurm_load_|socket timed out|" \
-               r"could not establish a configuration source|cannot open|munge"
+_UNREACHABLE = (
+    r"unable to contact slurm controller|connection refused|slurm_load_|socket timed out|"
+    r"could not establish a configuration source|cannot open|munge"
+)
 
 
 def explain_refusal(stderr: str) -> str:
     """One line naming why sbatch refused (its own words) and the launcher key to change."""
-    lines = [re.sub(r"^(sbatch:\s*error:\s*)?(Batch job submission failed:\s*)?", "", line.strip())
-             for line in stderr.splitlines() if line.strip()]
+    lines = [
+        re.sub(r"^(sbatch:\s*error:\s*)?(Batch job submission failed:\s*)?", "", line.strip())
+        for line in stderr.splitlines()
+        if line.strip()
+    ]
     errors = [line for line in lines if line] or ["(sbatch said nothing)"]
     said = errors[-1]
     for line in errors:
         if re.search(_UNREACHABLE, line.lower()):
-            return f"cannot reach the SLURM controller ({line}); check that SLURM runs here and SLURM_CONF, " \
-                   f"or use --launcher local"
+            return (
+                f"cannot reach the SLURM controller ({line}); check that SLURM runs here and SLURM_CONF, "
+                f"or use --launcher local"
+            )
     for pattern, meaning, key in _REFUSALS:
         for line in errors:
             if re.search(pattern, line.lower()):
@@ -77,12 +97,19 @@ def make_executor(launcher: LauncherConfig, folder: Path, name: str) -> Any:
     import submitit  # noqa: PLC0415 - only the submitit launcher needs it
 
     if launcher.cluster is None and shutil.which("sbatch") is None:
-        raise SubmissionRefused("--launcher submitit: no SLURM here (sbatch is not on PATH); "
-                                "launcher.cluster=local runs the jobs with submitit on this machine")
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=launcher.cluster,
-                                     slurm_max_num_timeout=launcher.max_requeues)
-    parameters: dict[str, Any] = {"name": name, "timeout_min": launcher.timeout_min,
-                                  "cpus_per_task": launcher.cpus_per_task, "mem_gb": launcher.mem_gb}
+        raise SubmissionRefused(
+            "--launcher submitit: no SLURM here (sbatch is not on PATH); "
+            "launcher.cluster=local runs the jobs with submitit on this machine"
+        )
+    executor = submitit.AutoExecutor(
+        folder=folder / "%j", cluster=launcher.cluster, slurm_max_num_timeout=launcher.max_requeues
+    )
+    parameters: dict[str, Any] = {
+        "name": name,
+        "timeout_min": launcher.timeout_min,
+        "cpus_per_task": launcher.cpus_per_task,
+        "mem_gb": launcher.mem_gb,
+    }
     if launcher.gpus_per_node:
         parameters["gpus_per_node"] = launcher.gpus_per_node
     if executor.cluster == "slurm":
@@ -97,7 +124,7 @@ def make_executor(launcher: LauncherConfig, folder: Path, name: str) -> Any:
 
 def submit_array(executor: Any, function: Callable[[Any], Any], arguments: list[Any]) -> list[Any]:
     """Submit one array job; an sbatch refusal becomes one :class:`SubmissionRefused` line."""
-    from submitit.core.utils import FailedJobError  # noqa: PLC0415
+    from submitit.core.utils import FailedJobError  # noqa: PLC0415 - only the submitit launcher needs it
 
     try:
         # submitit prints sbatch's stderr before raising; the refusal is said once, below
@@ -131,8 +158,14 @@ def record_submission(out: str | Path, kind: str, jobs: Iterable[tuple[str, str]
     path = manifest_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     submissions = read_manifest(out)
-    submissions.append({"submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "kind": kind, "cluster": cluster,
-                        "jobs": [{"job_id": job_id, "serves": serves} for job_id, serves in jobs]})
+    submissions.append(
+        {
+            "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "kind": kind,
+            "cluster": cluster,
+            "jobs": [{"job_id": job_id, "serves": serves} for job_id, serves in jobs],
+        }
+    )
     atomic_write_bytes(path, json.dumps({"submissions": submissions}, indent=2).encode())
     return path
 
@@ -208,8 +241,19 @@ def query_states(job_ids: Iterable[str], env: dict[str, str] | None = None) -> J
     missing = [i for i in ids if i not in states]
     note = ""
     if missing and shutil.which("sacct"):
-        ended = _run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j",
-                      ",".join(sorted({i.split("_")[0] for i in missing}))], env)
+        ended = _run(
+            [
+                "sacct",
+                "-n",
+                "-X",
+                "-P",
+                "-o",
+                "JobID,State",
+                "-j",
+                ",".join(sorted({i.split("_")[0] for i in missing})),
+            ],
+            env,
+        )
         if ended is None:
             note = "sacct failed (no job accounting?): ended jobs show as 'ended'"
         else:

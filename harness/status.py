@@ -49,8 +49,9 @@ def experiment_and_seed(folder: Path, root: Path | None = None) -> tuple[str, st
     its whole path from ``root`` (``quick/classic/...`` and ``paper/classic/...`` are two
     experiments, not one with two seeds 0)."""
     folder = folder.resolve()
-    below = folder.relative_to(root.resolve()).parts if root is not None and folder.is_relative_to(
-        root.resolve()) else ()
+    below = (
+        folder.relative_to(root.resolve()).parts if root is not None and folder.is_relative_to(root.resolve()) else ()
+    )
     experiment = below[:-1] if len(below) > 4 else folder.parts[-4:-1]
     return "/".join(experiment), folder.name.removeprefix(SEED_PREFIX)
 
@@ -66,9 +67,17 @@ def collect_status(root: Path) -> StatusReport:
         summary = read_summary(folder) or {}
         experiment, seed = experiment_and_seed(folder, root)
         rows[str(folder.resolve())] = RunRow(
-            experiment, seed, run_state(folder, summary), summary.get("steps_done"), summary.get("total_steps"),
-            summary.get("final_eval_return"), summary.get("best_eval_return"), summary.get("wall_time"),
-            summary.get("error") or "", preset=str(summary.get("preset") or ""))
+            experiment,
+            seed,
+            run_state(folder, summary),
+            summary.get("steps_done"),
+            summary.get("total_steps"),
+            summary.get("final_eval_return"),
+            summary.get("best_eval_return"),
+            summary.get("wall_time"),
+            summary.get("error") or "",
+            preset=str(summary.get("preset") or ""),
+        )
     jobs = _recorded_jobs(root)
     states = slurm.query_states(jobs.values())
     report.note = states.note

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
@@ -18,15 +19,27 @@ from agents.agent import DivergenceError
 from agents.metrics import MetricSums
 from agents.replay import ReplayBuffer
 from harness.config import RunConfig, to_dict, to_yaml
+from harness.contract import (
+    DONE,
+    EVAL_COLUMNS,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    git_commit,
+    package_versions,
+    run_lock,
+    video_path,
+)
 from harness.lifecycle import ProgressBar, RunInterrupted, StepCost, StopSignals, say_to_stderr
 from harness.mirror import WandbMirror
 from harness.process import prepare_training_process
-from harness.contract import (DONE, EVAL_COLUMNS, FAILED, INTERRUPTED, RUNNING, git_commit, package_versions, run_lock,
-                              video_path)
 from harness.rundir import CHECKPOINT_KEYS, CheckpointError, CsvLog, RunDirectory
 from harness.suites import TaskSpec, get_task
 from harness.suites.wrappers import get_env_state, set_env_state
 from harness.video import Mp4Writer, render_fps, render_frame
+
+if TYPE_CHECKING:
+    from agents.stacked_metrics import SeedMetricSums
 
 
 @dataclass
@@ -58,8 +71,15 @@ def evaluation_seed(run_seed: int, evaluation: int) -> int:
     return 1_000_003 * (run_seed + 1) + evaluation
 
 
-def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int, record: ReplayBuffer | None = None,
-             film: Mp4Writer | None = None, filmed_episodes: int = 1) -> list[Episode]:
+def evaluate(
+    agent: SVGAgent,
+    env: gym.Env,
+    episodes: int,
+    seed: int,
+    record: ReplayBuffer | None = None,
+    film: Mp4Writer | None = None,
+    filmed_episodes: int = 1,
+) -> list[Episode]:
     """``episodes`` episodes with the mean action tanh(mu(x)), the first reset seeded.
     ``record`` receives the transitions (held out: never trained on); ``film`` the frames of
     the first ``filmed_episodes`` episodes (``env`` built with a render size). Drawing a
@@ -67,17 +87,17 @@ def evaluate(agent: SVGAgent, env: gym.Env, episodes: int, seed: int, record: Re
     results = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed if episode == 0 else None)
-        filming = film is not None and episode < filmed_episodes
-        if filming:
-            film.add(render_frame(env))
+        filming = film if episode < filmed_episodes else None
+        if filming is not None:
+            filming.add(render_frame(env))
         total, length, done = 0.0, 0, False
         while not done:
             action = agent.act(obs, deterministic=True)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             if record is not None:
                 record.add(obs, action, float(reward), next_obs, terminated, truncated)
-            if filming:
-                film.add(render_frame(env))
+            if filming is not None:
+                filming.add(render_frame(env))
             obs = next_obs
             total += float(reward)
             length += 1
@@ -116,36 +136,49 @@ class Trainer:
     exception it raises stops the run as a failure, with nothing lost.
     """
 
-    def __init__(self, config: RunConfig, run_dir: RunDirectory,
-                 on_evaluation: EvaluationCallback | None = None,
-                 say: Callable[[str], None] = say_to_stderr) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: RunDirectory,
+        on_evaluation: EvaluationCallback | None = None,
+        say: Callable[[str], None] = say_to_stderr,
+    ) -> None:
         self.config = config
         self.say = say
         self.run_dir = run_dir
         self.on_evaluation = on_evaluation
         self.spec: TaskSpec = get_task(config.suite, config.task)
         trainer = config.trainer
+        if trainer.total_steps is None or trainer.eval_every is None:
+            raise ValueError("the run config's task values are not filled in (harness.config.resolve_task_values)")
         self.total_steps = int(trainer.total_steps)
         self.eval_every = int(trainer.eval_every)
         self.threads = prepare_training_process(trainer.torch_threads, config.agent)  # summary.json records it
         torch.manual_seed(config.seed)
-        options = {"terminal_alive_bonus": config.env.terminal_alive_bonus}
-        self.env = self.spec.make_env(**options)
+        alive_bonus = config.env.terminal_alive_bonus
+        self.env = self.spec.make_env(terminal_alive_bonus=alive_bonus)
         video_size = (trainer.video_width, trainer.video_height) if trainer.video else None
-        self.eval_env = self.spec.make_env(render_size=video_size, **options)
+        self.eval_env = self.spec.make_env(render_size=video_size, terminal_alive_bonus=alive_bonus)
         if video_size is not None:  # a machine that cannot render fails now, not at the first evaluation
             self.eval_env.reset(seed=0)  # harmless: every evaluation starts with a seeded reset
             render_frame(self.eval_env)
         # independent streams for the agent's replay sampling and the seed steps' actions
         agent_seed, action_seed = np.random.SeedSequence(config.seed).spawn(2)
-        self.agent = SVGAgent(self.spec.obs_dim, self.spec.act_dim, config.agent, self.total_steps, agent_seed,
-                              warn=lambda line: say(f"warning: {line}"))
+        self.agent = SVGAgent(
+            self.spec.obs_dim,
+            self.spec.act_dim,
+            config.agent,
+            self.total_steps,
+            agent_seed,
+            warn=lambda line: say(f"warning: {line}"),
+        )
         replay_device = self.agent.device if config.agent.fast_path.replay_on_device else None
         self.replay = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, config.agent.replay_capacity, replay_device)
         self.action_rng = np.random.default_rng(action_seed)
         self.progress = Progress()
         self.obs: np.ndarray | None = None
-        self.metrics = MetricSums()  # update metrics since the last train.csv row
+        # update metrics since the last train.csv row (a seed of a batch: its share of the batch's)
+        self.metrics: MetricSums | SeedMetricSums = MetricSums()
 
     # ------------------------------------------------------------------ state
 
@@ -156,9 +189,12 @@ class Trainer:
 
     def checkpoint_state(self) -> dict:
         return {
-            "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
-            "env": get_env_state(self.env), "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
-            "progress": vars(self.progress).copy(), "action_rng": self.action_rng.bit_generator.state,
+            "agent": self.agent.state_dict(),
+            "replay": self.replay.state_dict(),
+            "env": get_env_state(self.env),
+            "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
+            "progress": vars(self.progress).copy(),
+            "action_rng": self.action_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             **self.metrics.state_dict(),
@@ -181,8 +217,13 @@ class Trainer:
 
     def best_state(self, evaluation: int, return_mean: float) -> dict:
         """best.pt's content: the agent as it is now, at evaluation number ``evaluation``."""
-        return {"agent": self.agent.state_dict(), "step": self.progress.step, "evaluation": evaluation,
-                "eval_seed": evaluation_seed(self.config.seed, evaluation), "return_mean": return_mean}
+        return {
+            "agent": self.agent.state_dict(),
+            "step": self.progress.step,
+            "evaluation": evaluation,
+            "eval_seed": evaluation_seed(self.config.seed, evaluation),
+            "return_mean": return_mean,
+        }
 
     def _reconcile_best(self) -> None:
         """After a resume: a best.pt from beyond the checkpoint (state.pt was unreadable and the
@@ -215,7 +256,7 @@ class Trainer:
         except CheckpointError:  # unreadable or of another version: the run folder stays untouched
             raise
         except Exception as error:  # a checkpoint that does not fit this agent: keep it, say so
-            self._mark_failed(error)
+            self.mark_failed(error)
             raise
         eval_log, train_log, mirror = self.open_session(resumed)
         try:
@@ -239,13 +280,26 @@ class Trainer:
         if resumed:
             self.say(f"resuming {self.run_dir.path} from step {self.progress.step}")
         summary = self.run_dir.read_summary() or {}
-        summary.update(self._identity(), status=RUNNING, error=None, total_steps=self.total_steps,
-                       versions=package_versions(), git_commit=git_commit(), resumed=resumed,
-                       torch_threads=self.threads.count, threads_reason=self.threads.reason)
+        summary.update(
+            self._identity(),
+            status=RUNNING,
+            error=None,
+            total_steps=self.total_steps,
+            versions=package_versions(),
+            git_commit=git_commit(),
+            resumed=resumed,
+            torch_threads=self.threads.count,
+            threads_reason=self.threads.reason,
+        )
         summary.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.run_dir.write_summary(summary)
-        mirror = WandbMirror(self.config.wandb, self.run_dir.path, to_dict(self.config),
-                             name=str(self.run_dir.path), run_id=summary.get("wandb_run_id"))
+        mirror = WandbMirror(
+            self.config.wandb,
+            self.run_dir.path,
+            to_dict(self.config),
+            name=str(self.run_dir.path),
+            run_id=summary.get("wandb_run_id"),
+        )
         if mirror.run_id:
             summary = self.run_dir.update_summary(wandb_run_id=mirror.run_id)
         eval_columns = EVAL_COLUMNS + (MODEL_ERROR_COLUMNS if self.agent.model is not None else [])
@@ -265,7 +319,7 @@ class Trainer:
             self.metrics.check_finite()
         except DivergenceError as diverged:
             error = diverged
-        self._mark_failed(error, steps_done=self.progress.step)
+        self.mark_failed(error, steps_done=self.progress.step)
         mirror.finish({"status": FAILED})
 
     def end_done(self, mirror: WandbMirror) -> dict:
@@ -278,7 +332,7 @@ class Trainer:
         self.env.close()
         self.eval_env.close()
 
-    def _mark_failed(self, error: BaseException, **fields) -> None:
+    def mark_failed(self, error: BaseException, **fields) -> None:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
         if isinstance(error, DivergenceError):  # which loss, at which step: summary.json says
             fields.update(diverged={"loss": error.loss, "value": str(error.value), "step": error.step})
@@ -304,23 +358,47 @@ class Trainer:
 
     def _identity(self) -> dict:
         c = self.config
-        return {"suite": c.suite, "task": c.task, "agent": c.agent.name, "seed": c.seed, "preset": c.preset,
-                "horizon": c.agent.horizon}
+        return {
+            "suite": c.suite,
+            "task": c.task,
+            "agent": c.agent.name,
+            "seed": c.seed,
+            "preset": c.preset,
+            "horizon": c.agent.horizon,
+        }
 
     def _results(self) -> dict:
         p = self.progress
-        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731 - JSON has no inf/nan
-        return {"steps_done": p.step, "final_eval_return": finite(p.final_eval_return),
-                "best_eval_return": finite(p.best_eval_return), "best_eval_step": p.best_eval_step,
-                "evaluations": p.evaluations, "wall_time": p.wall_time,
-                "steps_per_second": p.step / p.wall_time if p.wall_time > 0 else None}
+
+        def finite(x: float) -> float | None:  # JSON has no inf/nan
+            return x if math.isfinite(x) else None
+
+        return {
+            "steps_done": p.step,
+            "final_eval_return": finite(p.final_eval_return),
+            "best_eval_return": finite(p.best_eval_return),
+            "best_eval_step": p.best_eval_step,
+            "evaluations": p.evaluations,
+            "wall_time": p.wall_time,
+            "steps_per_second": p.step / p.wall_time if p.wall_time > 0 else None,
+        }
 
     def _loop(self, eval_log, train_log, mirror: WandbMirror, stop: StopSignals) -> None:
         p, c = self.progress, self.config
+        if self.obs is None:
+            raise RuntimeError("the trainer's loop runs after its env is reset or restored")
+        metrics = self.metrics
+        if not isinstance(metrics, MetricSums):
+            raise TypeError("the trainer's loop sums a lone run's metrics (a batch's seeds: harness.batched_trainer)")
         self._session_start, self._wall_at_start = time.perf_counter(), p.wall_time
         row_clock, row_step = time.perf_counter(), p.step
-        bar = ProgressBar(self.total_steps, p.step, c.trainer.seed_steps, enabled=c.trainer.progress,
-                          desc=f"{c.task}/{c.agent.name}/seed {c.seed}")
+        bar = ProgressBar(
+            self.total_steps,
+            p.step,
+            c.trainer.seed_steps,
+            enabled=c.trainer.progress,
+            desc=f"{c.task}/{c.agent.name}/seed {c.seed}",
+        )
         cost = StepCost(self.total_steps, enabled=c.preset == "paper" and self.agent.device.type == "cpu")
         while p.step < self.total_steps:
             if p.step < c.trainer.seed_steps:
@@ -335,14 +413,18 @@ class Trainer:
             p.episode_length += 1
             if p.step >= c.trainer.seed_steps:
                 cost.start()
-                self.metrics.add(self.agent.update(self.replay, p.step), p.step)
+                metrics.add(self.agent.update(self.replay, p.step), p.step)
                 cost.stop(p.step, self.say)
             if terminated or truncated:
                 now = time.perf_counter()
-                row = {"step": p.step, "episode": p.episode, "episode_return": p.episode_return,
-                       "episode_length": p.episode_length,
-                       "steps_per_second": (p.step - row_step) / max(now - row_clock, 1e-9)}
-                row.update(self.metrics.read())  # the log interval: one host read, the divergence check
+                row = {
+                    "step": p.step,
+                    "episode": p.episode,
+                    "episode_return": p.episode_return,
+                    "episode_length": p.episode_length,
+                    "steps_per_second": (p.step - row_step) / max(now - row_clock, 1e-9),
+                }
+                row.update(metrics.read())  # the log interval: one host read, the divergence check
                 row["target_entropy"] = self.agent.target_entropy(p.step)
                 row["alpha"] = self.agent.alpha.item()
                 train_log.append(row)
@@ -369,18 +451,24 @@ class Trainer:
         eval_seed = evaluation_seed(c.seed, p.evaluations)
         holdout = None
         if self.agent.model is not None:
-            holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim,
-                                   c.trainer.eval_episodes * (self.eval_env.spec.max_episode_steps or 1000))
+            limit = self.eval_env.spec.max_episode_steps if self.eval_env.spec is not None else None
+            holdout = ReplayBuffer(self.spec.obs_dim, self.spec.act_dim, c.trainer.eval_episodes * (limit or 1000))
         film = Mp4Writer(video_path(self.run_dir.path, p.step), render_fps(self.eval_env)) if c.trainer.video else None
         with film or nullcontext():  # the video gets its name once whole; an exception leaves none
-            episodes = evaluate(self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout,
-                                film=film)
+            episodes = evaluate(
+                self.agent, self.eval_env, c.trainer.eval_episodes, seed=eval_seed, record=holdout, film=film
+            )
         video = film.path if film is not None else None
         returns = [episode.total_return for episode in episodes]
         evaluation = p.evaluations
         p.evaluations += 1
-        row = {"step": p.step, "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
-               "episodes": len(returns), "wall_time": p.wall_time}
+        row = {
+            "step": p.step,
+            "return_mean": float(np.mean(returns)),
+            "return_std": float(np.std(returns)),
+            "episodes": len(returns),
+            "wall_time": p.wall_time,
+        }
         if holdout is not None:
             row.update(model_errors(self.agent, self.replay, holdout, np.random.default_rng(eval_seed)))
         eval_log.append(row)
@@ -405,8 +493,10 @@ def pass_on_stop(stop: StopSignals, say: Callable[[str], None], where: str = "")
     try:
         stop.pass_on()
     except Exception as error:  # noqa: BLE001 - e.g. submitit's "timed-out too many times"
-        say(f"{where}not requeued ({str(error).splitlines()[0] if str(error) else error!r}); "
-            f"rerun the same command to resume")
+        say(
+            f"{where}not requeued ({str(error).splitlines()[0] if str(error) else error!r}); "
+            f"rerun the same command to resume"
+        )
 
 
 def train_run(config: RunConfig, path: str | Path, on_evaluation: EvaluationCallback | None = None) -> dict:

@@ -11,6 +11,8 @@ an episode is never held in memory, and the mp4 appears under its name only once
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,8 +42,23 @@ def nvidia_gpu_visible() -> bool:
 
 
 # what ``import mujoco`` accepts in MUJOCO_GL on Linux (anything else makes the import raise)
-MUJOCO_GL_VALUES = ("", "enable", "enabled", "on", "true", "1", "glfw", "glx", "egl", "osmesa",
-                    "disable", "disabled", "off", "false", "0")
+MUJOCO_GL_VALUES = (
+    "",
+    "enable",
+    "enabled",
+    "on",
+    "true",
+    "1",
+    "glfw",
+    "glx",
+    "egl",
+    "osmesa",
+    "disable",
+    "disabled",
+    "off",
+    "false",
+    "0",
+)
 
 
 def mujoco_gl_problem() -> str | None:
@@ -50,8 +67,10 @@ def mujoco_gl_problem() -> str | None:
     value = os.environ.get("MUJOCO_GL")
     if value is None or value.strip().lower() in MUJOCO_GL_VALUES:
         return None
-    return (f"MUJOCO_GL={value!r} is not a value MuJoCo accepts: unset it, or set egl (GPU) or "
-            f"osmesa (CPU, Debian's libosmesa6)")
+    return (
+        f"MUJOCO_GL={value!r} is not a value MuJoCo accepts: unset it, or set egl (GPU) or "
+        f"osmesa (CPU, Debian's libosmesa6)"
+    )
 
 
 def choose_gl_backend() -> str:
@@ -78,7 +97,7 @@ def _render_hint(backend: str) -> str:
 def lighten_scene(env: gym.Env) -> None:
     """Turn off shadows and reflections of the env's off-screen scene: software rendering
     (OSMesa) draws a frame about 4x faster without them. Only the picture changes."""
-    import mujoco  # noqa: PLC0415
+    import mujoco  # noqa: PLC0415 - this module loads with the CLI, MuJoCo only to film
 
     viewer = getattr(getattr(env.unwrapped, "mujoco_renderer", None), "viewer", None)
     if viewer is not None and hasattr(viewer, "scn"):
@@ -98,11 +117,12 @@ def render_frame(env: gym.Env) -> np.ndarray:
         if first:  # the scene exists once the first frame is drawn: draw it again, lightened
             lighten_scene(env)
             frame = env.render()
-    except Exception as error:  # noqa: BLE001 - PyOpenGL, ctypes and MuJoCo raise many types
+    except Exception as error:  # PyOpenGL, ctypes and MuJoCo raise many types
         backend = os.environ.get("MUJOCO_GL", "")
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise VideoError(f"MuJoCo could not render off-screen with MUJOCO_GL={backend} ({detail}); "
-                         f"{_render_hint(backend)}") from error
+        raise VideoError(
+            f"MuJoCo could not render off-screen with MUJOCO_GL={backend} ({detail}); {_render_hint(backend)}"
+        ) from error
     if frame is None:
         raise VideoError("the env was built without render_mode='rgb_array'; build it with a render size")
     return np.asarray(frame)
@@ -118,8 +138,9 @@ def check_rendering(spec: TaskSpec, size: tuple[int, int]) -> None:
     finally:
         env.close()
     if frame.shape[:2] != (size[1], size[0]):
-        raise VideoError(f"{spec.suite}/{spec.name} rendered {frame.shape[1]}x{frame.shape[0]} frames, "
-                         f"not {size[0]}x{size[1]}")
+        raise VideoError(
+            f"{spec.suite}/{spec.name} rendered {frame.shape[1]}x{frame.shape[0]} frames, not {size[0]}x{size[1]}"
+        )
 
 
 PROBE_EXIT = 3  # the probe's exit status for a VideoError (its message on stderr's last line)
@@ -140,12 +161,14 @@ def probe_rendering(suite: str, task: str, size: tuple[int, int]) -> str | None:
     a child process, since an OpenGL back-end without its display or driver may abort the
     process (GLFW's C assertion) rather than raise. The back-end is chosen here and
     inherited."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
     backend = choose_gl_backend()
-    done = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, suite, task, str(size[0]), str(size[1])],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_SCRIPT, suite, task, str(size[0]), str(size[1])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if done.returncode == 0:
         return None
     if done.returncode == PROBE_EXIT and done.stderr.strip():
@@ -197,10 +220,17 @@ class Mp4Writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.size = (width, height)
             self._writer = imageio_ffmpeg.write_frames(
-                str(self.tmp), (width, height), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
-                macro_block_size=2, ffmpeg_log_level="error", output_params=["-f", "mp4", "-movflags", "+faststart"])
+                str(self.tmp),
+                (width, height),
+                fps=self.fps,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                macro_block_size=2,
+                ffmpeg_log_level="error",
+                output_params=["-f", "mp4", "-movflags", "+faststart"],
+            )
             self._writer.send(None)  # start ffmpeg
-        elif (width, height) != self.size:
+        elif self.size is not None and (width, height) != self.size:
             raise VideoError(f"frame {self.frames} is {width}x{height}, the video {self.size[0]}x{self.size[1]}")
         self._writer.send(frame)
         self.frames += 1
@@ -211,7 +241,7 @@ class Mp4Writer:
             raise VideoError(f"no frame was written to {self.path}")
         try:
             self._writer.close()
-        except Exception as error:  # noqa: BLE001 - ffmpeg's failure, as imageio-ffmpeg reports it
+        except Exception as error:  # ffmpeg's failure, as imageio-ffmpeg reports it
             self.abort()
             raise VideoError(f"ffmpeg could not write {self.path}: {str(error).splitlines()[0]}") from error
         self._writer = None
@@ -230,8 +260,9 @@ class Mp4Writer:
     def __enter__(self) -> Mp4Writer:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if kind is None:
             self.close()
         else:

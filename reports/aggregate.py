@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +51,7 @@ def seeded_numpy(seed: int = BOOTSTRAP_SEED) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def interval_estimates(scores: dict[str, np.ndarray | list[np.ndarray]], func, reps: int) -> tuple[dict, dict]:
+def interval_estimates(scores: Mapping[str, np.ndarray | list[np.ndarray]], func, reps: int) -> tuple[dict, dict]:
     """``rly.get_interval_estimates`` with the fixed seed: (points, intervals (2, ...)) per key."""
     with seeded_numpy():
         return rly.get_interval_estimates(scores, func, reps=reps)
@@ -69,8 +69,10 @@ def normalisation_references(suite: str) -> dict[str, tuple[float, str]]:
     references = {}
     for task, rows in svg.groupby("task"):
         best = rows.loc[rows["mean"].idxmax()]
-        references[task] = (float(best["mean"]), f"{best['method']}, {best['metric']} at "
-                                                 f"{int(best['steps']):,} steps ({best['source']})")
+        references[task] = (
+            float(best["mean"]),
+            f"{best['method']}, {best['metric']} at {int(best['steps']):,} steps ({best['source']})",
+        )
     return references
 
 
@@ -108,8 +110,10 @@ def build_score_set(finals: pd.DataFrame, suite: str) -> ScoreSet:
     if len(few) == 1:
         notes.append(f"{few[0]}: fewer than {MIN_RUNS} complete runs on every task; left out of these panels")
     elif few:  # one note, not one per trial of a search
-        notes.append(f"{len(few)} experiments have fewer than {MIN_RUNS} complete runs on every task; left out of "
-                     f"these panels: {', '.join(few)}")
+        notes.append(
+            f"{len(few)} experiments have fewer than {MIN_RUNS} complete runs on every task; left out of "
+            f"these panels: {', '.join(few)}"
+        )
     counts = counts.drop(index=few)
     tasks = sorted(t for t in counts.columns if (counts[t] >= MIN_RUNS).all()) if len(counts) else []
     dropped = sorted(set(rows["task"]) - set(tasks))
@@ -169,8 +173,18 @@ def per_task_intervals(finals: pd.DataFrame, reps: int = DEFAULT_REPS) -> pd.Dat
             for i, task in enumerate(tasks):
                 for k, metric in enumerate(("IQM", "Mean")):
                     j = k * len(tasks) + i
-                    out.append({"suite": suite, "task": task, "experiment": experiment, "n": n, "metric": metric,
-                                "point": point[j], "low": low[j], "high": high[j]})
+                    out.append(
+                        {
+                            "suite": suite,
+                            "task": task,
+                            "experiment": experiment,
+                            "n": n,
+                            "metric": metric,
+                            "point": point[j],
+                            "low": low[j],
+                            "high": high[j],
+                        }
+                    )
     return pd.DataFrame(out, columns=["suite", "task", "experiment", "n", "metric", "point", "low", "high"])
 
 
@@ -189,17 +203,37 @@ def steps_to_return(first_steps: pd.DataFrame, threshold: float, reps: int = DEF
         rows = rows.sort_values("seed")
         steps = [None if pd.isna(v) else int(v) for v in rows["step"]]
         reached = [v for v in steps if v is not None]
-        record = {"suite": suite, "task": task, "experiment": experiment, "threshold": threshold,
-                  "n": len(steps), "reached": len(reached), "seeds": [int(v) for v in rows["seed"]],
-                  "steps": steps, "budgets": [int(v) for v in rows["budget"]],
-                  "iqm": None, "iqm_low": None, "iqm_high": None, "mean": None, "mean_low": None, "mean_high": None}
+        record = {
+            "suite": suite,
+            "task": task,
+            "experiment": experiment,
+            "threshold": threshold,
+            "n": len(steps),
+            "reached": len(reached),
+            "seeds": [int(v) for v in rows["seed"]],
+            "steps": steps,
+            "budgets": [int(v) for v in rows["budget"]],
+            "iqm": None,
+            "iqm_low": None,
+            "iqm_high": None,
+            "mean": None,
+            "mean_low": None,
+            "mean_high": None,
+        }
         if len(reached) == len(steps) >= MIN_RUNS:
             matrix = np.array(reached, dtype=float)[:, None]
             points, intervals = interval_estimates(
-                {experiment: matrix}, lambda x: np.array([interquartile_mean(x.ravel()), x.mean()]), reps)
+                {experiment: matrix}, lambda x: np.array([interquartile_mean(x.ravel()), x.mean()]), reps
+            )
             (iqm, mean), ((iqm_low, mean_low), (iqm_high, mean_high)) = points[experiment], intervals[experiment]
-            record.update(iqm=float(iqm), iqm_low=float(iqm_low), iqm_high=float(iqm_high), mean=float(mean),
-                          mean_low=float(mean_low), mean_high=float(mean_high))
+            record.update(
+                iqm=float(iqm),
+                iqm_low=float(iqm_low),
+                iqm_high=float(iqm_high),
+                mean=float(mean),
+                mean_low=float(mean_low),
+                mean_high=float(mean_high),
+            )
         out.append(record)
     return out
 
@@ -217,12 +251,11 @@ def performance_profiles(score_set: ScoreSet, reps: int = PROFILE_REPS) -> tuple
     return taus, profiles, cis
 
 
-def probability_of_improvement(score_set: ScoreSet, separator: str,
-                               reps: int = PROFILE_REPS) -> tuple[dict, dict]:
+def probability_of_improvement(score_set: ScoreSet, separator: str, reps: int = PROFILE_REPS) -> tuple[dict, dict]:
     """P(X > Y) for every pair of agents (X before Y by name), with 95% intervals. Keys are
     ``X<separator>Y``; with many agents only the pairs against the first agent are kept."""
     agents = sorted(score_set.scores)
-    pairs = [(x, y) for i, x in enumerate(agents) for y in agents[i + 1:]]
+    pairs = [(x, y) for i, x in enumerate(agents) for y in agents[i + 1 :]]
     if len(pairs) > 10:
         pairs = [(x, agents[0]) for x in agents[1:]]
     pair_scores = {f"{x}{separator}{y}": [score_set.scores[x], score_set.scores[y]] for x, y in pairs}
@@ -246,8 +279,9 @@ def iqm_per_step(scores: np.ndarray) -> np.ndarray:
     return interquartile_mean(scores.reshape(-1, scores.shape[-1]), axis=0)
 
 
-def sample_efficiency(curves: pd.DataFrame, score_set: ScoreSet, max_points: int = 25,
-                      reps: int = DEFAULT_REPS) -> tuple[np.ndarray, dict, dict] | None:
+def sample_efficiency(
+    curves: pd.DataFrame, score_set: ScoreSet, max_points: int = 25, reps: int = DEFAULT_REPS
+) -> tuple[np.ndarray, dict, dict] | None:
     """IQM of (normalised) returns across runs and tasks along training, with 95% intervals.
 
     ``curves`` is ``reports.load.resample_curves`` output. The steps are those at which every
@@ -255,13 +289,16 @@ def sample_efficiency(curves: pd.DataFrame, score_set: ScoreSet, max_points: int
     thinned). Returns (steps (k,), points {experiment: (k,)}, intervals {experiment: (2, k)}), or None
     when fewer than two such steps exist.
     """
-    rows = curves[(curves["suite"] == score_set.suite) & curves["task"].isin(score_set.tasks)
-                  & curves["experiment"].isin(list(score_set.scores))]
+    rows = curves[
+        (curves["suite"] == score_set.suite)
+        & curves["task"].isin(score_set.tasks)
+        & curves["experiment"].isin(list(score_set.scores))
+    ]
     runs_per_cell = {(a, t): len(score_set.scores[a]) for a in score_set.scores for t in score_set.tasks}
     tables = {}
     common: set[int] | None = None
     for (experiment, task), cell in rows.groupby(["experiment", "task"]):
-        seeds = sorted(cell["seed"].unique())[:runs_per_cell[(experiment, task)]]
+        seeds = sorted(cell["seed"].unique())[: runs_per_cell[(experiment, task)]]
         table = cell[cell["seed"].isin(seeds)].pivot_table(index="step", columns="seed", values="value")
         table = table.dropna()
         tables[(experiment, task)] = table
@@ -290,8 +327,15 @@ def curve_band(curves: pd.DataFrame, reps: int = DEFAULT_REPS) -> pd.DataFrame:
     them; it needs ``MIN_RUNS`` runs (NaN elsewhere).
     """
     table = curves.pivot_table(index="step", columns="seed", values="value").sort_index()
-    band = pd.DataFrame({"step": table.index.to_numpy(), "mean": table.mean(axis=1).to_numpy(),
-                         "n": table.notna().sum(axis=1).to_numpy(), "low": np.nan, "high": np.nan})
+    band = pd.DataFrame(
+        {
+            "step": table.index.to_numpy(),
+            "mean": table.mean(axis=1).to_numpy(),
+            "n": table.notna().sum(axis=1).to_numpy(),
+            "low": np.nan,
+            "high": np.nan,
+        }
+    )
     covering = table.columns[table.notna().all(axis=0)]
     full = table[covering] if len(covering) >= MIN_RUNS else table.dropna()
     if full.shape[1] >= MIN_RUNS and len(full):

@@ -127,15 +127,17 @@ def _config_warning(where: str, configs: list[dict[str, Any]]) -> str:
     differing = differing_keys(configs)
     reasons = []
     if BUDGET_KEY in differing:
-        budgets = sorted({c.get(BUDGET_KEY) for c in configs},
-                         key=lambda v: (0, v, "") if isinstance(v, int) else (1, 0, str(v)))
+        budgets = sorted(
+            {c.get(BUDGET_KEY) for c in configs}, key=lambda v: (0, v, "") if isinstance(v, int) else (1, 0, str(v))
+        )
         reasons.append(f"budgets ({_budget_text(budgets)} steps)")
     if PRESET_KEY in differing:
         reasons.append(f"presets ({', '.join(sorted({str(c.get(PRESET_KEY)) for c in configs}))})")
     others = [k for k in differing if k not in (BUDGET_KEY, PRESET_KEY)]
     if others:
-        named = ", ".join(others[:MAX_KEYS_NAMED]) + (f" +{len(others) - MAX_KEYS_NAMED} more"
-                                                      if len(others) > MAX_KEYS_NAMED else "")
+        named = ", ".join(others[:MAX_KEYS_NAMED]) + (
+            f" +{len(others) - MAX_KEYS_NAMED} more" if len(others) > MAX_KEYS_NAMED else ""
+        )
         reasons.append(f"{'other ' if reasons else ''}config.yaml values ({named})")
     return f"{where}: runs of different {' and '.join(reasons)} are shown as separate rows, not averaged"
 
@@ -145,18 +147,22 @@ def _seed_warning(where: str, seeds: list[int], roots: list[Path]) -> str:
     if len(seeds) == 1:
         count = _count_text(len(roots))
         return f"{where}: {count} runs with seed {seeds[0]} in folders {folders}: shown as separate rows, not averaged"
-    return (f"{where}: runs with seeds {', '.join(map(str, seeds))} in more than one folder ({folders}): "
-            "shown as separate rows, one per folder, not averaged")
+    return (
+        f"{where}: runs with seeds {', '.join(map(str, seeds))} in more than one folder ({folders}): "
+        "shown as separate rows, one per folder, not averaged"
+    )
 
 
 def _origin_warning(where: str, trial_runs: list[Run]) -> str:
     """Why search-trial runs of a config are not pooled with the other runs of that config."""
     seeds = ", ".join(str(s) for s in sorted({r.seed for r in trial_runs}))
     plural = len(trial_runs) > 1
-    return (f"{where}: {'runs' if plural else 'the run'} of a search trial (seed{'s' if ',' in seeds else ''} {seeds}) "
-            f"{'are' if plural else 'is'} shown as a separate row, not averaged with the other runs of this config: "
-            f"a trial that won its search was chosen for its score, so counting it again as a seed would bias the "
-            f"mean upward")
+    return (
+        f"{where}: {'runs' if plural else 'the run'} of a search trial (seed{'s' if ',' in seeds else ''} {seeds}) "
+        f"{'are' if plural else 'is'} shown as a separate row, not averaged with the other runs of this config: "
+        f"a trial that won its search was chosen for its score, so counting it again as a seed would bias the "
+        f"mean upward"
+    )
 
 
 @dataclass
@@ -206,13 +212,16 @@ def _task_experiments(where: str, runs: list[Run], warnings: list[str]) -> tuple
     by_config: dict[Fingerprint | None, list[Run]] = defaultdict(list)
     for run in runs:
         by_config[fingerprint(run.config) if run.config else None].append(run)
-    configs = {key: scientific_config(group[0].config) for key, group in by_config.items() if key is not None}
+    configs: dict[Fingerprint | None, dict[str, Any]] = {
+        key: scientific_config(group[0].config) for key, group in by_config.items() if key is not None
+    }
     keys = distinguishing_keys(list(configs.values())) if len(configs) > 1 else []
     if len(configs) > 1:
         warnings.append(_config_warning(where, list(configs.values())))
     if None in by_config and configs and any(r.final_return is not None for r in by_config[None]):
-        warnings.append(f"{where}: runs without a config.yaml cannot be compared with the others: "
-                        "shown as a separate row")
+        warnings.append(
+            f"{where}: runs without a config.yaml cannot be compared with the others: shown as a separate row"
+        )
     experiments = []
     for key, group in by_config.items():
         for experiment in _split_origins(where, _Experiment(group, configs.get(key)), warnings):
@@ -220,8 +229,9 @@ def _task_experiments(where: str, runs: list[Run], warnings: list[str]) -> tuple
     return experiments, keys
 
 
-def _label(agent: str, experiment: _Experiment, keys: list[str], alone: bool, root_names: dict[Path, str],
-           mixed_origins: bool) -> str:
+def _label(
+    agent: str, experiment: _Experiment, keys: list[str], alone: bool, root_names: dict[Path, str], mixed_origins: bool
+) -> str:
     """The agent folder name, then the values of ``keys`` (or "no config.yaml" unless ``alone``),
     then "search trial" where the folder's search-trial runs need telling from its others
     (``mixed_origins``), then the experiment's output folder where one is named in ``root_names``."""
@@ -255,7 +265,7 @@ def assign_experiments(runs: list[Run]) -> list[str]:
         chosen = {key for _, keys in tasks for key in keys}
         keys = [k for k in (BUDGET_KEY, PRESET_KEY) if k in chosen] + sorted(chosen - {BUDGET_KEY, PRESET_KEY})
         split = [e.root for experiments, _ in tasks for e in experiments if e.root is not None]
-        shared = {e.shared_root() for experiments, _ in tasks for e in experiments} - {None}
+        shared = {common for experiments, _ in tasks for e in experiments if (common := e.shared_root()) is not None}
         root_names = short_names(sorted(shared)) if split else {}
         mixed_origins = len({e.search_trial for experiments, _ in tasks for e in experiments}) > 1
         for experiments, _ in tasks:

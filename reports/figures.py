@@ -11,16 +11,17 @@ import base64
 import io
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, cast
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap
+from matplotlib.ticker import MaxNLocator
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from rliable import plot_utils  # noqa: E402
-
+import matplotlib.pyplot as plt  # after the back-end is chosen
+from rliable import plot_utils  # imports pyplot
 
 DPI = 96
 LEGEND_FONTSIZE = 9  # points: 12 px at the report's DPI, legible at the size the page shows a figure
@@ -32,14 +33,19 @@ def plain(name: str) -> str:
     return " " + text if text.startswith("_") else text
 
 
+def palette(name: str) -> tuple:
+    """The colours of matplotlib's qualitative colormap ``name`` (a ListedColormap)."""
+    colors: Any = cast(ListedColormap, plt.get_cmap(name)).colors  # a sequence of RGB tuples
+    return tuple(colors)
+
+
 def distinct_colors(count: int) -> list[tuple]:
     """``count`` colours, no two alike: tab10's; beyond ten, tab20's strong then light ones
     (its strong ones are tab10's), then tab20b's and tab20c's, then evenly spaced hues."""
     if count <= 10:
-        return list(plt.get_cmap("tab10").colors)
-    tab20 = plt.get_cmap("tab20").colors
-    colors = list(dict.fromkeys(tab20[0::2] + tab20[1::2] + plt.get_cmap("tab20b").colors
-                                + plt.get_cmap("tab20c").colors))
+        return list(palette("tab10"))
+    tab20 = palette("tab20")
+    colors = list(dict.fromkeys(tab20[0::2] + tab20[1::2] + palette("tab20b") + palette("tab20c")))
     extra = count - len(colors)
     return colors + [tuple(plt.get_cmap("hsv")(i / extra)[:3]) for i in range(max(extra, 0))]
 
@@ -95,8 +101,9 @@ def _reference_end(last_step: int, references: pd.DataFrame) -> int:
     the width; or, when our runs stop before every published curve's second point but not long
     before (``REFERENCE_STRETCH``), the earliest such point, so that a published curve shows
     as a line."""
-    second_points = [int(rows["step"].iloc[min(1, len(rows) - 1)])
-                     for _, rows in references.sort_values("step").groupby("label")]
+    second_points = [
+        int(rows["step"].iloc[min(1, len(rows) - 1)]) for _, rows in references.sort_values("step").groupby("label")
+    ]
     reach = min(second_points)
     return reach if last_step < reach <= REFERENCE_STRETCH * last_step else last_step
 
@@ -113,11 +120,26 @@ def _draw_reference(ax: plt.Axes, curve: pd.DataFrame, end: int, style: str | tu
         label += f"; from {first:,} to {last:,} steps, beyond this panel"
     elif len(shown) < len(curve):
         label += f"; continues to {last:,} steps"
-    ax.plot(shown["step"], shown["return"], color="black", linestyle=style, linewidth=1.2, alpha=0.8, zorder=1.5,
-            label=plain(label))
+    ax.plot(
+        shown["step"],
+        shown["return"],
+        color="black",
+        linestyle=style,
+        linewidth=1.2,
+        alpha=0.8,
+        zorder=1.5,
+        label=plain(label),
+    )
     if has_std:
-        ax.fill_between(shown["step"], shown["return"] - shown["std"], shown["return"] + shown["std"],
-                        color="black", alpha=0.08, linewidth=0, zorder=1)
+        ax.fill_between(
+            shown["step"],
+            shown["return"] - shown["std"],
+            shown["return"] + shown["std"],
+            color="black",
+            alpha=0.08,
+            linewidth=0,
+            zorder=1,
+        )
 
 
 TRIAL_GREY = "#a0a0a0"  # a search's trials other than its best: one grey, which no experiment's colour is
@@ -144,17 +166,20 @@ def _curve_label(name: str, band: pd.DataFrame, mark: CurveMark) -> str:
     return plain(f"{name} ({count}{'; ' + mark.unfinished if mark.unfinished else ''})")
 
 
-def _draw_experiment(ax: plt.Axes, name: str, band: pd.DataFrame, color: tuple | str, mark: CurveMark,
-                     label: str) -> None:
+def _draw_experiment(
+    ax: plt.Axes, name: str, band: pd.DataFrame, color: tuple | str, mark: CurveMark, label: str
+) -> None:
     """One experiment's mean curve and 95% band; unfinished (no run done): dashed, hollow markers."""
-    style = {} if mark.finished else {"linestyle": (0, (4, 2)), "markerfacecolor": "white"}
-    ax.plot(band["step"], band["mean"], color=color, marker="o", markersize=3 if mark.finished else 4, label=label,
-            **style)
+    style: dict[str, Any] = {} if mark.finished else {"linestyle": (0, (4, 2)), "markerfacecolor": "white"}
+    ax.plot(
+        band["step"], band["mean"], color=color, marker="o", markersize=3 if mark.finished else 4, label=label, **style
+    )
     ax.fill_between(band["step"], band["low"], band["high"], color=color, alpha=0.2, linewidth=0)
 
 
-def _draw_trials(ax: plt.Axes, bands: dict[str, pd.DataFrame], colors: dict[str, tuple],
-                 marks: dict[str, CurveMark]) -> None:
+def _draw_trials(
+    ax: plt.Axes, bands: dict[str, pd.DataFrame], colors: dict[str, tuple], marks: dict[str, CurveMark]
+) -> None:
     """A search's trials: each study's best in its colour, the others thin and grey (dashed when
     unfinished), counted once in the legend."""
     others = {"finished": 0, "unfinished": 0}
@@ -166,18 +191,37 @@ def _draw_trials(ax: plt.Axes, bands: dict[str, pd.DataFrame], colors: dict[str,
             continue
         kind = "finished" if mark.finished else "unfinished"
         others[kind] += 1
-        ax.plot(band["step"], band["mean"], color=TRIAL_GREY, linewidth=0.9, alpha=0.8, zorder=1,
-                linestyle="-" if mark.finished else (0, (4, 2)), label=f"_{kind} trial")
+        ax.plot(
+            band["step"],
+            band["mean"],
+            color=TRIAL_GREY,
+            linewidth=0.9,
+            alpha=0.8,
+            zorder=1,
+            linestyle="-" if mark.finished else (0, (4, 2)),
+            label=f"_{kind} trial",
+        )
     for kind, count in others.items():
         if count:
-            ax.plot([], [], color=TRIAL_GREY, linestyle="-" if kind == "finished" else (0, (4, 2)),
-                    label=f"{count} other {'trial' if count == 1 else 'trials'}"
-                          + ("" if kind == "finished" else ", unfinished (pruned, failed or interrupted)"))
+            ax.plot(
+                [],
+                [],
+                color=TRIAL_GREY,
+                linestyle="-" if kind == "finished" else (0, (4, 2)),
+                label=f"{count} other {'trial' if count == 1 else 'trials'}"
+                + ("" if kind == "finished" else ", unfinished (pruned, failed or interrupted)"),
+            )
 
 
-def learning_curves(title: str, bands: dict[str, pd.DataFrame], colors: dict[str, tuple],
-                    published: pd.DataFrame | None = None, references: pd.DataFrame | None = None,
-                    styles: dict[str, str | tuple] | None = None, marks: dict[str, CurveMark] | None = None) -> str:
+def learning_curves(
+    title: str,
+    bands: dict[str, pd.DataFrame],
+    colors: dict[str, tuple],
+    published: pd.DataFrame | None = None,
+    references: pd.DataFrame | None = None,
+    styles: dict[str, str | tuple] | None = None,
+    marks: dict[str, CurveMark] | None = None,
+) -> str:
     """Mean evaluation return per experiment with its 95% band, published finals as horizontal
     lines and published learning curves beside them; a search's trials in a panel of their own.
 
@@ -209,8 +253,13 @@ def learning_curves(title: str, bands: dict[str, pd.DataFrame], colors: dict[str
     if published is not None:
         final_styles = ["--", ":", "-."]
         for i, row in enumerate(published.itertuples(index=False)):
-            ax.axhline(row.mean, color="grey", linestyle=final_styles[i % 3], linewidth=1,
-                       label=plain(f"{row.label} (published, {int(row.steps):,} steps)"))
+            ax.axhline(
+                row.mean,
+                color="grey",
+                linestyle=final_styles[i % 3],
+                linewidth=1,
+                label=plain(f"{row.label} (published, {int(row.steps):,} steps)"),
+            )
     ax.set_title(plain(title))
     for panel in axes[:, 0]:
         panel.set_ylabel("evaluation return")
@@ -227,10 +276,17 @@ def aggregate_intervals(names: list[str], points: dict, intervals: dict, colors:
     renamed = {plain(a): a for a in algorithms}
     row_height = max(0.45, 1.6 / len(algorithms))
     figure, axes = plot_utils.plot_interval_estimates(
-        {plain(a): points[a] for a in algorithms}, {plain(a): intervals[a] for a in algorithms}, metric_names=names,
-        algorithms=list(renamed), colors={k: colors[v] for k, v in renamed.items()}, xlabel=xlabel,
-        subfigure_width=3.2, row_height=row_height, xlabel_y_coordinate=-0.42 / (row_height * len(algorithms)),
-        wspace=0.2)
+        {plain(a): points[a] for a in algorithms},
+        {plain(a): intervals[a] for a in algorithms},
+        metric_names=names,
+        algorithms=list(renamed),
+        colors={k: colors[v] for k, v in renamed.items()},
+        xlabel=xlabel,
+        subfigure_width=3.2,
+        row_height=row_height,
+        xlabel_y_coordinate=-0.42 / (row_height * len(algorithms)),
+        wspace=0.2,
+    )
     for ax in np.atleast_1d(axes):
         ax.tick_params(labelsize="small")
         ax.title.set_fontsize("medium")
@@ -242,10 +298,16 @@ def performance_profiles(taus: np.ndarray, profiles: dict, intervals: dict, colo
     """rliable's performance profiles (score distributions) with 95% bands."""
     figure, ax = plt.subplots(figsize=(7, 4))
     plot_utils.plot_performance_profiles(
-        {plain(a): p for a, p in profiles.items()}, taus,
+        {plain(a): p for a, p in profiles.items()},
+        taus,
         performance_profile_cis={plain(a): c for a, c in intervals.items()},
-        colors={plain(a): colors[a] for a in profiles}, xlabel=xlabel,
-        ylabel=r"fraction of runs with score > $\tau$", ax=ax, labelsize="medium", ticklabelsize="small")
+        colors={plain(a): colors[a] for a in profiles},
+        xlabel=xlabel,
+        ylabel=r"fraction of runs with score > $\tau$",
+        ax=ax,
+        labelsize="medium",
+        ticklabelsize="small",
+    )
     ax.legend(handles=ax.get_lines(), fontsize=LEGEND_FONTSIZE, loc="best")
     return to_data_uri(figure)
 
@@ -255,8 +317,13 @@ def probability_of_improvement(points: dict, intervals: dict, separator: str) ->
     figure, ax = plt.subplots(figsize=(5, 0.6 + 0.45 * len(points)))
     keys = {separator.join(plain(a) for a in key.split(separator)): key for key in points}
     plot_utils.plot_probability_of_improvement(
-        {k: points[v] for k, v in keys.items()}, {k: intervals[v] for k, v in keys.items()},
-        pair_separator=separator, ax=ax, labelsize="medium", ticklabelsize="small")
+        {k: points[v] for k, v in keys.items()},
+        {k: intervals[v] for k, v in keys.items()},
+        pair_separator=separator,
+        ax=ax,
+        labelsize="medium",
+        ticklabelsize="small",
+    )
     return to_data_uri(figure)
 
 
@@ -264,9 +331,16 @@ def sample_efficiency(steps: np.ndarray, points: dict, intervals: dict, colors: 
     """rliable's sample-efficiency curve: IQM along training with 95% bands."""
     figure, ax = plt.subplots(figsize=(7, 4))
     plot_utils.plot_sample_efficiency_curve(
-        steps, {plain(a): p for a, p in points.items()}, {plain(a): c for a, c in intervals.items()},
-        colors={plain(a): colors[a] for a in points}, xlabel="env steps", ylabel=ylabel, ax=ax,
-        labelsize="medium", ticklabelsize="small")
+        steps,
+        {plain(a): p for a, p in points.items()},
+        {plain(a): c for a, c in intervals.items()},
+        colors={plain(a): colors[a] for a in points},
+        xlabel="env steps",
+        ylabel=ylabel,
+        ax=ax,
+        labelsize="medium",
+        ticklabelsize="small",
+    )
     ax.legend(handles=ax.get_lines(), fontsize=LEGEND_FONTSIZE, loc="best")
     return to_data_uri(figure)
 
@@ -282,8 +356,13 @@ def model_errors(title: str, curves: pd.DataFrame, colors: dict) -> str:
     styles = {"model_error_holdout": "-", "model_error_replay": "--"}
     for (experiment, metric), rows in curves.groupby(["experiment", "metric"], sort=True):
         mean = rows.groupby("step")["value"].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=colors[experiment], linestyle=styles.get(metric, ":"),
-                label=plain(f"{experiment}: {metric.removeprefix('model_error_')}"))
+        ax.plot(
+            mean.index,
+            mean.to_numpy(),
+            color=colors[experiment],
+            linestyle=styles.get(metric, ":"),
+            label=plain(f"{experiment}: {metric.removeprefix('model_error_')}"),
+        )
     if (curves["value"] > 0).all():
         ax.set_yscale("log")
     ax.set_title(plain(title))
@@ -307,9 +386,17 @@ def entropy_schedules(schedules: list[dict]) -> str:
         ax.plot(entry["steps"], entry["values"], color=color, label=plain(entry["label"]))
     trials = [entry for entry in schedules if entry.get("trial")]
     for i, entry in enumerate(trials):
-        ax.plot(entry["steps"], entry["values"], color=TRIAL_GREY, linewidth=0.9, alpha=0.8, zorder=1,
-                label="_trial" if i else f"{len(trials)} schedule{'s' if len(trials) > 1 else ''} of search trials "
-                                         "(the table names them)")
+        ax.plot(
+            entry["steps"],
+            entry["values"],
+            color=TRIAL_GREY,
+            linewidth=0.9,
+            alpha=0.8,
+            zorder=1,
+            label="_trial"
+            if i
+            else f"{len(trials)} schedule{'s' if len(trials) > 1 else ''} of search trials (the table names them)",
+        )
     ax.set_title("target entropy schedules, eq. (14)")
     ax.set_ylabel("target entropy")
     _steps_axis(ax)
@@ -327,12 +414,25 @@ def _by_state(ax: plt.Axes, trials: pd.DataFrame, x: str, counts: bool = True) -
         color = STATE_COLORS.get(state, "tab:gray")
         scored, unscored = rows[rows["objective"].notna()], rows[rows["objective"].isna()]
         if len(scored):
-            ax.scatter(scored[x], scored["objective"], color=color, s=28, zorder=3,
-                       label=plain(state + (f" ({len(scored)})" if counts else "")))
+            ax.scatter(
+                scored[x],
+                scored["objective"],
+                color=color,
+                s=28,
+                zorder=3,
+                label=plain(state + (f" ({len(scored)})" if counts else "")),
+            )
         if len(unscored):
-            ax.scatter(unscored[x], np.full(len(unscored), 0.03), transform=ax.get_xaxis_transform(), marker="x",
-                       color=color, s=36, zorder=3,
-                       label=plain(f"{state}, no objective" + (f" ({len(unscored)})" if counts else "")))
+            ax.scatter(
+                unscored[x],
+                np.full(len(unscored), 0.03),
+                transform=ax.get_xaxis_transform(),
+                marker="x",
+                color=color,
+                s=36,
+                zorder=3,
+                label=plain(f"{state}, no objective" + (f" ({len(unscored)})" if counts else "")),
+            )
 
 
 def search_history(trials: pd.DataFrame, maximise: bool = True) -> str:
@@ -354,8 +454,9 @@ def search_history(trials: pd.DataFrame, maximise: bool = True) -> str:
     return to_data_uri(figure)
 
 
-def search_parameters(trials: pd.DataFrame, parameters: tuple[str, ...], best_number: int | None,
-                      log2: tuple[str, ...] = ("beta",)) -> str:
+def search_parameters(
+    trials: pd.DataFrame, parameters: tuple[str, ...], best_number: int | None, log2: tuple[str, ...] = ("beta",)
+) -> str:
     """Objective against each searched parameter, coloured by state; the best trial circled.
 
     ``trials``: columns number, state, objective and each of ``parameters``; those in
@@ -366,13 +467,23 @@ def search_parameters(trials: pd.DataFrame, parameters: tuple[str, ...], best_nu
         _by_state(ax, shown, parameter, counts=False)
         best = shown[shown["number"] == best_number]
         if len(best):
-            ax.scatter(best[parameter], best["objective"], s=160, facecolors="none", edgecolors="black",
-                       linewidths=1.5, zorder=4, label=f"best (trial {best_number})")
+            ax.scatter(
+                best[parameter],
+                best["objective"],
+                s=160,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=1.5,
+                zorder=4,
+                label=f"best (trial {best_number})",
+            )
         if parameter in log2 and len(shown):
             ax.set_xscale("log", base=2)
         left_out = len(trials) - len(shown)
-        ax.set_xlabel(plain(parameter + (" (log2 axis)" if parameter in log2 else ""))
-                      + (f"; {left_out} without a value" if left_out else ""))
+        ax.set_xlabel(
+            plain(parameter + (" (log2 axis)" if parameter in log2 else ""))
+            + (f"; {left_out} without a value" if left_out else "")
+        )
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("objective")
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
@@ -381,6 +492,7 @@ def search_parameters(trials: pd.DataFrame, parameters: tuple[str, ...], best_nu
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    np.atleast_1d(axes)[-1].legend(handles, labels, fontsize=LEGEND_FONTSIZE, loc="center left",
-                                   bbox_to_anchor=(1.02, 0.5), frameon=False)
+    np.atleast_1d(axes)[-1].legend(
+        handles, labels, fontsize=LEGEND_FONTSIZE, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False
+    )
     return to_data_uri(figure)

@@ -34,8 +34,13 @@ def breakable(text: object) -> Markup:
 
 def environment() -> jinja2.Environment:
     """The template environment: autoescape on for every template (names come from disk)."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["breakable"] = breakable
     return env
 
@@ -45,8 +50,9 @@ def render(content: dict[str, Any]) -> str:
     return environment().get_template(TEMPLATE).render(**content)
 
 
-def write_report(paths: list[Path], output: Path, reps: int = DEFAULT_REPS,
-                 threshold: float | None = None) -> dict[str, Any]:
+def write_report(
+    paths: list[Path], output: Path, reps: int = DEFAULT_REPS, threshold: float | None = None
+) -> dict[str, Any]:
     """Build the report of the runs under ``paths`` and write it to ``output``, its linked
     videos into ``<stem>_videos/`` beside it; returns the content. ``threshold``: see
     ``reports.build.build_report``."""

@@ -18,16 +18,44 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.contract import (CONFIG_FILE, DONE, EVAL_FILE, FAILED, INTERRUPTED, ORIGIN_KEY, ORIGIN_RUN,
-                              ORIGIN_SEARCH_TRIAL, RUNNING, SEED_PREFIX, SUMMARY_FILE, TRAIN_FILE, inspect_summary,
-                              list_videos, run_state)
+from harness.contract import (
+    CONFIG_FILE,
+    DONE,
+    EVAL_FILE,
+    FAILED,
+    INTERRUPTED,
+    ORIGIN_KEY,
+    ORIGIN_RUN,
+    ORIGIN_SEARCH_TRIAL,
+    RUNNING,
+    SEED_PREFIX,
+    SUMMARY_FILE,
+    TRAIN_FILE,
+    inspect_summary,
+    list_videos,
+    run_state,
+)
 from reports.experiments import assign_experiments
 from reports.runs import Run
 from studies.contract import is_trial_run
 
 TIDY_COLUMNS = ["suite", "task", "agent", "experiment", "seed", "step", "metric", "value"]
-SCORE_COLUMNS = ["suite", "task", "agent", "experiment", "horizon", "preset", "total_steps", "seed", "step",
-                 "final_return", "complete", "folder", "origin", "status"]
+SCORE_COLUMNS = [
+    "suite",
+    "task",
+    "agent",
+    "experiment",
+    "horizon",
+    "preset",
+    "total_steps",
+    "seed",
+    "step",
+    "final_return",
+    "complete",
+    "folder",
+    "origin",
+    "status",
+]
 EVAL_METRICS = ["return_mean", "return_std", "model_error_holdout", "model_error_replay"]
 
 
@@ -94,16 +122,18 @@ def _identity(path: Path, summary: dict[str, Any]) -> tuple[str, str, str, int]:
     when it has them, else from the path."""
     parts = path.parts
     seed_text = path.name.removeprefix(SEED_PREFIX)
-    seed = int(summary["seed"]) if isinstance(summary.get("seed"), int) else (
-        int(seed_text) if seed_text.lstrip("-").isdigit() else -1)
+    seed = (
+        int(summary["seed"])
+        if isinstance(summary.get("seed"), int)
+        else (int(seed_text) if seed_text.lstrip("-").isdigit() else -1)
+    )
     suite, task = summary.get("suite"), summary.get("task")
     if isinstance(suite, str) and isinstance(task, str):
         for i in range(len(parts) - 3, 0, -1):
             if parts[i - 1] == suite and parts[i] == task:
-                return suite, task, "/".join(parts[i + 1:-1]), seed
+                return suite, task, "/".join(parts[i + 1 : -1]), seed
     tail = (("?",) * 4 + parts)[-4:]
-    return (suite if isinstance(suite, str) else tail[0], task if isinstance(task, str) else tail[1],
-            tail[2], seed)
+    return (suite if isinstance(suite, str) else tail[0], task if isinstance(task, str) else tail[1], tail[2], seed)
 
 
 def _optional(value: Any, kind: type) -> Any:
@@ -151,9 +181,15 @@ def load_run(path: Path) -> Run:
         config = {}
     config = config if isinstance(config, dict) else {}
     evals, eval_problem = _read_evals(path / EVAL_FILE)
-    agent_config = config.get("agent") if isinstance(config.get("agent"), dict) else {}
+    agent_section = config.get("agent")
+    agent_config = agent_section if isinstance(agent_section, dict) else {}
     run = Run(
-        path=path, suite=str(suite), task=str(task), agent=str(agent), seed=seed, status=str(status),
+        path=path,
+        suite=str(suite),
+        task=str(task),
+        agent=str(agent),
+        seed=seed,
+        status=str(status),
         horizon=_optional(summary.get("horizon", agent_config.get("horizon")), int),
         preset=_optional(summary.get("preset", config.get("preset")), str),
         steps_done=_optional(summary.get("steps_done"), int),
@@ -163,8 +199,13 @@ def load_run(path: Path) -> Run:
         wall_time=_optional(summary.get("wall_time"), float),
         steps_per_second=_optional(summary.get("steps_per_second"), float),
         versions={str(k): str(v) for k, v in (summary.get("versions") or {}).items()},
-        git_commit=_optional(summary.get("git_commit"), str), error=_optional(summary.get("error"), str),
-        config=config, config_text=config_text, evals=evals, videos=list_videos(path), origin=_origin(path, summary),
+        git_commit=_optional(summary.get("git_commit"), str),
+        error=_optional(summary.get("error"), str),
+        config=config,
+        config_text=config_text,
+        evals=evals,
+        videos=list_videos(path),
+        origin=_origin(path, summary),
     )
     if summary_problem:
         run.problems.append(summary_problem)
@@ -173,10 +214,13 @@ def load_run(path: Path) -> Run:
     if eval_problem:
         run.problems.append(eval_problem)
     if status != DONE:
-        run.problems.append({RUNNING: "still running: its numbers are not final",
-                             INTERRUPTED: "interrupted (rerun its command to resume): numbers not final",
-                             FAILED: f"failed: {run.error or 'no error recorded'}"}.get(
-                                 status, f"status {status!r}: numbers not final"))
+        run.problems.append(
+            {
+                RUNNING: "still running: its numbers are not final",
+                INTERRUPTED: "interrupted (rerun its command to resume): numbers not final",
+                FAILED: f"failed: {run.error or 'no error recorded'}",
+            }.get(status, f"status {status!r}: numbers not final")
+        )
     return run
 
 
@@ -246,11 +290,23 @@ def resample_curves(frame: pd.DataFrame, metric: str = "return_mean") -> pd.Data
     return pd.concat(pieces, ignore_index=True)[TIDY_COLUMNS].astype({"step": int, "seed": int})
 
 
-def _score_row(run: Run, step: int, value: float, complete: bool) -> dict[str, Any]:
-    return {"suite": run.suite, "task": run.task, "agent": run.agent, "experiment": run.experiment,
-            "horizon": run.horizon, "preset": run.preset, "total_steps": run.total_steps, "seed": run.seed,
-            "step": step, "final_return": value, "complete": complete, "folder": str(run.path), "origin": run.origin,
-            "status": run.status}
+def _score_row(run: Run, step: int | None, value: float, complete: bool) -> dict[str, Any]:
+    return {
+        "suite": run.suite,
+        "task": run.task,
+        "agent": run.agent,
+        "experiment": run.experiment,
+        "horizon": run.horizon,
+        "preset": run.preset,
+        "total_steps": run.total_steps,
+        "seed": run.seed,
+        "step": step,
+        "final_return": value,
+        "complete": complete,
+        "folder": str(run.path),
+        "origin": run.origin,
+        "status": run.status,
+    }
 
 
 def _score_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -262,8 +318,9 @@ def final_scores(runs: list[Run]) -> pd.DataFrame:
     total_steps (its budget), seed, step (of the last evaluation), final_return (its
     return_mean), complete (status is done), folder (the run folder), origin (a search
     trial's run or another), status (the run's)."""
-    return _score_frame([_score_row(r, r.last_eval_step, r.final_return, r.complete)
-                         for r in runs if r.final_return is not None])
+    return _score_frame(
+        [_score_row(r, r.last_eval_step, r.final_return, r.complete) for r in runs if r.final_return is not None]
+    )
 
 
 def scores_at_step(runs: list[Run], budget: dict[tuple[str, str], int]) -> pd.DataFrame:
@@ -278,8 +335,14 @@ def scores_at_step(runs: list[Run], budget: dict[tuple[str, str], int]) -> pd.Da
         before = r.evals[r.evals["step"] <= step]
         if before.empty:
             continue
-        rows.append(_score_row(r, int(before["step"].iloc[-1]), float(before["return_mean"].iloc[-1]),
-                               int(r.evals["step"].iloc[-1]) >= step))
+        rows.append(
+            _score_row(
+                r,
+                int(before["step"].iloc[-1]),
+                float(before["return_mean"].iloc[-1]),
+                int(r.evals["step"].iloc[-1]) >= step,
+            )
+        )
     return _score_frame(rows)
 
 
@@ -292,10 +355,20 @@ def first_step_at(steps: np.ndarray, returns: np.ndarray, threshold: float) -> i
 def first_steps_to(runs: list[Run], threshold: float) -> pd.DataFrame:
     """Per complete run: suite, task, experiment, seed, budget (total_steps) and step, the env
     step of its first evaluation with return_mean ``threshold`` or more (None if none)."""
-    rows = [{"suite": r.suite, "task": r.task, "experiment": r.experiment, "seed": r.seed,
-             "budget": r.total_steps if r.total_steps is not None else r.last_eval_step,
-             "step": None if r.evals.empty else first_step_at(r.evals["step"].to_numpy(),
-                                                              r.evals["return_mean"].to_numpy(), threshold)}
-            for r in runs if r.complete]
+    rows = [
+        {
+            "suite": r.suite,
+            "task": r.task,
+            "experiment": r.experiment,
+            "seed": r.seed,
+            "budget": r.total_steps if r.total_steps is not None else r.last_eval_step,
+            "step": None
+            if r.evals.empty
+            else first_step_at(r.evals["step"].to_numpy(), r.evals["return_mean"].to_numpy(), threshold),
+        }
+        for r in runs
+        if r.complete
+    ]
     return pd.DataFrame(rows, columns=["suite", "task", "experiment", "seed", "budget", "step"]).astype(
-        {"step": object})
+        {"step": object}
+    )

@@ -39,8 +39,9 @@ def _decode_one_frame(path: Path, start: float | None) -> tuple[dict, bytes | No
         import imageio_ffmpeg  # noqa: PLC0415 - ffmpeg only when a report has videos
     except ImportError as error:
         raise UnreadableVideo("imageio-ffmpeg is not installed (pip install imageio-ffmpeg)") from error
-    reader = imageio_ffmpeg.read_frames(str(path), input_params=["-ss", f"{start:.3f}"] if start else None,
-                                        output_params=["-frames:v", "1"])
+    reader = imageio_ffmpeg.read_frames(
+        str(path), input_params=["-ss", f"{start:.3f}"] if start else None, output_params=["-frames:v", "1"]
+    )
     try:
         meta = next(reader)
         raw = next(reader, None)

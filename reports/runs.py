@@ -69,5 +69,5 @@ class Run:
         if not isinstance(schedule, dict) or "init" not in schedule:
             return None
         decay = schedule.get("decay")
-        return float(schedule["init"]), float(schedule.get("final", schedule["init"])), (
-            None if decay is None else float(decay))
+        final = schedule["final"] if "final" in schedule else schedule["init"]
+        return float(schedule["init"]), float(final), (None if decay is None else float(decay))

@@ -24,8 +24,20 @@ from studies.contract import TRIAL_COLUMNS, TRIALS_DIR, find_study_folders, read
 
 PARAMETERS = ("H_init", "H_final", "beta")  # eq. (14): H_init, H_final and the decay exponent beta
 NUMERIC_COLUMNS = ("number", "slot", *PARAMETERS, "objective")
-SETTINGS_SHOWN = ("suite", "task", "agent", "preset", "steps", "seeds", "trials", "sampler", "pruner", "study_seed",
-                  "overrides", "storage")
+SETTINGS_SHOWN = (
+    "suite",
+    "task",
+    "agent",
+    "preset",
+    "steps",
+    "seeds",
+    "trials",
+    "sampler",
+    "pruner",
+    "study_seed",
+    "overrides",
+    "storage",
+)
 
 
 def read_trials(study_dir: Path) -> pd.DataFrame:
@@ -93,12 +105,23 @@ def _budget(settings: dict[str, Any], best_runs: list[Run]) -> int | None:
 
 def _trial_rows(trials: pd.DataFrame, maximise: bool, best_number: int | None) -> list[dict[str, str]]:
     ordered = trials.assign(missing=trials["objective"].isna()).sort_values(
-        ["missing", "objective", "number"], ascending=[True, not maximise, True])
-    return [{"trial": str(int(t.number)), "slot": _number_text(t.slot, 6), "state": t.state,
-             "H_init": _number_text(t.H_init), "H_final": _number_text(t.H_final),
-             "beta": _number_text(t.beta) or "constant", "objective": _number_text(t.objective, 6),
-             "outcome": t.outcome, "run folder": t.run_folder, "best": t.number == best_number}
-            for t in ordered.itertuples(index=False)]
+        ["missing", "objective", "number"], ascending=[True, not maximise, True]
+    )
+    return [
+        {
+            "trial": str(int(t.number)),
+            "slot": _number_text(t.slot, 6),
+            "state": t.state,
+            "H_init": _number_text(t.H_init),
+            "H_final": _number_text(t.H_final),
+            "beta": _number_text(t.beta) or "constant",
+            "objective": _number_text(t.objective, 6),
+            "outcome": t.outcome,
+            "run folder": t.run_folder,
+            "best": t.number == best_number,
+        }
+        for t in ordered.itertuples(index=False)
+    ]
 
 
 def study_section(study_dir: Path, runs: list[Run]) -> dict[str, Any]:
@@ -112,33 +135,56 @@ def study_section(study_dir: Path, runs: list[Run]) -> dict[str, Any]:
     best_runs = [] if best is None else _trial_runs(study_dir, best["run_folder"], runs)
     budget = _budget(settings, best_runs)
     section: dict[str, Any] = {
-        "name": str(settings.get("study") or study_dir.name), "folder": str(study_dir),
+        "name": str(settings.get("study") or study_dir.name),
+        "folder": str(study_dir),
         "settings": [(key, str(settings[key])) for key in SETTINGS_SHOWN if settings.get(key) not in (None, [], "")],
         "direction": "maximise" if maximise else "minimise",
         "states": {str(s): int(n) for s, n in trials["state"].value_counts().sort_index().items()},
-        "trials": _trial_rows(trials, maximise, best_number), "figures": [], "notes": [],
-        "budget": budget, "paper_schedule": None if paper is None else list(paper),
-        "best": None, "schedules": [], "schedule_uri": None,
+        "trials": _trial_rows(trials, maximise, best_number),
+        "figures": [],
+        "notes": [],
+        "budget": budget,
+        "paper_schedule": None if paper is None else list(paper),
+        "best": None,
+        "schedules": [],
+        "schedule_uri": None,
     }
     if trials.empty:
         section["notes"].append("trials.csv holds no trial yet")
         return section
-    section["figures"].append({"title": "objective per trial, by state; the line is the best complete trial so far",
-                               "uri": figures.search_history(trials, maximise)})
-    section["figures"].append({"title": "objective against each parameter of eq. (14); beta on a log2 axis",
-                               "uri": figures.search_parameters(trials, PARAMETERS, best_number)})
+    section["figures"].append(
+        {
+            "title": "objective per trial, by state; the line is the best complete trial so far",
+            "uri": figures.search_history(trials, maximise),
+        }
+    )
+    section["figures"].append(
+        {
+            "title": "objective against each parameter of eq. (14); beta on a log2 axis",
+            "uri": figures.search_parameters(trials, PARAMETERS, best_number),
+        }
+    )
     schedules, curves = [], []
     if best is None:
         section["notes"].append("no complete trial with an objective yet: no best schedule")
     else:
         decay = None if pd.isna(best["beta"]) else float(best["beta"])
-        section["best"] = {"trial": best_number, "slot": None if pd.isna(best.get("slot")) else int(best["slot"]),
-                           "objective": float(best["objective"]),
-                           "schedule": [float(best["H_init"]), float(best["H_final"]), decay],
-                           "run_folder": best["run_folder"],
-                           "experiments": sorted({r.experiment for r in best_runs})}
-        schedules.append((f"best trial {best_number}", (float(best["H_init"]), float(best["H_final"]), decay),
-                          _number_text(float(best["objective"]), 6), ", ".join(section["best"]["experiments"])))
+        section["best"] = {
+            "trial": best_number,
+            "slot": None if pd.isna(best.get("slot")) else int(best["slot"]),
+            "objective": float(best["objective"]),
+            "schedule": [float(best["H_init"]), float(best["H_final"]), decay],
+            "run_folder": best["run_folder"],
+            "experiments": sorted({r.experiment for r in best_runs}),
+        }
+        schedules.append(
+            (
+                f"best trial {best_number}",
+                (float(best["H_init"]), float(best["H_final"]), decay),
+                _number_text(float(best["objective"]), 6),
+                ", ".join(section["best"]["experiments"]),
+            )
+        )
         logged = next((c for c in map(logged_target_entropy, (r.path for r in best_runs)) if c is not None), None)
         if logged is not None:  # as its run logged it in train.csv
             curves.append((schedules[-1][0], schedules[-1][1], *logged))
@@ -149,16 +195,33 @@ def study_section(study_dir: Path, runs: list[Run]) -> dict[str, Any]:
         curve = settings.get("paper_schedule_curve") or {}
         if curve.get("steps") and curve.get("values"):  # eq. (14) as the search computed it
             curves.append(("Table 4 (paper)", paper, curve["steps"], curve["values"]))
-    section["schedules"] = [{"name": name, "H_init": f"{init:g}", "H_final": f"{final:g}",
-                             "beta": "constant" if decay is None else f"{decay:g}", "objective": objective,
-                             "rows": rows} for name, (init, final, decay), objective, rows in schedules]
+    section["schedules"] = [
+        {
+            "name": name,
+            "H_init": f"{init:g}",
+            "H_final": f"{final:g}",
+            "beta": "constant" if decay is None else f"{decay:g}",
+            "objective": objective,
+            "rows": rows,
+        }
+        for name, (init, final, decay), objective, rows in schedules
+    ]
     if curves:
         section["schedule_uri"] = figures.entropy_schedules(
-            [{"label": f"{name}: {init:g}, {final:g}, {'constant' if decay is None else f'{decay:g}'}",
-              "steps": steps, "values": values} for name, (init, final, decay), steps, values in curves])
+            [
+                {
+                    "label": f"{name}: {init:g}, {final:g}, {'constant' if decay is None else f'{decay:g}'}",
+                    "steps": steps,
+                    "values": values,
+                }
+                for name, (init, final, decay), steps, values in curves
+            ]
+        )
     if len(curves) < len(schedules):
-        section["notes"].append("a schedule is drawn only from what a run logged (train.csv) or the study recorded "
-                                "(study.json paper_schedule_curve); some were not available")
+        section["notes"].append(
+            "a schedule is drawn only from what a run logged (train.csv) or the study recorded "
+            "(study.json paper_schedule_curve); some were not available"
+        )
     return section
 
 

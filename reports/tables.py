@@ -7,8 +7,8 @@ Numbers are formatted here, names are left as they are: the template escapes the
 from __future__ import annotations
 
 import math
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,12 +99,17 @@ def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption
     for suite, suite_rows in finals.groupby("suite", sort=True):
         tasks = sorted(suite_rows["task"].unique())
         rows = []
-        keys = suite_rows[["experiment", "horizon"]].drop_duplicates().sort_values(
-            ["experiment", "horizon"], na_position="first")
+        keys = (
+            suite_rows[["experiment", "horizon"]]
+            .drop_duplicates()
+            .sort_values(["experiment", "horizon"], na_position="first")
+        )
         for experiment, horizon in keys.itertuples(index=False):
             horizon = None if pd.isna(horizon) else int(horizon)
-            mine = suite_rows[(suite_rows["experiment"] == experiment) & (
-                suite_rows["horizon"].isna() if horizon is None else suite_rows["horizon"] == horizon)]
+            mine = suite_rows[
+                (suite_rows["experiment"] == experiment)
+                & (suite_rows["horizon"].isna() if horizon is None else suite_rows["horizon"] == horizon)
+            ]
             cells = []
             for task in tasks:
                 runs = mine[mine["task"] == task]
@@ -132,11 +137,12 @@ def comparison_tables(finals: pd.DataFrame, with_published: bool = True, caption
                     continue
                 row = match.iloc[0]
                 n = "" if pd.isna(row["n"]) else f"n={int(row['n'])} · "
-                cells.append(Cell(float(row["mean"]), f"{row['mean']:.2f} ± {row['std']:.2f}",
-                                  f"{n}{int(row['steps']):,} steps"))
+                cells.append(
+                    Cell(float(row["mean"]), f"{row['mean']:.2f} ± {row['std']:.2f}", f"{n}{int(row['steps']):,} steps")
+                )
             rows.append(Row(f"{method}, {metric}", published=True, source=source, cells=cells))
         for j in range(len(tasks)):
-            means = [r.cells[j].mean for r in rows if r.cells[j].mean is not None]
+            means = [cell_mean for r in rows if (cell_mean := r.cells[j].mean) is not None]
             for r in rows:
                 r.cells[j].best = bool(means) and r.cells[j].mean == max(means)
         tables.append(ComparisonTable(str(suite), tasks, rows, caption))
@@ -162,19 +168,30 @@ def group_records(finals: pd.DataFrame) -> list[dict[str, object]]:
         first = counted.iloc[0]
         horizon = None if pd.isna(first["horizon"]) else int(first["horizon"])
         mean, std = mean_std(counted["final_return"].to_numpy(float))
-        records.append({
-            "suite": suite, "task": task, "agent": first["agent"], "label": experiment,
-            "row": _agent_label(experiment, horizon), "origin": first["origin"], "horizon": horizon,
-            "preset": _plain(first["preset"]),
-            "budget": None if pd.isna(first["total_steps"]) else int(first["total_steps"]),
-            "n": len(counted), "mean": _plain(mean), "std": _plain(std),
-            "seeds": [int(s) for s in counted["seed"]], "folders": list(counted["folder"]),
-            "final_returns": [float(v) for v in counted["final_return"]],
-            "steps": [int(v) for v in counted["step"]],
-            "complete": int(runs["complete"].sum()), "incomplete": int((~runs["complete"]).sum()),
-            "counted": "complete runs" if counted["complete"].all() else "unfinished runs (none complete)",
-            "unfinished_not_counted": left_out,
-        })
+        records.append(
+            {
+                "suite": suite,
+                "task": task,
+                "agent": first["agent"],
+                "label": experiment,
+                "row": _agent_label(experiment, horizon),
+                "origin": first["origin"],
+                "horizon": horizon,
+                "preset": _plain(first["preset"]),
+                "budget": None if pd.isna(first["total_steps"]) else int(first["total_steps"]),
+                "n": len(counted),
+                "mean": _plain(mean),
+                "std": _plain(std),
+                "seeds": [int(s) for s in counted["seed"]],
+                "folders": list(counted["folder"]),
+                "final_returns": [float(v) for v in counted["final_return"]],
+                "steps": [int(v) for v in counted["step"]],
+                "complete": int(runs["complete"].sum()),
+                "incomplete": int((~runs["complete"]).sum()),
+                "counted": "complete runs" if counted["complete"].all() else "unfinished runs (none complete)",
+                "unfinished_not_counted": left_out,
+            }
+        )
     return records
 
 
@@ -206,13 +223,22 @@ def steps_to_return_rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
     """``reports.aggregate.steps_to_return`` records as text rows: per experiment and task, the
     seeds that reached the return, the IQM and mean of their steps with 95% intervals, and
     every seed's step (``-`` where it never reached it)."""
+
     def interval(point: float | None, low: float | None, high: float | None) -> str:
         return "" if point is None else f"{point:,.0f} [{low:,.0f}, {high:,.0f}]"
 
-    return [{"suite": r["suite"], "task": r["task"], "agent": r["experiment"], "reached": f"{r['reached']} of {r['n']}",
-             "IQM": interval(r["iqm"], r["iqm_low"], r["iqm_high"]) or "not every run reached it",
-             "Mean": interval(r["mean"], r["mean_low"], r["mean_high"]),
-             "steps": ", ".join("-" if v is None else f"{v:,}" for v in r["steps"])} for r in records]
+    return [
+        {
+            "suite": r["suite"],
+            "task": r["task"],
+            "agent": r["experiment"],
+            "reached": f"{r['reached']} of {r['n']}",
+            "IQM": interval(r["iqm"], r["iqm_low"], r["iqm_high"]) or "not every run reached it",
+            "Mean": interval(r["mean"], r["mean_low"], r["mean_high"]),
+            "steps": ", ".join("-" if v is None else f"{v:,}" for v in r["steps"]),
+        }
+        for r in records
+    ]
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -221,15 +247,27 @@ def _number(value: float | None, digits: int = 1) -> str:
 
 def run_rows(runs: list[Run]) -> list[dict[str, str]]:
     """One row of metadata per run (all runs, whatever their state)."""
-    return [{
-        "suite": r.suite, "task": r.task, "agent": r.agent, "experiment": r.experiment, "seed": str(r.seed),
-        "origin": r.origin, "status": r.status,
-        "steps": f"{_number(r.steps_done, 0) or '?'} / {_number(r.total_steps, 0) or '?'}",
-        "last eval step": _number(r.last_eval_step, 0), "final return": _number(r.final_return, 2),
-        "best return": _number(r.best_eval_return, 2), "wall time (s)": _number(r.wall_time),
-        "steps/s": _number(r.steps_per_second), "preset": r.preset or "",
-        "horizon": "" if r.horizon is None else str(r.horizon), "git commit": r.git_commit or "",
-    } for r in runs]
+    return [
+        {
+            "suite": r.suite,
+            "task": r.task,
+            "agent": r.agent,
+            "experiment": r.experiment,
+            "seed": str(r.seed),
+            "origin": r.origin,
+            "status": r.status,
+            "steps": f"{_number(r.steps_done, 0) or '?'} / {_number(r.total_steps, 0) or '?'}",
+            "last eval step": _number(r.last_eval_step, 0),
+            "final return": _number(r.final_return, 2),
+            "best return": _number(r.best_eval_return, 2),
+            "wall time (s)": _number(r.wall_time),
+            "steps/s": _number(r.steps_per_second),
+            "preset": r.preset or "",
+            "horizon": "" if r.horizon is None else str(r.horizon),
+            "git commit": r.git_commit or "",
+        }
+        for r in runs
+    ]
 
 
 def version_rows(runs: list[Run]) -> list[dict[str, str]]:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from reports.figures import image_data_uri
-from reports.runs import Run
 from reports.mp4 import UnreadableVideo, VideoFrame, middle_frame
+from reports.runs import Run
 
 EMBED_MAX_BYTES = 2_000_000  # larger videos are linked, so a report with many tasks stays openable
 LINKED_FOLDER_SUFFIX = "_videos"  # report.html's linked videos go to report_videos/
@@ -79,7 +79,7 @@ def safe_file_name(suite: str, task: str, experiment: str, seed: int, step: int)
     text = f"{suite}-{task}-{experiment}-seed_{seed}-step_{step}"
     safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("._-") or "video"
     if len(safe) > SAFE_NAME_LENGTH:
-        safe = f"{safe[:SAFE_NAME_LENGTH - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+        safe = f"{safe[: SAFE_NAME_LENGTH - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
     return safe + ".mp4"
 
 
@@ -102,18 +102,24 @@ def _caption(chosen: Candidate, runs: list[Run]) -> tuple[str, list[str]]:
     run = chosen.run
     last = run.last_eval_step
     best = min(runs, key=_seed_rank)
-    caption = ((f"best of {len(runs)} seeds: " if best is run and len(runs) > 1 else "")
-               + f"seed {run.seed} ({run.status}), {_return_text(final_return(run))}"
-               + (f" at step {last:,}" if last is not None else "")
-               + f"; video of the evaluation at step {chosen.step:,}")
+    caption = (
+        (f"best of {len(runs)} seeds: " if best is run and len(runs) > 1 else "")
+        + f"seed {run.seed} ({run.status}), {_return_text(final_return(run))}"
+        + (f" at step {last:,}" if last is not None else "")
+        + f"; video of the evaluation at step {chosen.step:,}"
+    )
     notes = []
     if best is not run:
-        notes.append(f"the best seed, {best.seed} ({best.status}, {_return_text(final_return(best))}), has no "
-                     f"readable video of its last evaluation: showing seed {run.seed}")
+        notes.append(
+            f"the best seed, {best.seed} ({best.status}, {_return_text(final_return(best))}), has no "
+            f"readable video of its last evaluation: showing seed {run.seed}"
+        )
     if not chosen.of_last_evaluation:
-        notes.append("no video of its last evaluation"
-                     + (f" (step {last:,})" if last is not None else " (eval.csv has no row)")
-                     + f": showing its latest, step {chosen.step:,}")
+        notes.append(
+            "no video of its last evaluation"
+            + (f" (step {last:,})" if last is not None else " (eval.csv has no row)")
+            + f": showing its latest, step {chosen.step:,}"
+        )
     return caption, notes
 
 
@@ -123,12 +129,21 @@ def _entry(chosen: Candidate, frame: VideoFrame, runs: list[Run], folder: str, f
     caption, notes = _caption(chosen, runs)
     embedded = size <= EMBED_MAX_BYTES
     return {
-        "experiment": chosen.run.experiment, "seed": chosen.run.seed, "step": chosen.step,
-        "last_eval_step": chosen.run.last_eval_step, "final_return": final_return(chosen.run),
-        "source": str(chosen.path), "bytes": size, "width": frame.width, "height": frame.height,
-        "caption": caption, "notes": notes, "size_text": _size_text(size),
-        "embedded_uri": ("data:video/mp4;base64," + base64.b64encode(chosen.path.read_bytes()).decode("ascii")
-                         if embedded else None),
+        "experiment": chosen.run.experiment,
+        "seed": chosen.run.seed,
+        "step": chosen.step,
+        "last_eval_step": chosen.run.last_eval_step,
+        "final_return": final_return(chosen.run),
+        "source": str(chosen.path),
+        "bytes": size,
+        "width": frame.width,
+        "height": frame.height,
+        "caption": caption,
+        "notes": notes,
+        "size_text": _size_text(size),
+        "embedded_uri": (
+            "data:video/mp4;base64," + base64.b64encode(chosen.path.read_bytes()).decode("ascii") if embedded else None
+        ),
         "file_name": None if embedded else file_name,
         "href": None if embedded else f"{urllib.parse.quote(folder)}/{urllib.parse.quote(file_name)}",
         "poster_uri": None if embedded else image_data_uri(frame.pixels),
@@ -153,8 +168,13 @@ def _experiment_entry(runs: list[Run], folder: str, used_names: set[str]) -> tup
             name = base.removesuffix(".mp4") + f"-{copy}.mp4"
         used_names.add(name)
         return _entry(candidate, frame, runs, folder, name), warnings
-    return {"experiment": runs[0].experiment, "caption": "", "embedded_uri": None, "href": None,
-            "notes": ["no readable video (see the warnings)"]}, warnings
+    return {
+        "experiment": runs[0].experiment,
+        "caption": "",
+        "embedded_uri": None,
+        "href": None,
+        "notes": ["no readable video (see the warnings)"],
+    }, warnings
 
 
 def video_sections(runs: list[Run], folder: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -178,11 +198,21 @@ def video_sections(runs: list[Run], folder: str) -> tuple[list[dict[str, Any]], 
 
 def video_records(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The videos shown, for the report's JSON numbers: who, which step, which file, embedded or linked."""
-    return [{"title": group["title"], "experiment": entry["experiment"], "seed": entry.get("seed"),
-             "step": entry.get("step"), "last_eval_step": entry.get("last_eval_step"),
-             "final_return": entry.get("final_return"), "source": entry.get("source"),
-             "linked": entry["href"], "notes": entry["notes"]}
-            for group in sections for entry in group["entries"]]
+    return [
+        {
+            "title": group["title"],
+            "experiment": entry["experiment"],
+            "seed": entry.get("seed"),
+            "step": entry.get("step"),
+            "last_eval_step": entry.get("last_eval_step"),
+            "final_return": entry.get("final_return"),
+            "source": entry.get("source"),
+            "linked": entry["href"],
+            "notes": entry["notes"],
+        }
+        for group in sections
+        for entry in group["entries"]
+    ]
 
 
 def copy_linked_videos(sections: list[dict[str, Any]], folder: Path) -> list[Path]:

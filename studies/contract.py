@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def read_trials_file(study_dir: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def find_study_folders(paths: list[str | Path]) -> list[Path]:
+def find_study_folders(paths: Iterable[str | Path]) -> list[Path]:
     """Study folders given or below ``paths`` (folders holding a readable study.json)."""
     found: set[Path] = set()
     for root in map(Path, paths):

@@ -32,6 +32,8 @@ work on them, and the objective is read back from their summaries.
 
 from __future__ import annotations
 
+import csv
+import ctypes
 import dataclasses
 import math
 import multiprocessing
@@ -39,23 +41,32 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.config import ConfigError, RunFailure, random_only_problem
+from baselines import get_agent
+from harness.config import ConfigError, RunFailure, random_only_problem, to_yaml
 from harness.contract import ORIGIN_KEY, ORIGIN_SEARCH_TRIAL
 from harness.process import available_cores, core_share, pin_to_cores
+from harness.suites import get_task
 from studies import contract
 from studies.entropy_space import Schedule, sample_schedules, space_description, suggest_schedule
-from studies.liveness import (HEARTBEAT_ATTR, STALE_AFTER_SECONDS, WORKER_ATTR, Heartbeat, is_gone_here,
-                              process_identity)
+from studies.liveness import HEARTBEAT_ATTR, STALE_AFTER_SECONDS, WORKER_ATTR, Heartbeat, is_gone_here, process_identity
 from studies.slots import FINAL_FAIL_OUTCOME, export_trials, finished_count, settles_slot, slot_of, slot_states
-from studies.storage import (FOLDER_ATTR, STORAGE_ERRORS, StorageUnavailable, create_or_load_study, describe,
-                             is_url, storage_errors)
+from studies.storage import (
+    FOLDER_ATTR,
+    STORAGE_ERRORS,
+    StorageUnavailable,
+    create_or_load_study,
+    describe,
+    is_url,
+    storage_errors,
+)
 
 SAMPLERS = ("random", "tpe")
 PRUNERS = ("none", "median")
@@ -103,10 +114,21 @@ class SearchSettings:
 
     def identity(self) -> dict[str, Any]:
         """What makes two commands the same study (not where or how fast it runs)."""
-        return {"kind": "entropy-search", "suite": self.suite, "task": self.task, "agent": self.agent,
-                "preset": self.preset, "steps": self.steps, "seeds": self.seeds, "trials": self.trials,
-                "sampler": self.sampler, "pruner": self.pruner, "study_seed": self.study_seed,
-                "overrides": list(self.overrides), "space": space_description()}
+        return {
+            "kind": "entropy-search",
+            "suite": self.suite,
+            "task": self.task,
+            "agent": self.agent,
+            "preset": self.preset,
+            "steps": self.steps,
+            "seeds": self.seeds,
+            "trials": self.trials,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "study_seed": self.study_seed,
+            "overrides": list(self.overrides),
+            "space": space_description(),
+        }
 
 
 def check_settings(settings: SearchSettings) -> None:
@@ -125,10 +147,10 @@ def check_settings(settings: SearchSettings) -> None:
     if not name or name.startswith(".") or any(c in name for c in "/\\") or not name.isprintable():
         raise ConfigError(f"--study {name!r}: a study name is one folder name (no '/', not starting with '.')")
     if settings.workers > 1 and is_url(settings.storage_text) and settings.storage_text.startswith("sqlite"):
-        raise ConfigError("SQLite has no row locks, so two workers could take one trial: use --workers 1 with a "
-                          "sqlite:// storage, or a journal file or postgresql:// storage for several workers")
-    from baselines import get_agent  # noqa: PLC0415
-    from harness.suites import get_task  # noqa: PLC0415
+        raise ConfigError(
+            "SQLite has no row locks, so two workers could take one trial: use --workers 1 with a "
+            "sqlite:// storage, or a journal file or postgresql:// storage for several workers"
+        )
 
     get_task(settings.suite, settings.task)
     get_agent(settings.agent)
@@ -136,16 +158,19 @@ def check_settings(settings: SearchSettings) -> None:
     trainer = plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer
     problem = random_only_problem(trainer)
     if problem:  # every objective would be the random policy's: a "best" schedule would mean nothing
-        raise ConfigError(f"{problem}, so every trial would score the same random policy; raise --steps above "
-                          f"{trainer.seed_steps} or lower trainer.seed_steps")
+        raise ConfigError(
+            f"{problem}, so every trial would score the same random policy; raise --steps above "
+            f"{trainer.seed_steps} or lower trainer.seed_steps"
+        )
 
 
 def make_sampler(settings: SearchSettings, trial_number: int = 0) -> optuna.samplers.BaseSampler:
     """Random search: every slot's schedule is enqueued, the sampler draws nothing. TPE: a
     sampler seeded per trial, so workers that ask at once do not draw the same schedule."""
     if settings.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=settings.study_seed * 1_000_003 + trial_number,
-                                          n_startup_trials=TPE_STARTUP)
+        return optuna.samplers.TPESampler(
+            seed=settings.study_seed * 1_000_003 + trial_number, n_startup_trials=TPE_STARTUP
+        )
     return optuna.samplers.RandomSampler(seed=settings.study_seed)
 
 
@@ -157,24 +182,34 @@ def make_pruner(settings: SearchSettings) -> optuna.pruners.BasePruner:
 
 def open_search(settings: SearchSettings) -> optuna.Study:
     """Create or load the study and write study.json."""
-    study = create_or_load_study(settings.study_name, settings.storage_text, settings.identity(),
-                                 make_sampler(settings), make_pruner(settings))
-    from harness.suites import get_task  # noqa: PLC0415
-
-    from agents.objectives import target_entropy_schedule  # noqa: PLC0415
+    study = create_or_load_study(
+        settings.study_name, settings.storage_text, settings.identity(), make_sampler(settings), make_pruner(settings)
+    )
+    from agents.objectives import target_entropy_schedule  # noqa: PLC0415 - torch, after a worker pins its cores
 
     paper = get_task(settings.suite, settings.task).paper.entropy
     total = int(plan_trial_jobs(settings, 0, Schedule(0, -1, 1))[0].config.trainer.total_steps)
     steps = [round(total * i / 200) for i in range(201)]
-    info = {**{k: v for k, v in dataclasses.asdict(settings).items() if not k.endswith("_seconds")},
-            "study": settings.study_name, "storage": describe(settings.storage_text),
-            "space": space_description(), "paper_schedule": [paper.init, paper.final, paper.decay],
-            "paper_schedule_curve": {"steps": steps, "values": [
-                target_entropy_schedule(t, total, paper.init, paper.final, paper.decay) for t in steps]}}
+    info = {
+        **{k: v for k, v in dataclasses.asdict(settings).items() if not k.endswith("_seconds")},
+        "study": settings.study_name,
+        "storage": describe(settings.storage_text),
+        "space": space_description(),
+        "paper_schedule": [paper.init, paper.final, paper.decay],
+        "paper_schedule_curve": {
+            "steps": steps,
+            "values": [target_entropy_schedule(t, total, paper.init, paper.final, paper.decay) for t in steps],
+        },
+    }
     info.pop("workers", None)
     contract.write_study_file(settings.study_dir, info)
     study.set_user_attr(FOLDER_ATTR, str(settings.study_dir.resolve()))
     return study
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The trial's id in the study's storage, which the storage's methods take."""
+    return trial._trial_id  # noqa: SLF001 - Optuna has no public getter
 
 
 # ------------------------------------------------------------------------------- trials
@@ -182,12 +217,21 @@ def open_search(settings: SearchSettings) -> optuna.Study:
 
 def plan_trial_jobs(settings: SearchSettings, slot: int, schedule: Schedule) -> list[Any]:
     """The run jobs of one slot: seeds 0..K-1 with the schedule, under ``trials/slot_<k>/``."""
-    from harness.launch import plan_jobs  # noqa: PLC0415
+    from harness.launch import plan_jobs  # noqa: PLC0415 - torch, after a worker pins its cores
 
     overrides = [*settings.overrides, *schedule.overrides(), "trainer.progress=false"]
-    return plan_jobs(settings.suite, [settings.task], settings.agent, list(range(settings.seeds)), settings.preset,
-                     "local", settings.steps, str(contract.slot_folder(settings.study_dir, slot)), settings.wandb,
-                     overrides)
+    return plan_jobs(
+        settings.suite,
+        [settings.task],
+        settings.agent,
+        list(range(settings.seeds)),
+        settings.preset,
+        "local",
+        settings.steps,
+        str(contract.slot_folder(settings.study_dir, slot)),
+        settings.wandb,
+        overrides,
+    )
 
 
 class RunFailed(RuntimeError):
@@ -208,11 +252,15 @@ class IntermediateReporter:
             self.trial.report(value, self.offset + step)
             prune = self.trial.should_prune()
         except STORAGE_ERRORS as error:  # not the run's failure: stop, and let a rerun resume
-            raise StorageUnavailable(f"the study's storage failed while reporting step {step} "
-                                     f"({type(error).__name__}); rerun the same command to resume") from error
+            raise StorageUnavailable(
+                f"the study's storage failed while reporting step {step} "
+                f"({type(error).__name__}); rerun the same command to resume"
+            ) from error
         if prune:
-            raise optuna.TrialPruned(f"pruned by the median pruner at step {step} of the trial's seed "
-                                     f"#{self.seed_index} (return {value:.2f})")
+            raise optuna.TrialPruned(
+                f"pruned by the median pruner at step {step} of the trial's seed "
+                f"#{self.seed_index} (return {value:.2f})"
+            )
 
 
 class Worker:
@@ -222,7 +270,7 @@ class Worker:
         self.settings = settings
         self.say = say
         self.study = open_search(settings)
-        self.storage = self.study._storage  # noqa: SLF001 - Optuna exposes no public getter
+        self.storage = self.study._storage  # noqa: SLF001 - Optuna has no public getter
         self.identity = process_identity()
         self.schedules = sample_schedules(settings.trials, settings.study_seed)
         self.still_beats: dict[int, tuple[Any, float]] = {}  # trial id -> (heartbeat, first seen)
@@ -268,8 +316,8 @@ class Worker:
     @staticmethod
     def _last_params(trials: list[FrozenTrial], slot: int) -> dict[str, Any]:
         """A retried TPE slot keeps the schedule its runs were started with."""
-        tried = [t for t in trials if slot_of(t) == slot and Schedule.from_params(t.params) is not None]
-        return Schedule.from_params(tried[-1].params).params() if tried else {}
+        tried = [s for t in trials if slot_of(t) == slot and (s := Schedule.from_params(t.params)) is not None]
+        return tried[-1].params() if tried else {}
 
     def fail_dead_workers(self, trials: list[FrozenTrial]) -> None:
         now = time.monotonic()
@@ -278,41 +326,43 @@ class Worker:
                 continue
             worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
             beat = trial.user_attrs.get(HEARTBEAT_ATTR)
-            seen, since = self.still_beats.get(trial._trial_id, (object(), now))  # noqa: SLF001
+            seen, since = self.still_beats.get(trial_id(trial), (object(), now))
             if beat != seen:
-                self.still_beats[trial._trial_id] = (beat, now)  # noqa: SLF001
+                self.still_beats[trial_id(trial)] = (beat, now)
             gone = is_gone_here(worker) or (beat == seen and now - since > self.settings.stale_after_seconds)
             # this worker holds no trial while it looks, so one under its own name is an orphan
             if gone or worker == self.identity:
                 try:
-                    self.storage.set_trial_user_attr(trial._trial_id, "outcome", "worker died")  # noqa: SLF001
-                    self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
+                    self.storage.set_trial_user_attr(trial_id(trial), "outcome", "worker died")
+                    self.storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
                 except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                     continue
-                self.say(f"trial {trial.number} (slot {slot_of(trial)}): its worker {worker} is gone; "
-                         f"the slot is taken again and resumes from its runs' checkpoints")
+                self.say(
+                    f"trial {trial.number} (slot {slot_of(trial)}): its worker {worker} is gone; "
+                    f"the slot is taken again and resumes from its runs' checkpoints"
+                )
 
     def take_waiting_trial(self) -> optuna.Trial | None:
         """Claim a WAITING trial (lowest number first), atomically; drop duplicates."""
-        waiting = self.storage.get_all_trials(self.study._study_id, deepcopy=False,  # noqa: SLF001
-                                              states=(TrialState.WAITING,))
+        study_id = self.study._study_id  # noqa: SLF001 - Optuna has no public getter
+        waiting = self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
         for frozen in sorted(waiting, key=lambda t: t.number):
             if slot_of(frozen) is None:
                 continue
             try:
-                if not self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):  # noqa: SLF001
+                if not self.storage.set_trial_state_values(trial_id(frozen), TrialState.RUNNING):
                     continue  # another worker took it first
             except optuna.exceptions.UpdateFinishedTrialError:  # taken and already ended (a duplicate) by another
                 continue
-            self.storage.set_trial_user_attr(frozen._trial_id, WORKER_ATTR, self.identity)  # noqa: SLF001
-            self.storage.set_trial_user_attr(frozen._trial_id, HEARTBEAT_ATTR, time.time())  # noqa: SLF001
+            self.storage.set_trial_user_attr(trial_id(frozen), WORKER_ATTR, self.identity)
+            self.storage.set_trial_user_attr(trial_id(frozen), HEARTBEAT_ATTR, time.time())
             if self._duplicate(frozen):
-                self.storage.set_trial_user_attr(frozen._trial_id, "outcome", "duplicate")  # noqa: SLF001
-                self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)  # noqa: SLF001
+                self.storage.set_trial_user_attr(trial_id(frozen), "outcome", "duplicate")
+                self.storage.set_trial_state_values(trial_id(frozen), TrialState.FAIL)
                 continue
             if self.settings.sampler == "tpe":
                 self.study.sampler = make_sampler(self.settings, frozen.number)
-            return optuna.trial.Trial(self.study, frozen._trial_id)  # noqa: SLF001
+            return optuna.trial.Trial(self.study, trial_id(frozen))
         return None
 
     def _duplicate(self, mine: FrozenTrial) -> bool:
@@ -329,13 +379,15 @@ class Worker:
     def run_trial(self, trial: optuna.Trial) -> None:
         slot = trial.user_attrs["slot"]
         schedule = suggest_schedule(trial)
-        for key, value in (("H_init", schedule.init), ("H_final", schedule.final), ("beta", schedule.beta)):
-            trial.set_user_attr(key, value)
-        text = f"trial {trial.number} (slot {slot}): H_init={schedule.init} H_final={schedule.final} beta={schedule.beta}"
+        for key, setting in (("H_init", schedule.init), ("H_final", schedule.final), ("beta", schedule.beta)):
+            trial.set_user_attr(key, setting)
+        text = (
+            f"trial {trial.number} (slot {slot}): H_init={schedule.init} H_final={schedule.final} beta={schedule.beta}"
+        )
         self.say(f"{text}: started")
         start = time.perf_counter()
         try:
-            with Heartbeat(self.storage, trial._trial_id, self.settings.heartbeat_seconds):  # noqa: SLF001
+            with Heartbeat(self.storage, trial_id(trial), self.settings.heartbeat_seconds):
                 value = self.train_slot(trial, slot, schedule)
         except optuna.TrialPruned as pruned:
             self._finish(trial, TrialState.PRUNED, "pruned")
@@ -364,8 +416,8 @@ class Worker:
 
     def train_slot(self, trial: optuna.Trial, slot: int, schedule: Schedule) -> float:
         """Train (or resume, or read back) every seed's run of the slot; the mean final return."""
-        from harness.rundir import RunBusyError  # noqa: PLC0415
-        from harness.trainer import train_run  # noqa: PLC0415
+        from harness.rundir import RunBusyError  # noqa: PLC0415 - torch, after a worker pins its cores
+        from harness.trainer import train_run  # noqa: PLC0415 - as above; tests replace train_run
 
         finals = []
         jobs = plan_trial_jobs(self.settings, slot, schedule)
@@ -382,7 +434,7 @@ class Worker:
                     time.sleep(self.settings.poll_seconds)
                 except (optuna.TrialPruned, KeyboardInterrupt, StorageUnavailable):
                     raise
-                except Exception as error:  # noqa: BLE001 - the run is marked failed in its summary
+                except Exception as error:  # the run is marked failed in its summary
                     raise RunFailed(f"{job.path}: {type(error).__name__}: {error}".splitlines()[0]) from error
             final = summary.get("final_eval_return")
             if summary.get("status") != "done" or final is None:
@@ -393,7 +445,6 @@ class Worker:
     def prepare_run(self, trial: optuna.Trial, index: int, job: Any) -> IntermediateReporter:
         """Seed ``index``'s run of the trial, before it trains: its reporter (given what the
         run already recorded, for a resumed slot), its config and its search-trial origin."""
-        from harness.config import to_yaml  # noqa: PLC0415
         from harness.rundir import RunDirectory  # noqa: PLC0415
 
         reporter = IntermediateReporter(trial, index, int(job.config.trainer.total_steps))
@@ -429,8 +480,11 @@ class Worker:
             return report
 
         while True:
-            outcomes = train_batch([job.config for job in jobs], [job.path for job in jobs],
-                                   on_evaluation=[stop_together(reporter) for reporter in reporters])
+            outcomes = train_batch(
+                [job.config for job in jobs],
+                [job.path for job in jobs],
+                on_evaluation=[stop_together(reporter) for reporter in reporters],
+            )
             if not any(isinstance(outcome.error, RunBusyError) for outcome in outcomes):
                 break
             time.sleep(self.settings.poll_seconds)  # an old worker still holds a run: wait, then resume
@@ -441,22 +495,26 @@ class Worker:
         for job, outcome in zip(jobs, outcomes):
             if outcome.error is not None:
                 raise RunFailed(f"{job.path}: {type(outcome.error).__name__}: {outcome.error}".splitlines()[0])
-            final = outcome.summary.get("final_eval_return")
-            if outcome.summary.get("status") != "done" or final is None:
-                raise RunFailed(f"{job.path}: status {outcome.summary.get('status')}, final return {final}")
+            summary = outcome.summary
+            if summary is None:  # SeedOutcome: a summary when done, an error when failed
+                raise RunFailed(f"{job.path}: the batch reported neither a summary nor an error")
+            final = summary.get("final_eval_return")
+            if summary.get("status") != "done" or final is None:
+                raise RunFailed(f"{job.path}: status {summary.get('status')}, final return {final}")
             finals.append(float(final))
         return sum(finals) / len(finals)
 
 
 def recorded_returns(eval_path: Path) -> list[tuple[int, float]]:
     """(step, return_mean) rows of an eval.csv, if any."""
-    import csv  # noqa: PLC0415
-
     if not eval_path.exists():
         return []
     with open(eval_path, newline="") as handle:
-        return [(int(float(r["step"])), float(r["return_mean"])) for r in csv.DictReader(handle)
-                if r.get("step") and r.get("return_mean")]
+        return [
+            (int(float(r["step"])), float(r["return_mean"]))
+            for r in csv.DictReader(handle)
+            if r.get("step") and r.get("return_mean")
+        ]
 
 
 # ------------------------------------------------------------------------------- workers
@@ -468,10 +526,11 @@ def _worker_process(settings: dict[str, Any], index: int, cores: list[int]) -> N
     dies with its parent (Linux), so a killed command leaves no orphans."""
     pin_to_cores(cores)
     if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415
-
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    say = lambda line: print(f"[worker {index}] {line}", flush=True)  # noqa: E731
+
+    def say(line: str) -> None:
+        print(f"[worker {index}] {line}", flush=True)
+
     try:
         worker = Worker(SearchSettings(**settings), say=say)
         worker.run()
@@ -499,9 +558,14 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
     context = multiprocessing.get_context("spawn")
     cores = available_cores()
-    processes = [context.Process(target=_worker_process, daemon=False,
-                                 args=(dataclasses.asdict(settings), i, core_share(i, settings.workers, cores)))
-                 for i in range(settings.workers)]
+    processes = [
+        context.Process(
+            target=_worker_process,
+            daemon=False,
+            args=(dataclasses.asdict(settings), i, core_share(i, settings.workers, cores)),
+        )
+        for i in range(settings.workers)
+    ]
     for process in processes:
         process.start()
     try:
@@ -516,6 +580,8 @@ def run_search(settings: SearchSettings, say: Callable[[str], None] = print) -> 
     done = finished_count(study, settings.trials)
     failed = [f"worker {i} exited with code {p.exitcode}" for i, p in enumerate(processes) if p.exitcode]
     if done < settings.trials:
-        raise RunFailure(f"search {settings.study_name}: {done}/{settings.trials} trials finished "
-                         f"({'; '.join(failed) or 'workers stopped'}); rerun the same command to resume")
+        raise RunFailure(
+            f"search {settings.study_name}: {done}/{settings.trials} trials finished "
+            f"({'; '.join(failed) or 'workers stopped'}); rerun the same command to resume"
+        )
     return study

@@ -40,15 +40,18 @@ class Schedule:
 
     def overrides(self) -> list[str]:
         """The ``key=value`` settings that give a run this schedule."""
-        return [f"agent.target_entropy.init={self.init}", f"agent.target_entropy.final={self.final}",
-                f"agent.target_entropy.decay={self.beta}"]
+        return [
+            f"agent.target_entropy.init={self.init}",
+            f"agent.target_entropy.final={self.final}",
+            f"agent.target_entropy.decay={self.beta}",
+        ]
 
     def params(self) -> dict[str, int]:
         """The Optuna parameters of this schedule (for ``enqueue_trial``)."""
         return {H_INIT_PARAM: self.init, h_final_param(self.init): self.final, BETA_PARAM: self.beta}
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "Schedule | None":
+    def from_params(cls, params: dict[str, Any]) -> Schedule | None:
         """The schedule a trial's parameters describe, or None if they are incomplete."""
         if H_INIT_PARAM not in params or BETA_PARAM not in params:
             return None
@@ -84,5 +87,8 @@ def suggest_schedule(trial: Any) -> Schedule:
 
 def space_description() -> dict[str, Any]:
     """The space as plain data, stored with a study so a rerun can check it is the same."""
-    return {"H_init": list(H_INIT_CHOICES), "H_final": {str(i): list(h_final_choices(i)) for i in H_INIT_CHOICES},
-            "beta": list(BETA_CHOICES)}
+    return {
+        "H_init": list(H_INIT_CHOICES),
+        "H_final": {str(i): list(h_final_choices(i)) for i in H_INIT_CHOICES},
+        "beta": list(BETA_CHOICES),
+    }

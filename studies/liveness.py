@@ -15,7 +15,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import optuna
 
@@ -55,8 +56,9 @@ def is_gone_here(identity: str) -> bool:
     return _start_ticks(int(pid_text)) != start  # gone, or its pid now names another process
 
 
-def gone_worker(attrs: Mapping[str, Any], now: float | None = None,
-                stale_after: float = STALE_AFTER_SECONDS) -> str | None:
+def gone_worker(
+    attrs: Mapping[str, Any], now: float | None = None, stale_after: float = STALE_AFTER_SECONDS
+) -> str | None:
     """Why the worker of a RUNNING trial (its user attributes ``attrs``) is gone, as one look
     can tell: a process of this machine that no longer runs, or a heartbeat older than
     ``stale_after`` seconds (by this machine's clock, ``now``); None when it may be alive."""
@@ -87,7 +89,7 @@ class Heartbeat:
             except Exception:  # noqa: BLE001 - the trial was taken over, or the storage is away for a while
                 pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self.thread.start()
         return self
 

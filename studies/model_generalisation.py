@@ -20,13 +20,15 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from agents.dynamics import GRUDynamics, MLPEnsembleDynamics
 from agents.normalizer import RunningNormalizer
@@ -38,8 +40,17 @@ from harness.rundir import CheckpointError, RunDirectory
 FOLDER = "model_generalisation"
 CSV_NAME = "model_generalisation.csv"
 JSON_NAME = "model_generalisation.json"
-CSV_COLUMNS = ["stage", "train_episodes", "holdout_episodes", "test_episodes", "train_transitions", "model",
-               "split", "mse", "sequences"]
+CSV_COLUMNS = [
+    "stage",
+    "train_episodes",
+    "holdout_episodes",
+    "test_episodes",
+    "train_transitions",
+    "model",
+    "split",
+    "mse",
+    "sequences",
+]
 MODELS = ("gru", "mlp-ensemble", "no-change")
 SPLITS = ("train", "holdout", "test")
 EVAL_CHUNK = 4096  # sequences per forward pass when measuring errors
@@ -72,8 +83,19 @@ class GeneralisationSettings:
 
     def check(self) -> None:
         """One-line ConfigError for a value the study cannot use."""
-        positive = ("horizon", "stages", "updates_per_stage", "batch_size", "hidden_dim", "gru_hidden_dim",
-                    "gru_layers", "members", "holdout_every", "max_eval_sequences", "threads")
+        positive = (
+            "horizon",
+            "stages",
+            "updates_per_stage",
+            "batch_size",
+            "hidden_dim",
+            "gru_hidden_dim",
+            "gru_layers",
+            "members",
+            "holdout_every",
+            "max_eval_sequences",
+            "threads",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -103,9 +125,17 @@ class SourceRun:
 
     def describe(self) -> dict[str, Any]:
         c = self.config
-        return {"path": str(self.path), "suite": c.suite, "task": c.task, "agent": c.agent.name,
-                "agent_folder": self.path.parent.name, "seed": c.seed, "preset": c.preset,
-                "steps_done": self.steps_done, "transitions": len(self.transitions["obs"])}
+        return {
+            "path": str(self.path),
+            "suite": c.suite,
+            "task": c.task,
+            "agent": c.agent.name,
+            "agent_folder": self.path.parent.name,
+            "seed": c.seed,
+            "preset": c.preset,
+            "steps_done": self.steps_done,
+            "transitions": len(self.transitions["obs"]),
+        }
 
 
 @dataclass
@@ -124,27 +154,30 @@ def load_source(run_path: str | Path) -> SourceRun:
     """The run's config and replay transitions, oldest first; ConfigError if it has none."""
     run_dir = RunDirectory(run_path)
     if not run_dir.has_checkpoint():
-        raise ConfigError(f"{run_dir.path} has no checkpoint ({run_dir.checkpoint_path.relative_to(run_dir.path)}): "
-                          "give a run folder <out>/<suite>/<task>/<agent>/seed_<n> that has evaluated once")
+        raise ConfigError(
+            f"{run_dir.path} has no checkpoint ({run_dir.checkpoint_path.relative_to(run_dir.path)}): "
+            "give a run folder <out>/<suite>/<task>/<agent>/seed_<n> that has evaluated once"
+        )
     text = run_dir.stored_config_text()
     if text is None:
         raise ConfigError(f"{run_dir.path} has no config.yaml: not a run folder")
     try:
         config = from_yaml(text)
     except Exception as error:  # omegaconf raises many types; the user needs one line
-        raise ConfigError(f"{run_dir.config_path} is not a run config this version reads "
-                          f"({type(error).__name__})") from error
+        raise ConfigError(
+            f"{run_dir.config_path} is not a run config this version reads ({type(error).__name__})"
+        ) from error
     try:
         state = run_dir.load_checkpoint()
     except CheckpointError as error:
         raise ConfigError(str(error)) from error
     replay = state.get("replay")
-    if not isinstance(replay, dict) or not {"size", "position", *ReplayBuffer._ARRAYS} <= set(replay):
+    if not isinstance(replay, dict) or not {"size", "position", *ReplayBuffer.ARRAYS} <= set(replay):
         raise ConfigError(f"{run_dir.checkpoint_path} holds no replay buffer")
     size, position = int(replay["size"]), int(replay["position"])
     # A full ring's oldest slot is the write position; a ring not yet full has position == size.
     order = (position + np.arange(size)) % max(size, 1)
-    transitions = {name: replay[name].numpy()[order] for name in ReplayBuffer._ARRAYS}
+    transitions = {name: replay[name].numpy()[order] for name in ReplayBuffer.ARRAYS}
     steps = (state.get("progress") or {}).get("step")
     steps = None if steps is None else int(steps)
     # The ring overwrote its oldest transitions if the run stored more than it holds.
@@ -174,32 +207,41 @@ def plan_stages(remaining: list[int], stages: int, holdout_every: int) -> list[S
     plan = []
     for number in range(1, stages + 1):
         added = remaining[: math.ceil(number * len(remaining) / stages)]
-        plan.append(Stage(number, [e for i, e in enumerate(added) if i % holdout_every],
-                          [e for i, e in enumerate(added) if i % holdout_every == 0]))
+        plan.append(
+            Stage(
+                number,
+                [e for i, e in enumerate(added) if i % holdout_every],
+                [e for i, e in enumerate(added) if i % holdout_every == 0],
+            )
+        )
     return plan
 
 
 def check_enough_data(episodes: list[np.ndarray], test: list[int], plan: list[Stage], horizon: int) -> None:
     """ConfigError naming the first split with no H-transition sequence inside one episode."""
+
     def sequences(ids: list[int]) -> int:
         return sum(max(len(episodes[i]) - horizon + 1, 0) for i in ids)
 
-    advice = (f"the buffer's {len(episodes)} complete episodes are too few; use fewer --stages, a smaller "
-              f"--horizon or a longer run")
+    advice = (
+        f"the buffer's {len(episodes)} complete episodes are too few; use fewer --stages, a smaller "
+        f"--horizon or a longer run"
+    )
     if sequences(test) == 0:
         raise ConfigError(f"the test split has no sequence of {horizon} transitions: {advice}")
     for stage in plan:
         for split, ids in (("train", stage.train), ("holdout", stage.holdout)):
             if sequences(ids) == 0:
-                raise ConfigError(f"stage {stage.number}'s {split} split has no sequence of {horizon} "
-                                  f"transitions: {advice}")
+                raise ConfigError(
+                    f"stage {stage.number}'s {split} split has no sequence of {horizon} transitions: {advice}"
+                )
 
 
 def episode_buffer(source: SourceRun, episodes: list[np.ndarray], ids: list[int]) -> ReplayBuffer:
     """A replay buffer holding exactly the episodes ``ids``, in order, full and unwrapped."""
     index = np.concatenate([episodes[i] for i in ids])
     buffer = ReplayBuffer(source.obs_dim, source.act_dim, len(index))
-    state = {name: torch.from_numpy(source.transitions[name][index]) for name in ReplayBuffer._ARRAYS}
+    state = {name: torch.from_numpy(source.transitions[name][index]) for name in ReplayBuffer.ARRAYS}
     buffer.load_state_dict({**state, "size": len(index), "position": 0})
     return buffer
 
@@ -227,8 +269,9 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def build_gru(obs_dim: int, act_dim: int, settings: GeneralisationSettings) -> GRUDynamics:
-    return GRUDynamics(obs_dim, act_dim, settings.hidden_dim, settings.hidden_depth, settings.gru_hidden_dim,
-                       settings.gru_layers)
+    return GRUDynamics(
+        obs_dim, act_dim, settings.hidden_dim, settings.hidden_depth, settings.gru_hidden_dim, settings.gru_layers
+    )
 
 
 def build_ensemble(obs_dim: int, act_dim: int, settings: GeneralisationSettings, width: int) -> MLPEnsembleDynamics:
@@ -238,6 +281,7 @@ def build_ensemble(obs_dim: int, act_dim: int, settings: GeneralisationSettings,
 def matched_ensemble_width(obs_dim: int, act_dim: int, settings: GeneralisationSettings, target: int) -> int:
     """The ensemble width whose parameter count is closest to ``target`` (built on the meta
     device, so no memory is spent; the count grows with the width)."""
+
     def count(width: int) -> int:
         with torch.device("meta"):
             return parameter_count(build_ensemble(obs_dim, act_dim, settings, width))
@@ -251,16 +295,24 @@ def matched_ensemble_width(obs_dim: int, act_dim: int, settings: GeneralisationS
     return min((low, high), key=lambda width: abs(count(width) - target))
 
 
-def build_models(obs_dim: int, act_dim: int, settings: GeneralisationSettings, ensemble_width: int,
-                 seed: int) -> dict[str, nn.Module]:
+def build_models(
+    obs_dim: int, act_dim: int, settings: GeneralisationSettings, ensemble_width: int, seed: int
+) -> dict[str, GRUDynamics | MLPEnsembleDynamics]:
     torch.manual_seed(seed)
-    return {"gru": build_gru(obs_dim, act_dim, settings),
-            "mlp-ensemble": build_ensemble(obs_dim, act_dim, settings, ensemble_width)}
+    return {
+        "gru": build_gru(obs_dim, act_dim, settings),
+        "mlp-ensemble": build_ensemble(obs_dim, act_dim, settings, ensemble_width),
+    }
 
 
-def train_dynamics(model: nn.Module, optimizer: torch.optim.Optimizer, buffer: ReplayBuffer,
-                   normalizer: RunningNormalizer, settings: GeneralisationSettings,
-                   rng: np.random.Generator) -> float:
+def train_dynamics(
+    model: GRUDynamics | MLPEnsembleDynamics,
+    optimizer: torch.optim.Optimizer,
+    buffer: ReplayBuffer,
+    normalizer: RunningNormalizer,
+    settings: GeneralisationSettings,
+    rng: np.random.Generator,
+) -> float:
     """``updates_per_stage`` steps of eq. (10) on the model's own batch shape (H-step
     sequences for the GRU, one-step transitions per member for the ensemble), as the agent
     trains it. Returns the last loss."""
@@ -279,13 +331,16 @@ def train_dynamics(model: nn.Module, optimizer: torch.optim.Optimizer, buffer: R
 
 def _chunks(sequences: SequenceBatch, normalizer: RunningNormalizer) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for start in range(0, len(sequences.states), EVAL_CHUNK):
-        states = normalizer.normalize(torch.from_numpy(sequences.states[start:start + EVAL_CHUNK]))
-        yield states, torch.from_numpy(sequences.actions[start:start + EVAL_CHUNK])
+        states = normalizer.normalize(torch.from_numpy(sequences.states[start : start + EVAL_CHUNK]))
+        yield states, torch.from_numpy(sequences.actions[start : start + EVAL_CHUNK])
 
 
 @torch.no_grad()
-def h_step_mse(predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sequences: SequenceBatch,
-               normalizer: RunningNormalizer) -> float:
+def h_step_mse(
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    sequences: SequenceBatch,
+    normalizer: RunningNormalizer,
+) -> float:
     """Open-loop H-step squared error in normalised space, averaged over sequences, steps and
     state dimensions (as ``SVGAgent.model_error``). ``predict(x_1, u_{1:H}) -> x_{2:H+1}``:
     (B, D), (B, H, A) -> (B, H, D), e.g. a model's ``unroll``."""
@@ -312,24 +367,27 @@ class StudyResult:
     json_path: Path
 
 
-def run_study(run_path: str | Path, settings: GeneralisationSettings, out_dir: str | Path | None = None,
-              progress: bool = True) -> StudyResult:
+def run_study(
+    run_path: str | Path, settings: GeneralisationSettings, out_dir: str | Path | None = None, progress: bool = True
+) -> StudyResult:
     """Run the study on the run folder ``run_path`` and write its CSV and JSON (atomically)."""
-    from tqdm import tqdm  # noqa: PLC0415
-
     settings.check()
     torch.set_num_threads(settings.threads)
     source = load_source(run_path)
     episodes = complete_episodes(source.transitions["episode_end"], source.wrapped)
     if len(episodes) < 3:
-        raise ConfigError(f"{source.path}'s replay buffer holds {len(episodes)} complete episodes; the study "
-                          "needs at least 3 (test, train, holdout): use a longer run")
+        raise ConfigError(
+            f"{source.path}'s replay buffer holds {len(episodes)} complete episodes; the study "
+            "needs at least 3 (test, train, holdout): use a longer run"
+        )
     split_rng, train_rng, eval_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(3))
     test = choose_test_episodes(len(episodes), settings.test_fraction, split_rng)
     remaining = sorted(set(range(len(episodes))) - set(test))
     if len(remaining) < settings.stages:
-        raise ConfigError(f"{len(remaining)} episodes outside the test split cannot fill {settings.stages} "
-                          f"stages (each adds at least one): use --stages {len(remaining)} or fewer, or a longer run")
+        raise ConfigError(
+            f"{len(remaining)} episodes outside the test split cannot fill {settings.stages} "
+            f"stages (each adds at least one): use --stages {len(remaining)} or fewer, or a longer run"
+        )
     plan = plan_stages(remaining, settings.stages, settings.holdout_every)
     check_enough_data(episodes, test, plan, settings.horizon)
 
@@ -352,20 +410,36 @@ def run_study(run_path: str | Path, settings: GeneralisationSettings, out_dir: s
             optimizers = {n: torch.optim.Adam(m.parameters(), lr=settings.learning_rate) for n, m in models.items()}
         train_buffer = episode_buffer(source, episodes, stage.train)
         normalizer = fit_normalizer(train_buffer, source.config)
-        losses = {name: train_dynamics(model, optimizers[name], train_buffer, normalizer, settings, train_rng)
-                  for name, model in models.items()}
-        evaluated = {"train": evaluation_sequences(train_buffer, settings.horizon, settings.max_eval_sequences,
-                                                   eval_rng),
-                     "holdout": evaluation_sequences(episode_buffer(source, episodes, stage.holdout),
-                                                     settings.horizon, settings.max_eval_sequences, eval_rng),
-                     "test": test_sequences}
+        losses = {
+            name: train_dynamics(model, optimizers[name], train_buffer, normalizer, settings, train_rng)
+            for name, model in models.items()
+        }
+        evaluated = {
+            "train": evaluation_sequences(train_buffer, settings.horizon, settings.max_eval_sequences, eval_rng),
+            "holdout": evaluation_sequences(
+                episode_buffer(source, episodes, stage.holdout), settings.horizon, settings.max_eval_sequences, eval_rng
+            ),
+            "test": test_sequences,
+        }
         predictors = {**{name: model.unroll for name, model in models.items()}, "no-change": no_change}
-        facts = {"stage": stage.number, "train_episodes": len(stage.train), "holdout_episodes": len(stage.holdout),
-                 "test_episodes": len(test), "train_transitions": len(train_buffer)}
+        facts = {
+            "stage": stage.number,
+            "train_episodes": len(stage.train),
+            "holdout_episodes": len(stage.holdout),
+            "test_episodes": len(test),
+            "train_transitions": len(train_buffer),
+        }
         for name, predict in predictors.items():
             for split, sequences in evaluated.items():
-                rows.append({**facts, "model": name, "split": split,
-                             "mse": h_step_mse(predict, sequences, normalizer), "sequences": len(sequences.states)})
+                rows.append(
+                    {
+                        **facts,
+                        "model": name,
+                        "split": split,
+                        "mse": h_step_mse(predict, sequences, normalizer),
+                        "sequences": len(sequences.states),
+                    }
+                )
         bar.set_postfix({f"{name} loss": f"{loss:.3g}" for name, loss in losses.items()})
     bar.close()
 
@@ -375,8 +449,13 @@ def run_study(run_path: str | Path, settings: GeneralisationSettings, out_dir: s
         "horizon": settings.horizon,
         "parameter_counts": counts,
         "ensemble_hidden_dim": width,
-        "episodes": {"complete": len(episodes), "test": len(test), "train_and_holdout": len(episodes) - len(test),
-                     "test_episode_numbers": test, "dropped_first_fragment": source.wrapped},
+        "episodes": {
+            "complete": len(episodes),
+            "test": len(test),
+            "train_and_holdout": len(episodes) - len(test),
+            "test_episode_numbers": test,
+            "dropped_first_fragment": source.wrapped,
+        },
         "settings": asdict(settings),
         "wall_time": time.perf_counter() - started,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -404,15 +483,17 @@ def summary_text(result: StudyResult) -> str:
     source, counts = meta["source_run"], meta["parameter_counts"]
     last = max(row["stage"] for row in result.rows)
     final = {(row["model"], row["split"]): row["mse"] for row in result.rows if row["stage"] == last}
-    lines = [f"source run: {source['path']} ({source['agent']} on {source['suite']}/{source['task']}, seed "
-             f"{source['seed']}, {source['transitions']} transitions, "
-             f"{meta['episodes']['complete']} complete episodes)",
-             f"parameters: gru {counts['gru']:,}; mlp-ensemble {counts['mlp-ensemble']:,} "
-             f"({meta['settings']['members']} x width {meta['ensemble_hidden_dim']}); "
-             f"ratio {counts['mlp-ensemble'] / counts['gru']:.3f}",
-             f"settings: {meta['settings']}",
-             f"{meta['horizon']}-step MSE (normalised states) at stage {last}:",
-             f"  {'model':<14}" + "".join(f"{split:>12}" for split in SPLITS)]
+    lines = [
+        f"source run: {source['path']} ({source['agent']} on {source['suite']}/{source['task']}, seed "
+        f"{source['seed']}, {source['transitions']} transitions, "
+        f"{meta['episodes']['complete']} complete episodes)",
+        f"parameters: gru {counts['gru']:,}; mlp-ensemble {counts['mlp-ensemble']:,} "
+        f"({meta['settings']['members']} x width {meta['ensemble_hidden_dim']}); "
+        f"ratio {counts['mlp-ensemble'] / counts['gru']:.3f}",
+        f"settings: {meta['settings']}",
+        f"{meta['horizon']}-step MSE (normalised states) at stage {last}:",
+        f"  {'model':<14}" + "".join(f"{split:>12}" for split in SPLITS),
+    ]
     lines += [f"  {model:<14}" + "".join(f"{final[(model, split)]:>12.4g}" for split in SPLITS) for model in MODELS]
     lines.append(f"wrote {result.csv_path} and {result.json_path}")
     return "\n".join(lines)

@@ -10,9 +10,11 @@ itself; its trial is taken over (and its runs resumed) once its heartbeat is sti
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from harness import slurm
 from harness.config import LauncherConfig
 from studies.entropy_search import SearchSettings, Worker, check_settings
 from studies.slots import slot_states
@@ -25,36 +27,42 @@ class SearchWorkerJob:
 
     def __call__(self, task: tuple[dict[str, Any], int]) -> int:
         settings, index = task
-        say = lambda line: print(f"[worker {index}] {line}", flush=True)  # noqa: E731
+
+        def say(line: str) -> None:
+            print(f"[worker {index}] {line}", flush=True)
+
         Worker(SearchSettings(**settings), say=say).run()
         return index
 
     def checkpoint(self, task: tuple[dict[str, Any], int]) -> Any:
-        import submitit  # noqa: PLC0415
+        import submitit  # noqa: PLC0415 - only a requeued SLURM job needs it
 
         return submitit.helpers.DelayedSubmission(self, task)
 
 
-def submit_search_workers(settings: SearchSettings, launcher: LauncherConfig, wait: bool,
-                          say: Callable[[str], None] = print) -> list[str]:
+def submit_search_workers(
+    settings: SearchSettings, launcher: LauncherConfig, wait: bool, say: Callable[[str], None] = print
+) -> list[str]:
     """Create the study, enqueue its slots, submit ``settings.workers`` worker jobs and record
     them in the study folder's manifest; with ``wait``, block until they end. Returns the
     job ids ([] when the study's worker jobs are still queued or running: none is added);
     an sbatch refusal is one line (``harness.slurm.SubmissionRefused``)."""
-    from harness import slurm  # noqa: PLC0415
-
     check_settings(settings)
     folder = settings.study_dir
     recorded, states = slurm.recorded_job_states(folder)
     active = sorted(job_id for job_id in recorded.values() if states.may_be_queued(job_id))
     if active:
-        say(f"worker jobs of {settings.study_name} are still queued or running ({', '.join(active)}"
+        say(
+            f"worker jobs of {settings.study_name} are still queued or running ({', '.join(active)}"
             f"{'; ' + states.note if states.note else ''}); "
-            f"not submitting more: follow them with harness status {folder}")
+            f"not submitting more: follow them with harness status {folder}"
+        )
         return []
     if not is_url(settings.storage_text):
-        say(f"the workers share the journal file {Path(settings.storage_text).resolve()}: every node must mount "
-            f"it at that path (on many nodes, a postgresql:// --storage scales better)")
+        say(
+            f"the workers share the journal file {Path(settings.storage_text).resolve()}: every node must mount "
+            f"it at that path (on many nodes, a postgresql:// --storage scales better)"
+        )
     parent = Worker(settings, say)
     trials = parent.study.get_trials(deepcopy=False)
     parent.enqueue_open_slots(trials, slot_states(trials, settings.trials))
@@ -65,12 +73,18 @@ def submit_search_workers(settings: SearchSettings, launcher: LauncherConfig, wa
     arguments = [(dataclasses.asdict(one_worker), index) for index in range(settings.workers)]
     handles = slurm.submit_array(executor, SearchWorkerJob(), arguments)
     ids = [handle.job_id for handle in handles]
-    manifest = slurm.record_submission(folder, "search-worker", [(job_id, f"{settings.study_name} worker {i}")
-                                                                 for i, job_id in enumerate(ids)], executor.cluster)
+    manifest = slurm.record_submission(
+        folder,
+        "search-worker",
+        [(job_id, f"{settings.study_name} worker {i}") for i, job_id in enumerate(ids)],
+        executor.cluster,
+    )
     say(f"submitted {len(ids)} search worker job(s) to {executor.cluster}: {', '.join(ids)}; recorded in {manifest}")
     if not wait:
-        say(f"follow them with: harness search show --study {settings.study_name} --out {settings.out}"
-            f"{' --storage ' + settings.storage if settings.storage else ''}   or: harness status {folder}")
+        say(
+            f"follow them with: harness search show --study {settings.study_name} --out {settings.out}"
+            f"{' --storage ' + settings.storage if settings.storage else ''}   or: harness status {folder}"
+        )
         return ids
     failures = []
     for handle in handles:

@@ -7,6 +7,7 @@ trial keeps it live; anything else leaves it open, to be enqueued again.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +68,21 @@ def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict[str, Any]]:
             continue
         # a WAITING trial of the random search already holds its schedule as fixed parameters
         schedule = Schedule.from_params(trial.params) or Schedule.from_params(
-            trial.system_attrs.get("fixed_params") or {})
-        rows.append({
-            "number": trial.number, "slot": slot, "state": trial.state.name,
-            "H_init": None if schedule is None else schedule.init,
-            "H_final": None if schedule is None else schedule.final,
-            "beta": None if schedule is None else schedule.beta,
-            "objective": trial.value if trial.state == TrialState.COMPLETE else None,
-            "outcome": outcome(trial),
-            "run_folder": str(contract.slot_folder(study_dir, slot).relative_to(study_dir)),
-        })
+            trial.system_attrs.get("fixed_params") or {}
+        )
+        rows.append(
+            {
+                "number": trial.number,
+                "slot": slot,
+                "state": trial.state.name,
+                "H_init": None if schedule is None else schedule.init,
+                "H_final": None if schedule is None else schedule.final,
+                "beta": None if schedule is None else schedule.beta,
+                "objective": trial.value if trial.state == TrialState.COMPLETE else None,
+                "outcome": outcome(trial),
+                "run_folder": str(contract.slot_folder(study_dir, slot).relative_to(study_dir)),
+            }
+        )
     return rows
 
 
@@ -86,7 +92,7 @@ def export_trials(study: optuna.Study, study_dir: Path) -> None:
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if slot_of(t) is not None]
-    return max(complete, key=lambda t: t.value) if complete else None
+    return max(complete, key=lambda t: -math.inf if t.value is None else t.value) if complete else None
 
 
 def finished_count(study: optuna.Study, count: int) -> int:

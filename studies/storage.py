@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
+from optuna.storages.journal import JournalFileBackend
 
 from harness.config import ConfigError, RunFailure
 
@@ -44,8 +46,10 @@ def storage_errors(storage: str) -> Iterator[None]:
         raise
     except STORAGE_ERRORS as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StorageUnavailable(f"the study's storage {describe(storage)} failed ({type(error).__name__}: {first}); "
-                                 f"rerun the same command to resume") from error
+        raise StorageUnavailable(
+            f"the study's storage {describe(storage)} failed ({type(error).__name__}: {first}); "
+            f"rerun the same command to resume"
+        ) from error
 
 
 def is_url(storage: str) -> bool:
@@ -64,8 +68,10 @@ def _check_scheme(url: str) -> None:
     dialect, plus, driver = scheme.partition("+")
     if dialect == "postgres":
         fixed = f"postgresql{plus}{driver}://{rest}"
-        raise ConfigError(f"cannot open storage {describe(url)}: SQLAlchemy spells PostgreSQL URLs "
-                          f"postgresql://, not postgres://; write {describe(fixed)}")
+        raise ConfigError(
+            f"cannot open storage {describe(url)}: SQLAlchemy spells PostgreSQL URLs "
+            f"postgresql://, not postgres://; write {describe(fixed)}"
+        )
 
 
 @contextmanager
@@ -103,16 +109,20 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
             raise ConfigError(f"--storage {storage} is a folder; give a journal file path or a storage URL")
         journal_problem = not_a_journal(path)
         if journal_problem:
-            raise ConfigError(f"cannot open storage {path.resolve()}: not an Optuna journal file ({journal_problem}); "
-                              f"it is left as it is: give another --storage, or move it away to start a new study")
+            raise ConfigError(
+                f"cannot open storage {path.resolve()}: not an Optuna journal file ({journal_problem}); "
+                f"it is left as it is: give another --storage, or move it away to start a new study"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        backend = JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
     except ConfigError:
         raise
     except ModuleNotFoundError as error:
-        raise ConfigError(f"cannot open storage {describe(storage)}: the driver {error.name!r} is not installed") from error
-    except Exception as error:  # noqa: BLE001 - SQLAlchemy and Optuna raise many types; one line for the user
+        raise ConfigError(
+            f"cannot open storage {describe(storage)}: the driver {error.name!r} is not installed"
+        ) from error
+    except Exception as error:  # SQLAlchemy and Optuna raise many types; one line for the user
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"cannot open storage {describe(storage)}: {first}") from error
 
@@ -154,13 +164,20 @@ def load_study(name: str, storage_text: str) -> optuna.Study:
 
 def identity_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """Keys whose values differ between the stored and the wanted identity, as 'key: a -> b'."""
-    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
-            for key in sorted(set(stored) | set(wanted)) if stored.get(key) != wanted.get(key)]
+    return [
+        f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
+        for key in sorted(set(stored) | set(wanted))
+        if stored.get(key) != wanted.get(key)
+    ]
 
 
-def create_or_load_study(name: str, storage_text: str, identity: dict[str, Any],
-                         sampler: optuna.samplers.BaseSampler,
-                         pruner: optuna.pruners.BasePruner) -> optuna.Study:
+def create_or_load_study(
+    name: str,
+    storage_text: str,
+    identity: dict[str, Any],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+) -> optuna.Study:
     """Create the study, or load it if it exists with the same identity (settings and search
     space); one with another identity is refused, not mixed. Safe when many workers start at once."""
     storage = open_storage(storage_text)
@@ -168,13 +185,21 @@ def create_or_load_study(name: str, storage_text: str, identity: dict[str, Any],
         if name in study_names(storage):  # load without writing: a refused command leaves the storage as it was
             study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         else:  # load_if_exists: another worker may create it at the same moment
-            study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                        pruner=pruner, load_if_exists=True)
+            study = optuna.create_study(
+                storage=storage,
+                study_name=name,
+                direction="maximize",
+                sampler=sampler,
+                pruner=pruner,
+                load_if_exists=True,
+            )
         stored = study.user_attrs.get(IDENTITY_ATTR)
         if stored is None:
             study.set_user_attr(IDENTITY_ATTR, identity)
     if stored is not None and stored != identity:
         differences = identity_differences(stored, identity)
-        raise ConfigError(f"study {name!r} in {describe(storage_text)} was made with other settings "
-                          f"({'; '.join(differences[:3])}); use another --study name or the same settings")
+        raise ConfigError(
+            f"study {name!r} in {describe(storage_text)} was made with other settings "
+            f"({'; '.join(differences[:3])}); use another --study name or the same settings"
+        )
     return study

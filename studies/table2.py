@@ -13,14 +13,15 @@ Every stage skips what is done, so rerunning the command resumes wherever it sto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness.config import ConfigError
 from studies.entropy_search import SearchSettings, run_search
-from studies.slots import best_trial
+from studies.entropy_search import check_settings as check_search
 from studies.entropy_space import Schedule
+from studies.slots import best_trial
 
 
 @dataclass
@@ -70,30 +71,52 @@ def parse_horizons(text: str) -> list[int]:
 def search_settings(settings: Table2Settings, horizon: int) -> SearchSettings:
     agent, horizon_override = agent_for(horizon)
     return SearchSettings(
-        suite=settings.suite, task=settings.task, trials=settings.trials, agent=agent, preset=settings.preset,
-        steps=settings.steps, seeds=settings.search_seeds, study=f"table2-{settings.suite}-{settings.task}-H{horizon}",
-        storage=settings.storage, workers=settings.workers, sampler=settings.sampler, pruner=settings.pruner,
-        study_seed=settings.study_seed, out=str(settings.root / "search"), wandb=settings.wandb,
-        overrides=[*horizon_override, *settings.overrides])
+        suite=settings.suite,
+        task=settings.task,
+        trials=settings.trials,
+        agent=agent,
+        preset=settings.preset,
+        steps=settings.steps,
+        seeds=settings.search_seeds,
+        study=f"table2-{settings.suite}-{settings.task}-H{horizon}",
+        storage=settings.storage,
+        workers=settings.workers,
+        sampler=settings.sampler,
+        pruner=settings.pruner,
+        study_seed=settings.study_seed,
+        out=str(settings.root / "search"),
+        wandb=settings.wandb,
+        overrides=[*horizon_override, *settings.overrides],
+    )
 
 
 def final_jobs(settings: Table2Settings, horizon: int, schedule: Schedule) -> list:
     """The best schedule's runs on seeds the search never used."""
-    from harness.launch import plan_jobs  # noqa: PLC0415
+    from harness.launch import plan_jobs  # noqa: PLC0415 - torch: a bad count is refused before it loads
 
     agent, horizon_override = agent_for(horizon)
     seeds = list(range(settings.search_seeds, settings.search_seeds + settings.seeds))
-    return plan_jobs(settings.suite, [settings.task], agent, seeds, settings.preset, settings.launcher, settings.steps,
-                     str(settings.root / "final"), settings.wandb,
-                     [*horizon_override, *settings.overrides, *schedule.overrides(), f"launcher.jobs={settings.jobs}"])
+    return plan_jobs(
+        settings.suite,
+        [settings.task],
+        agent,
+        seeds,
+        settings.preset,
+        settings.launcher,
+        settings.steps,
+        str(settings.root / "final"),
+        settings.wandb,
+        [*horizon_override, *settings.overrides, *schedule.overrides(), f"launcher.jobs={settings.jobs}"],
+    )
 
 
 def check_settings(settings: Table2Settings) -> None:
     """Refuse bad names, overrides or counts before any stage starts."""
-    from studies.entropy_search import check_settings as check_search  # noqa: PLC0415
-
-    for name, value in (("trials", settings.trials), ("search-seeds", settings.search_seeds),
-                        ("seeds", settings.seeds)):
+    for name, value in (
+        ("trials", settings.trials),
+        ("search-seeds", settings.search_seeds),
+        ("seeds", settings.seeds),
+    ):
         if value < 1:
             raise ConfigError(f"--{name} must be at least 1, got {value}")
     for horizon in settings.horizons:
@@ -103,26 +126,38 @@ def check_settings(settings: Table2Settings) -> None:
 
 def run_table2(settings: Table2Settings, say: Callable[[str], None] = print) -> dict:
     """Run (or resume) every stage; returns the report's paths and the failed final runs."""
-    from harness.launch import launch  # noqa: PLC0415
+    from harness.launch import launch  # noqa: PLC0415 - torch: a bad count is refused before it loads
 
     check_settings(settings)
     finals, failures = [], []
     for horizon in settings.horizons:
         search = search_settings(settings, horizon)
-        say(f"H={horizon}: entropy search {search.study_name} ({settings.trials} trials, "
-            f"{settings.search_seeds} seed(s) each)")
-        study = run_search(search, say=lambda line, h=horizon: say(f"H={h}: {line}"))
+        say(
+            f"H={horizon}: entropy search {search.study_name} ({settings.trials} trials, "
+            f"{settings.search_seeds} seed(s) each)"
+        )
+
+        def say_for_horizon(line: str, h: int = horizon) -> None:
+            say(f"H={h}: {line}")
+
+        study = run_search(search, say=say_for_horizon)
         best = best_trial(study)
         if best is None:
             failures.append(f"H={horizon}: no trial of {search.study_name} completed; no final runs")
             continue
         schedule = Schedule(best.user_attrs["H_init"], best.user_attrs["H_final"], best.user_attrs["beta"])
         jobs = final_jobs(settings, horizon, schedule)
-        say(f"H={horizon}: best schedule H_init={schedule.init} H_final={schedule.final} beta={schedule.beta} "
+        say(
+            f"H={horizon}: best schedule H_init={schedule.init} H_final={schedule.final} beta={schedule.beta} "
             f"(trial {best.number}, objective {best.value:.2f}); final runs on seeds "
-            f"{jobs[0].config.seed}..{jobs[-1].config.seed}")
+            f"{jobs[0].config.seed}..{jobs[-1].config.seed}"
+        )
         results = launch(jobs, jobs[0].config.launcher)
         failures += [f"H={horizon}: run {r.path} failed: {r.message}" for r in results if r.status == "failed"]
         finals.append(horizon)
-    return {"final": settings.root / "final", "search": settings.root / "search", "horizons": finals,
-            "failures": failures}
+    return {
+        "final": settings.root / "final",
+        "search": settings.root / "search",
+        "horizons": finals,
+        "failures": failures,
+    }

@@ -7,6 +7,9 @@ import os
 import pytest
 import torch
 
+from tests.postgres import postgres_url  # noqa: F401  (fixtures shared by test modules)
+from tests.slurm_cluster import slurm_cluster  # noqa: F401
+
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "disabled")
 # Tiny networks gain nothing from threads, and OpenMP threads spinning against busy cores
@@ -14,9 +17,14 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)
 
 TINY = [
-    "agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16",
-    "agent.step_batch_size=16", "agent.seq_batch_size=16", "trainer.seed_steps=100",
-    "trainer.eval_every=100", "trainer.eval_episodes=2",
+    "agent.hidden_dim=16",
+    "agent.model_hidden_dim=16",
+    "agent.gru_hidden_dim=16",
+    "agent.step_batch_size=16",
+    "agent.seq_batch_size=16",
+    "trainer.seed_steps=100",
+    "trainer.eval_every=100",
+    "trainer.eval_episodes=2",
 ]
 
 
@@ -32,5 +40,3 @@ def tiny_for(agent: str) -> list[str]:
 @pytest.fixture
 def tiny_overrides() -> list[str]:
     return list(TINY)
-from tests.postgres import postgres_url  # noqa: F401  (fixtures shared by test modules)
-from tests.slurm_cluster import slurm_cluster  # noqa: F401

@@ -19,7 +19,8 @@ and the temporary folder is handed to that user. As any other user, it runs dire
 
 The fixture skips (``pytest.skip``) when the binaries are absent, or the DB-API driver that
 SQLAlchemy (hence Optuna's RDBStorage) uses for a plain ``postgresql://`` URL is not installed:
-psycopg2 (``psycopg2-binary``) for SQLAlchemy < 2.1, psycopg 3 (``psycopg[binary]``) from 2.1. Start-up (initdb + start + createdb) takes a few seconds, once per session.
+psycopg2 (``psycopg2-binary``) for SQLAlchemy < 2.1, psycopg 3 (``psycopg[binary]``) from 2.1.
+Start-up (initdb + start + createdb) takes a few seconds, once per session.
 """
 
 from __future__ import annotations
@@ -99,9 +100,7 @@ class _Runner:
                 argv = ["su", self.as_user, "-s", "/bin/sh", "-c", shlex.join(argv)]
         proc = subprocess.run(argv, cwd=self.cwd, capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
-            raise RuntimeError(
-                f"{shlex.join(argv)} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
+            raise RuntimeError(f"{shlex.join(argv)} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
 
@@ -114,14 +113,16 @@ def _log_tail(log: Path, n: int = 40) -> str:
 
 def _missing_driver() -> str | None:
     """Why SQLAlchemy cannot use a plain ``postgresql://`` URL here, or None if it can."""
-    from sqlalchemy.dialects import registry
+    from sqlalchemy.dialects import registry  # noqa: PLC0415 - only the tests that start PostgreSQL load it
 
     dialect = registry.load("postgresql")  # psycopg2 for SQLAlchemy < 2.1, psycopg (3) after
     try:
         dialect.import_dbapi()
     except ImportError as e:
-        return (f"PostgreSQL driver {dialect.driver!r} (SQLAlchemy's default for postgresql://) "
-                f"not installed: {e} (pip install -e . installs psycopg[binary], psycopg2-binary)")
+        return (
+            f"PostgreSQL driver {dialect.driver!r} (SQLAlchemy's default for postgresql://) "
+            f"not installed: {e} (pip install -e . installs psycopg[binary], psycopg2-binary)"
+        )
     return None
 
 
@@ -156,15 +157,41 @@ def postgres_url() -> Iterator[str]:
     try:
         if as_user:
             os.chown(tmp, owner.pw_uid, owner.pw_gid)
-        run([str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", f"--username={DB_USER}",
-             "--encoding=UTF8", "--no-locale", "--no-sync"])
+        run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "--auth=trust",
+                f"--username={DB_USER}",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        )
         # Durability is worthless for a throwaway server; these settings make writes cheap.
-        opts = (f"-c listen_addresses=127.0.0.1 -k {shlex.quote(str(tmp))} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off")
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -k {shlex.quote(str(tmp))} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
         for attempt in range(3):  # the free port may be taken between probing and binding
             port = _free_port()
-            proc = run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                        "-o", f"-p {port} {opts}", "start"], check=False)
+            proc = run(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {port} {opts}",
+                    "start",
+                ],
+                check=False,
+            )
             if proc.returncode == 0:
                 started = True
                 break
@@ -177,9 +204,7 @@ def postgres_url() -> Iterator[str]:
         yield f"postgresql://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
     finally:
         if started:
-            stop = run([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"],
-                       check=False)
+            stop = run([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"], check=False)
             if stop.returncode != 0:
-                run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                    check=False)
+                run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,10 +27,21 @@ from studies.contract import TRIAL_COLUMNS
 SCRIPT_NAME = "<script>alert(1)</script>"
 
 
-def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns: list[float],
-              status: str = "done", horizon: int = 0, model_errors: bool = False,
-              entropy: tuple[float, float, float | None] = (-1.0, -1.0, None), total_steps: int = 300,
-              extra_config: str = "", eval_every: int = 100) -> Path:
+def write_run(
+    root: Path,
+    suite: str,
+    task: str,
+    agent: str,
+    seed: int,
+    returns: list[float],
+    status: str = "done",
+    horizon: int = 0,
+    model_errors: bool = False,
+    entropy: tuple[float, float, float | None] = (-1.0, -1.0, None),
+    total_steps: int = 300,
+    extra_config: str = "",
+    eval_every: int = 100,
+) -> Path:
     """One run folder as the trainer writes it; ``returns`` are the evaluations at
     ``eval_every``, twice that, ... (100, 200, ...). ``extra_config``: further top-level YAML
     of config.yaml (e.g. operational keys)."""
@@ -41,7 +52,8 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
     (path / "config.yaml").write_text(
         f"suite: {suite}\ntask: {task}\nseed: {seed}\npreset: quick\nagent:\n  name: {agent.split('+')[0]}\n"
         f"  horizon: {horizon}\n  target_entropy:\n    init: {init}\n    final: {final}\n    decay: {decay_text}\n"
-        f"trainer:\n  total_steps: {total_steps}\n  eval_every: {eval_every}\n{extra_config}")
+        f"trainer:\n  total_steps: {total_steps}\n  eval_every: {eval_every}\n{extra_config}"
+    )
     columns = ["step", "return_mean", "return_std", "episodes", "wall_time"]
     if model_errors:
         columns += ["model_error_holdout", "model_error_replay"]
@@ -60,11 +72,22 @@ def write_run(root: Path, suite: str, task: str, agent: str, seed: int, returns:
             writer.writerow([step, episode, 1.0, target_entropy_schedule(step, total_steps, init, final, decay)])
     steps = eval_every * len(returns)
     summary = {
-        "status": status, "steps_done": steps, "total_steps": total_steps,
-        "final_eval_return": returns[-1] if returns else None, "best_eval_return": max(returns, default=None),
-        "wall_time": 1.5, "steps_per_second": 200.0, "versions": {"torch": "2.13.0+cpu", "python": "3.11.7"},
-        "git_commit": "abc123", "error": "loss diverged" if status == "failed" else None, "suite": suite,
-        "task": task, "agent": agent.split("+")[0], "seed": seed, "preset": "quick", "horizon": horizon,
+        "status": status,
+        "steps_done": steps,
+        "total_steps": total_steps,
+        "final_eval_return": returns[-1] if returns else None,
+        "best_eval_return": max(returns, default=None),
+        "wall_time": 1.5,
+        "steps_per_second": 200.0,
+        "versions": {"torch": "2.13.0+cpu", "python": "3.11.7"},
+        "git_commit": "abc123",
+        "error": "loss diverged" if status == "failed" else None,
+        "suite": suite,
+        "task": task,
+        "agent": agent.split("+")[0],
+        "seed": seed,
+        "preset": "quick",
+        "horizon": horizon,
     }
     (path / "summary.json").write_text(json.dumps(summary))
     return path
@@ -81,8 +104,14 @@ def video_frame(index: int, width: int = VIDEO_WIDTH, height: int = VIDEO_HEIGHT
     return frame
 
 
-def write_video(run: Path, step: int, width: int = VIDEO_WIDTH, height: int = VIDEO_HEIGHT,
-                frames: int = VIDEO_FRAMES, fps: int = 25) -> Path:
+def write_video(
+    run: Path,
+    step: int,
+    width: int = VIDEO_WIDTH,
+    height: int = VIDEO_HEIGHT,
+    frames: int = VIDEO_FRAMES,
+    fps: int = 25,
+) -> Path:
     """The run's evaluation video of env step ``step`` (``videos/step_<step>.mp4``), H.264 as
     the trainer writes it: ``frames`` frames of ``video_frame``. Returns its path."""
     with Mp4Writer(video_path(run, step), fps=fps) as writer:
@@ -97,10 +126,19 @@ def write_fixture(root: Path) -> Path:
     for seed, final in enumerate((10, 20, 30)):
         write_run(root, *pendulum, "sac", seed, [0, final / 2, final])
     for seed, final in enumerate((40, 50, 90)):
-        write_run(root, *pendulum, "sac-svg", seed, [0, final / 2, final], horizon=2, model_errors=True,
-                  entropy=(1.0, -4.0, 0.5))
-    write_run(root, *pendulum, "sac-svg", 3, [5], status="running", horizon=2, model_errors=True,
-              entropy=(1.0, -4.0, 0.5))  # a fourth seed of the same experiment
+        write_run(
+            root,
+            *pendulum,
+            "sac-svg",
+            seed,
+            [0, final / 2, final],
+            horizon=2,
+            model_errors=True,
+            entropy=(1.0, -4.0, 0.5),
+        )
+    write_run(
+        root, *pendulum, "sac-svg", 3, [5], status="running", horizon=2, model_errors=True, entropy=(1.0, -4.0, 0.5)
+    )  # a fourth seed of the same experiment
     write_run(root, *pendulum, "mve", 0, [1], status="failed", horizon=2)
     write_run(root, *pendulum, "sac-svg-mve", 0, [0, 20, 45], horizon=2)
     write_run(root, *pendulum, SCRIPT_NAME, 0, [0, 3, 7])
@@ -126,37 +164,65 @@ STUDY_TRIALS = [
 ]
 
 
-def write_study(root: Path, trials: list[tuple] = STUDY_TRIALS, agent: str = "sac-svg",
-                name: str = STUDY_NAME) -> Path:
+def write_study(root: Path, trials: list[tuple] = STUDY_TRIALS, agent: str = "sac-svg", name: str = STUDY_NAME) -> Path:
     """A target-entropy study folder as ``harness search entropy`` writes it (study.json,
     trials.csv, one slot folder of runs per trial), numbers in ``trials`` (``STUDY_TRIALS``'s
     form); returns it. A pruned trial's run stopped after two evaluations (running, lock gone:
     interrupted); a failed trial's run failed after one."""
     study = root / name
     study.mkdir(parents=True)
-    settings = {"study": name, "suite": "classic", "task": "inverted-pendulum", "agent": agent,
-                "preset": "quick", "steps": 300, "seeds": 2, "trials": len(trials), "sampler": "random",
-                "pruner": "median", "study_seed": 0, "overrides": [], "storage": "study.journal",
-                "paper_schedule": PAPER_SCHEDULE,
-                "paper_schedule_curve": {"steps": [0, 150, 300], "values": [target_entropy_schedule(
-                    t, 300, PAPER_SCHEDULE[0], PAPER_SCHEDULE[1], PAPER_SCHEDULE[2]) for t in (0, 150, 300)]}}
+    settings = {
+        "study": name,
+        "suite": "classic",
+        "task": "inverted-pendulum",
+        "agent": agent,
+        "preset": "quick",
+        "steps": 300,
+        "seeds": 2,
+        "trials": len(trials),
+        "sampler": "random",
+        "pruner": "median",
+        "study_seed": 0,
+        "overrides": [],
+        "storage": "study.journal",
+        "paper_schedule": PAPER_SCHEDULE,
+        "paper_schedule_curve": {
+            "steps": [0, 150, 300],
+            "values": [
+                target_entropy_schedule(t, 300, PAPER_SCHEDULE[0], PAPER_SCHEDULE[1], PAPER_SCHEDULE[2])
+                for t in (0, 150, 300)
+            ],
+        },
+    }
     (study / "study.json").write_text(json.dumps(settings, indent=2))
     with open(study / "trials.csv", "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(TRIAL_COLUMNS)
         for number, state, (init, final, beta), finals, objective, outcome in trials:
             slot = f"trials/slot_{number:03d}"
-            writer.writerow([number, number, state, init, final, beta, "" if objective is None else objective,
-                             outcome, slot])
+            writer.writerow(
+                [number, number, state, init, final, beta, "" if objective is None else objective, outcome, slot]
+            )
             folder = f"{agent}+init={init:g},final={final:g},decay={beta:g}"
             for seed, final_return in enumerate(finals):
                 if final_return is None:
                     continue
-                returns, status = {"COMPLETE": ([0, final_return / 2, final_return], "done"),
-                                   "PRUNED": ([0, final_return], "running"),
-                                   "FAIL": ([final_return], "failed")}[state]
-                write_run(study / slot, "classic", "inverted-pendulum", folder, seed, returns, status=status,
-                          horizon=2 if agent != "sac" else 0, entropy=(init, final, beta))
+                returns, status = {
+                    "COMPLETE": ([0, final_return / 2, final_return], "done"),
+                    "PRUNED": ([0, final_return], "running"),
+                    "FAIL": ([final_return], "failed"),
+                }[state]
+                write_run(
+                    study / slot,
+                    "classic",
+                    "inverted-pendulum",
+                    folder,
+                    seed,
+                    returns,
+                    status=status,
+                    horizon=2 if agent != "sac" else 0,
+                    entropy=(init, final, beta),
+                )
     return study
 
 

@@ -212,11 +212,13 @@ class Cluster:
 
     def run(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """Runs a client command (sbatch, squeue, ...) against this cluster."""
-        proc = subprocess.run(list(argv), env={**os.environ, **self.env}, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            list(argv), env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
-            raise ClusterError(f"{shlex.join(argv)} failed (exit {proc.returncode}): "
-                               f"{(proc.stderr or proc.stdout).strip()}")
+            raise ClusterError(
+                f"{shlex.join(argv)} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}"
+            )
         return proc
 
     def node_state(self) -> str:
@@ -224,32 +226,34 @@ class Cluster:
         proc = self.run("sinfo", "-h", "-n", self.node, "-o", "%T", check=False, timeout=15)
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        return (f"Cluster({str(self.folder)!r}, node={self.node!r}, cpus={self.cpus}, "
-                f"memory_mb={self.memory_mb}, running={sorted(self.running())})")
+        return (
+            f"Cluster({str(self.folder)!r}, node={self.node!r}, cpus={self.cpus}, "
+            f"memory_mb={self.memory_mb}, running={sorted(self.running())})"
+        )
 
     # -- start -------------------------------------------------------------------------------
-    def start(self, timeout: float = 60, sacct_shim: bool = True) -> "Cluster":
+    def start(self, timeout: float = 60, sacct_shim: bool = True) -> Cluster:
         bins, missing = find_binaries()
         if missing:
             raise ClusterError(f"not installed: {', '.join(missing)}; {PACKAGES}")
         if os.geteuid() != 0:
-            raise ClusterError("the single-node SLURM cluster runs slurmctld and slurmd as root; "
-                               "run this as root")
+            raise ClusterError("the single-node SLURM cluster runs slurmctld and slurmd as root; run this as root")
         alive = self.running()
         if alive:
             names = ", ".join(f"{n} pid {p}" for n, p in alive.items())
-            raise ClusterError(f"a slurm cluster is already running in {self.folder} ({names}); "
-                               f"stop it first: python {__file__} stop {self.folder}")
+            raise ClusterError(
+                f"a slurm cluster is already running in {self.folder} ({names}); "
+                f"stop it first: python {__file__} stop {self.folder}"
+            )
         if len(str(self.munge_socket)) > 100:  # a unix socket path must fit in 108 bytes
-            raise ClusterError(f"folder path too long for munge's socket ({self.munge_socket}); "
-                               "use a shorter folder")
+            raise ClusterError(f"folder path too long for munge's socket ({self.munge_socket}); use a shorter folder")
         t0 = time.monotonic()
         self.sacct_shim = sacct_shim
         self._write_files(bins)
@@ -329,17 +333,29 @@ DefMemPerCPU={self.memory_mb // self.cpus}
 """)
         shim = self.bin_dir / "sacct"
         if self.sacct_shim:
-            shim.write_text("#!/bin/sh\n# no slurmdbd here: read the job-completion log "
-                            "(JobCompType=jobcomp/filetxt)\n"
-                            f"exec {shlex.quote(bins['sacct'])} --completion \"$@\"\n")
+            shim.write_text(
+                "#!/bin/sh\n# no slurmdbd here: read the job-completion log "
+                "(JobCompType=jobcomp/filetxt)\n"
+                f'exec {shlex.quote(bins["sacct"])} --completion "$@"\n'
+            )
             shim.chmod(0o755)
         elif shim.exists():
             shim.unlink()
-        self.info_file.write_text(json.dumps({
-            "node": self.node, "partition": PARTITION, "cpus": self.cpus,
-            "memory_mb": self.memory_mb, "sacct_shim": self.sacct_shim,
-            "slurmctld_port": ctld_port, "slurmd_port": slurmd_port,
-        }, indent=1) + "\n")
+        self.info_file.write_text(
+            json.dumps(
+                {
+                    "node": self.node,
+                    "partition": PARTITION,
+                    "cpus": self.cpus,
+                    "memory_mb": self.memory_mb,
+                    "sacct_shim": self.sacct_shim,
+                    "slurmctld_port": ctld_port,
+                    "slurmd_port": slurmd_port,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
     def _daemon_env(self) -> dict[str, str]:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
@@ -348,9 +364,16 @@ DefMemPerCPU={self.memory_mb // self.cpus}
         """Runs a daemon that forks into the background; its early errors go to log/<name>.out."""
         out = self.log_dir / f"{name}.out"
         with open(out, "wb") as f:
-            proc = subprocess.run(argv, env=self._daemon_env(), stdin=subprocess.DEVNULL,
-                                  stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-                                  cwd=self.folder, timeout=60)
+            proc = subprocess.run(
+                argv,
+                env=self._daemon_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.folder,
+                timeout=60,
+            )
         if proc.returncode != 0:
             raise ClusterError(f"{name} failed to start (exit {proc.returncode}):\n{_tail(out)}")
 
@@ -358,15 +381,22 @@ DefMemPerCPU={self.memory_mb // self.cpus}
         deadline = time.monotonic() + timeout
         while name not in self.running():
             if time.monotonic() > deadline:
-                raise ClusterError(f"{name} did not come up within {timeout:.0f} s; "
-                                   f"its log {log}:\n{_tail(log)}\n{_tail(self.log_dir / (name + '.out'))}")
+                raise ClusterError(
+                    f"{name} did not come up within {timeout:.0f} s; "
+                    f"its log {log}:\n{_tail(log)}\n{_tail(self.log_dir / (name + '.out'))}"
+                )
             time.sleep(0.05)
 
     def _start_munged(self, bins: dict[str, str]) -> None:
         d = self.munge_dir
-        argv = [bins["munged"], f"--key-file={self.munge_key}", f"--socket={self.munge_socket}",
-                f"--pid-file={d / 'munged.pid'}", f"--log-file={d / 'munged.log'}",
-                f"--seed-file={d / 'munged.seed'}"]
+        argv = [
+            bins["munged"],
+            f"--key-file={self.munge_key}",
+            f"--socket={self.munge_socket}",
+            f"--pid-file={d / 'munged.pid'}",
+            f"--log-file={d / 'munged.log'}",
+            f"--seed-file={d / 'munged.seed'}",
+        ]
         if not _world_traversable(d):
             # munged wants every folder above its socket to be o+x so any user can reach it;
             # here only root talks to it, so --force turns that error into a warning
@@ -376,8 +406,7 @@ DefMemPerCPU={self.memory_mb // self.cpus}
         deadline = time.monotonic() + 10
         while not self.munge_socket.exists():
             if time.monotonic() > deadline:
-                raise ClusterError(f"munged made no socket {self.munge_socket}:\n"
-                                   f"{_tail(d / 'munged.log')}")
+                raise ClusterError(f"munged made no socket {self.munge_socket}:\n{_tail(d / 'munged.log')}")
             time.sleep(0.05)
 
     def _start_daemon(self, bins: dict[str, str], name: str) -> None:
@@ -399,13 +428,15 @@ DefMemPerCPU={self.memory_mb // self.cpus}
                 return
             for name in ("slurmctld", "slurmd"):
                 if name not in self.running():
-                    raise ClusterError(f"{name} exited during start-up; its log:\n"
-                                       f"{_tail(self.log_dir / (name + '.log'))}")
+                    raise ClusterError(
+                        f"{name} exited during start-up; its log:\n{_tail(self.log_dir / (name + '.log'))}"
+                    )
             if time.monotonic() > deadline:
                 raise ClusterError(
                     f"node {self.node} not idle within {timeout:.0f} s (sinfo: {state or 'no answer'})"
                     f"\nslurmctld.log:\n{_tail(self.log_dir / 'slurmctld.log')}"
-                    f"\nslurmd.log:\n{_tail(self.log_dir / 'slurmd.log')}")
+                    f"\nslurmd.log:\n{_tail(self.log_dir / 'slurmd.log')}"
+                )
             time.sleep(0.1)
 
     # -- stop --------------------------------------------------------------------------------
@@ -515,23 +546,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python tests/slurm_cluster.py",
         description="Start/stop a single-node SLURM cluster (slurm-wlm, munge) under FOLDER. "
-                    "Start prints the export lines to eval: "
-                    'eval "$(python tests/slurm_cluster.py start /tmp/slurm)".')
+        "Start prints the export lines to eval: "
+        'eval "$(python tests/slurm_cluster.py start /tmp/slurm)".',
+    )
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--timeout", type=float, default=60,
-                        help="seconds to wait for the node to be idle (start)")
-    parser.add_argument("--no-sacct-shim", action="store_true",
-                        help="leave the real sacct on PATH (it fails: no accounting database)")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for the node to be idle (start)")
+    parser.add_argument(
+        "--no-sacct-shim", action="store_true", help="leave the real sacct on PATH (it fails: no accounting database)"
+    )
     args = parser.parse_args(argv)
     cluster = Cluster(args.folder)
     try:
         if args.action == "start":
             cluster.start(timeout=args.timeout, sacct_shim=not args.no_sacct_shim)
-            print(f"slurm cluster up in {cluster.folder}: node {cluster.node}, {cluster.cpus} CPUs, "
-                  f"{cluster.memory_mb} MB, partition {cluster.partition} "
-                  f"({cluster.start_s:.1f} s); stop: python {sys.argv[0]} stop {cluster.folder}",
-                  file=sys.stderr)
+            print(
+                f"slurm cluster up in {cluster.folder}: node {cluster.node}, {cluster.cpus} CPUs, "
+                f"{cluster.memory_mb} MB, partition {cluster.partition} "
+                f"({cluster.start_s:.1f} s); stop: python {sys.argv[0]} stop {cluster.folder}",
+                file=sys.stderr,
+            )
             print(cluster.shell_exports())
         elif args.action == "stop":
             print(cluster.stop(), file=sys.stderr)
@@ -540,9 +574,11 @@ def main(argv: list[str] | None = None) -> int:
             if not alive:
                 print(f"no slurm cluster running in {cluster.folder}")
                 return 1
-            print(f"slurm cluster in {cluster.folder}: "
-                  + ", ".join(f"{n} pid {p}" for n, p in alive.items())
-                  + f"; node {cluster.node} {cluster.node_state() or '(no answer)'}")
+            print(
+                f"slurm cluster in {cluster.folder}: "
+                + ", ".join(f"{n} pid {p}" for n, p in alive.items())
+                + f"; node {cluster.node} {cluster.node_state() or '(no answer)'}"
+            )
             print(cluster.shell_exports())
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -25,24 +25,31 @@ def test_mve_at_horizon_one_is_exactly_sacs_critic_target():
     actor, target_critic = TanhGaussianActor(3, 2, 16, 2, (-5, 2)), CriticEnsemble(3, 2, 16, 2)
     reward, terminated = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.0, 1.0, 0.0])
     next_obs, noise, alpha = torch.randn(3, 3), torch.randn(3, 2), torch.tensor(0.2)
-    policy = lambda x: actor.sample(x, noise)  # noqa: E731
+
+    def policy(x):
+        return actor.sample(x, noise)
+
     states, actions, targets, weights = eq.soft_value_expansion_targets(
-        reward, terminated, next_obs, 1, policy, None, target_critic, alpha, 0.99)
+        reward, terminated, next_obs, 1, policy, None, target_critic, alpha, 0.99
+    )
     next_action, next_log_prob = policy(next_obs)
-    sac = eq.soft_bellman_target(reward, terminated, eq.soft_value(target_critic(next_obs, next_action),
-                                                                   next_log_prob, alpha), 0.99)
+    sac = eq.soft_bellman_target(
+        reward, terminated, eq.soft_value(target_critic(next_obs, next_action), next_log_prob, alpha), 0.99
+    )
     assert states == [] and actions == []
     torch.testing.assert_close(targets[0], sac, rtol=0, atol=0)
     assert weights.tolist() == [[1.0, 1.0, 1.0]]
     q = torch.randn(2, 3)
     assert eq.value_expansion_critic_loss(q[None], targets, weights).item() == pytest.approx(
-        eq.soft_bellman_residual(q, sac).item())
+        eq.soft_bellman_residual(q, sac).item()
+    )
 
 
 def test_mve_targets_refuse_a_horizon_below_one():
     with pytest.raises(ValueError, match="H >= 1"):
-        eq.soft_value_expansion_targets(torch.zeros(1), torch.zeros(1), torch.zeros(1, 1), 0,
-                                        None, None, None, torch.tensor(0.0), 0.9)
+        eq.soft_value_expansion_targets(
+            torch.zeros(1), torch.zeros(1), torch.zeros(1, 1), 0, None, None, None, torch.tensor(0.0), 0.9
+        )
 
 
 # A tiny deterministic world for the MVE targets: LinearWorld's dynamics and rewards, a fixed
@@ -97,8 +104,16 @@ def hand_targets(counting: str) -> tuple[list[float], list[float], list[float]]:
 @pytest.mark.parametrize(("counting", "eq3_horizon"), [("paper", 2), ("authors-code", 3)])
 def test_mve_targets_at_horizon_two_equal_the_hand_unrolled_ones_under_each_counting(counting, eq3_horizon):
     states, actions, targets, weights = eq.soft_value_expansion_targets(
-        torch.tensor([R0]), torch.tensor([0.0]), torch.tensor([[X1]]), eq3_horizon, fixed_policy,
-        FixedTerminationWorld(), two_head_target_q, torch.tensor(ALPHA), GAMMA)
+        torch.tensor([R0]),
+        torch.tensor([0.0]),
+        torch.tensor([[X1]]),
+        eq3_horizon,
+        fixed_policy,
+        FixedTerminationWorld(),
+        two_head_target_q,
+        torch.tensor(ALPHA),
+        GAMMA,
+    )
     expected_states, expected_targets, expected_weights = hand_targets(counting)
     assert targets[:, 0].tolist() == pytest.approx(expected_targets, rel=1e-6)
     assert weights[:, 0].tolist() == pytest.approx(expected_weights)
@@ -108,11 +123,24 @@ def test_mve_targets_at_horizon_two_equal_the_hand_unrolled_ones_under_each_coun
 
 def test_mve_weights_are_survival_probabilities_and_a_real_termination_stops_bootstrapping():
     world = LinearWorld()
-    policy = lambda x: (0.5 * x, torch.zeros(x.shape[0]))  # noqa: E731
-    q = lambda x, u: (x + u).squeeze(-1)[None]  # noqa: E731
+
+    def policy(x):
+        return (0.5 * x, torch.zeros(x.shape[0]))
+
+    def q(x, u):
+        return (x + u).squeeze(-1)[None]
+
     _, _, targets, weights = eq.soft_value_expansion_targets(
-        torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]), torch.tensor([[1.0], [1.0]]), 2, policy, world, q,
-        torch.tensor(0.0), 0.9)
+        torch.tensor([1.0, 1.0]),
+        torch.tensor([1.0, 0.0]),
+        torch.tensor([[1.0], [1.0]]),
+        2,
+        policy,
+        world,
+        q,
+        torch.tensor(0.0),
+        0.9,
+    )
     assert targets[0, 0].item() == pytest.approx(1.0)  # terminated: the reward alone
     survive = 1 - 1 / (1 + math.exp(-(world.k * 1.0 + world.m * 0.5)))
     assert weights[:, 0].tolist() == pytest.approx([1.0, 0.0])
@@ -122,11 +150,14 @@ def test_mve_weights_are_survival_probabilities_and_a_real_termination_stops_boo
     assert targets[1, 1].item() == pytest.approx(r1 + 0.9 * survive * (x2 + 0.5 * x2))
 
 
-@pytest.mark.parametrize(("counting", "critic_expansion", "horizons"), [
-    ("paper", True, {0: 1, 1: 1, 2: 2, 3: 3}),
-    ("authors-code", True, {0: 1, 1: 2, 2: 3, 3: 4}),
-    ("authors-code", False, {0: 1, 2: 1}),  # no MVE: SAC's Q_{0:1} whatever the counting
-])
+@pytest.mark.parametrize(
+    ("counting", "critic_expansion", "horizons"),
+    [
+        ("paper", True, {0: 1, 1: 1, 2: 2, 3: 3}),
+        ("authors-code", True, {0: 1, 1: 2, 2: 3, 3: 4}),
+        ("authors-code", False, {0: 1, 2: 1}),  # no MVE: SAC's Q_{0:1} whatever the counting
+    ],
+)
 def test_the_critic_target_horizon_follows_the_counting(counting, critic_expansion, horizons):
     for horizon, expected in horizons.items():
         config = AgentConfig(horizon=horizon, critic_expansion=critic_expansion, mve_horizon_counting=counting)
@@ -153,19 +184,30 @@ class LinearCritic:
 def test_the_agents_mve_critic_loss_uses_the_chosen_counting(counting, batched):
     """The agent at agent.horizon = 2, its world, policy and critics replaced by the fixed
     ones: eq. (4) over the hand-unrolled Q_{0:2} (paper) or Q_{0:3} (authors' code) pairs."""
-    config = AgentConfig(horizon=2, actor_expansion=False, critic_expansion=True, mve_horizon_counting=counting,
-                         hidden_dim=8, model_hidden_dim=8, gru_hidden_dim=8, discount=GAMMA,
-                         init_temperature=ALPHA, device="cpu")
+    config = AgentConfig(
+        horizon=2,
+        actor_expansion=False,
+        critic_expansion=True,
+        mve_horizon_counting=counting,
+        hidden_dim=8,
+        model_hidden_dim=8,
+        gru_hidden_dim=8,
+        discount=GAMMA,
+        init_temperature=ALPHA,
+        device="cpu",
+    )
     agent = SVGAgent(1, 1, config, 1000, 0)
     agent.model, agent.critic, agent.critic_target = FixedTerminationWorld(), LinearCritic(batched), two_head_target_q
     agent.actor.sample = fixed_policy
     x0, u0 = -0.5, 0.4
-    loss = agent.critic_loss_of_batch(torch.tensor([[x0]]), torch.tensor([[u0]]), torch.tensor([R0]),
-                                      torch.tensor([[X1]]), torch.tensor([0.0]))
+    loss = agent.critic_loss_of_batch(
+        torch.tensor([[x0]]), torch.tensor([[u0]]), torch.tensor([R0]), torch.tensor([[X1]]), torch.tensor([0.0])
+    )
     states, targets, weights = hand_targets(counting)
     pairs = [(x0, u0)] + [(x, THETA * x) for x in states]
-    expected = sum(((x + u - q) ** 2 + (x - u - q) ** 2) * w
-                   for (x, u), q, w in zip(pairs, targets, weights)) / len(pairs)
+    expected = sum(((x + u - q) ** 2 + (x - u - q) ** 2) * w for (x, u), q, w in zip(pairs, targets, weights)) / len(
+        pairs
+    )
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
@@ -181,9 +223,21 @@ def test_mve_at_horizon_one_builds_a_model_only_when_its_critic_rolls_one(counti
 
 
 def _filled_agent(agent_name: str, overrides: list[str]) -> tuple[SVGAgent, ReplayBuffer]:
-    config = build_run_config("classic", "inverted-double-pendulum", agent_name, 0, preset="quick",
-                              overrides=["agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16",
-                                         "agent.step_batch_size=32", "agent.seq_batch_size=32", *overrides])
+    config = build_run_config(
+        "classic",
+        "inverted-double-pendulum",
+        agent_name,
+        0,
+        preset="quick",
+        overrides=[
+            "agent.hidden_dim=16",
+            "agent.model_hidden_dim=16",
+            "agent.gru_hidden_dim=16",
+            "agent.step_batch_size=32",
+            "agent.seq_batch_size=32",
+            *overrides,
+        ],
+    )
     torch.manual_seed(0)
     agent = SVGAgent(9, 1, config.agent, 1000, 0)
     replay = ReplayBuffer(9, 1, 500)
@@ -199,7 +253,10 @@ def test_ensemble_members_differ_and_each_is_trained():
     agent, replay = _filled_agent("sac-svg-ensemble", [])
     dynamics = agent.model.dynamics
     assert dynamics.members == 5
-    member = lambda e: torch.cat([p[e].detach().clone().flatten() for p in dynamics.parameters()])  # noqa: E731
+
+    def member(e):
+        return torch.cat([p[e].detach().clone().flatten() for p in dynamics.parameters()])
+
     before = [member(e) for e in range(5)]
     x, u = torch.randn(8, 9), torch.rand(8, 1)
     first = agent.model.dynamics.member_deltas(x, u)
@@ -250,9 +307,20 @@ def test_model_error_is_zero_for_a_perfect_prediction_and_positive_otherwise():
 
 
 def test_dynamics_updates_wait_until_a_sequence_within_one_episode_is_stored():
-    config = build_run_config("classic", "inverted-double-pendulum", "sac-svg", 0, preset="quick",
-                              overrides=["agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16",
-                                         "agent.step_batch_size=8", "agent.seq_batch_size=8"])
+    config = build_run_config(
+        "classic",
+        "inverted-double-pendulum",
+        "sac-svg",
+        0,
+        preset="quick",
+        overrides=[
+            "agent.hidden_dim=16",
+            "agent.model_hidden_dim=16",
+            "agent.gru_hidden_dim=16",
+            "agent.step_batch_size=8",
+            "agent.seq_batch_size=8",
+        ],
+    )
     agent = SVGAgent(9, 1, config.agent, 1000, 0)
     replay = ReplayBuffer(9, 1, 100)
     for _ in range(5):  # one-step episodes: no 2-transition sequence exists

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.cli import main
 from tests.conftest import TINY_SAC
@@ -24,8 +25,11 @@ from tests.test_cli import error_lines, run_folder, tiny_run
 
 def digest(root: Path) -> dict[str, str]:
     """Every file under ``root`` (its content hash): what "nothing changed" means."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def one_line(err: str) -> str:
@@ -64,11 +68,28 @@ def copy_of(finished: Path, tmp_path: Path) -> tuple[Path, Path]:
 def start_sac(out: Path, steps: int, evaluations: int) -> subprocess.Popen:
     """Start the tiny SAC run in the background; return once ``evaluations`` rows are in
     its eval.csv (a row is written just before its checkpoint)."""
-    process = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", str(steps), "--out", str(out),
-                                "--wandb", "disabled", *TINY_SAC], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            *RUN,
+            "--steps",
+            str(steps),
+            "--out",
+            str(out),
+            "--wandb",
+            "disabled",
+            *TINY_SAC,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     eval_csv, deadline = run_folder(out, "sac") / "eval.csv", time.time() + 120
-    while time.time() < deadline and (len(eval_csv.read_text().splitlines()) - 1 if eval_csv.exists() else 0) \
-            < evaluations:
+    while (
+        time.time() < deadline
+        and (len(eval_csv.read_text().splitlines()) - 1 if eval_csv.exists() else 0) < evaluations
+    ):
         time.sleep(0.05)
     return process
 
@@ -85,14 +106,25 @@ RUN = ["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "s
 
 
 # 1-5: unknown names, with the valid ones and a near miss
-@pytest.mark.parametrize("argv, expected", [
-    (["run", "--suite", "mbp", "--agent", "sac"], "unknown suite 'mbp' (did you mean 'mbpo'?); valid suites:"),
-    (["run", "--suite", "mbpo", "--agent", "sac-sgv"], "unknown agent 'sac-sgv' (did you mean 'sac-svg'?)"),
-    (["run", "--suite", "mbpo", "--agent", "sac", "--task", "hoper"], "unknown task 'hoper' (did you mean 'hopper'?)"),
-    (["run", "--suite", "mbpo", "--agent", "sac", "--preset", "quik"], "unknown preset 'quik' (did you mean 'quick'?)"),
-    (["run", "--suite", "mbpo", "--agent", "sac", "--launcher", "submitit2"],
-     "unknown launcher 'submitit2' (did you mean 'submitit'?)"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["run", "--suite", "mbp", "--agent", "sac"], "unknown suite 'mbp' (did you mean 'mbpo'?); valid suites:"),
+        (["run", "--suite", "mbpo", "--agent", "sac-sgv"], "unknown agent 'sac-sgv' (did you mean 'sac-svg'?)"),
+        (
+            ["run", "--suite", "mbpo", "--agent", "sac", "--task", "hoper"],
+            "unknown task 'hoper' (did you mean 'hopper'?)",
+        ),
+        (
+            ["run", "--suite", "mbpo", "--agent", "sac", "--preset", "quik"],
+            "unknown preset 'quik' (did you mean 'quick'?)",
+        ),
+        (
+            ["run", "--suite", "mbpo", "--agent", "sac", "--launcher", "submitit2"],
+            "unknown launcher 'submitit2' (did you mean 'submitit'?)",
+        ),
+    ],
+)
 def test_unknown_names_say_what_was_meant(finished_sac, tmp_path, capsys, argv, expected):
     out, _ = copy_of(finished_sac, tmp_path)
     before = digest(out)
@@ -102,11 +134,14 @@ def test_unknown_names_say_what_was_meant(finished_sac, tmp_path, capsys, argv, 
 
 
 # 6-8: overrides: malformed, unknown key, wrong type (the message names only what was typed)
-@pytest.mark.parametrize("override, expected", [
-    ("agent.horizon", "override 'agent.horizon' is not of the form key=value"),
-    ("agent.hiden_dim=3", "no key 'hiden_dim' in agent"),
-    ("trainer.eval_episodes=ten", "override 'trainer.eval_episodes=ten': 'ten' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("agent.horizon", "override 'agent.horizon' is not of the form key=value"),
+        ("agent.hiden_dim=3", "no key 'hiden_dim' in agent"),
+        ("trainer.eval_episodes=ten", "override 'trainer.eval_episodes=ten': 'ten' is not an integer"),
+    ],
+)
 def test_bad_overrides(finished_sac, tmp_path, capsys, override, expected):
     out, _ = copy_of(finished_sac, tmp_path)
     before = digest(out)
@@ -117,11 +152,16 @@ def test_bad_overrides(finished_sac, tmp_path, capsys, override, expected):
 
 
 # 9: zero or negative counts
-@pytest.mark.parametrize("argv", [
-    RUN + ["--steps", "0"], RUN + ["--seeds", "0"], RUN + ["--jobs", "-1"],
-    ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--trials", "0"],
-    ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--trials", "2", "--workers", "0"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        RUN + ["--steps", "0"],
+        RUN + ["--seeds", "0"],
+        RUN + ["--jobs", "-1"],
+        ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--trials", "0"],
+        ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--trials", "2", "--workers", "0"],
+    ],
+)
 def test_zero_or_negative_counts(finished_sac, tmp_path, capsys, argv):
     out, _ = copy_of(finished_sac, tmp_path)
     before = digest(out)
@@ -136,9 +176,25 @@ def test_an_override_the_agent_cannot_honour_is_refused_or_warned(tmp_path, caps
     assert "agent sac fixes agent.horizon=0" in line
     assert not (tmp_path / "runs").exists()
     # a model size for a model-free agent changes nothing: said once, the run goes on
-    assert main(RUN + ["--out", str(tmp_path / "runs"), "--steps", "50", "--wandb", "disabled",
-                       "agent.model_hidden_dim=16", "trainer.seed_steps=50", "trainer.eval_every=50",
-                       "trainer.eval_episodes=1", "agent.hidden_dim=16"]) == 0
+    assert (
+        main(
+            RUN
+            + [
+                "--out",
+                str(tmp_path / "runs"),
+                "--steps",
+                "50",
+                "--wandb",
+                "disabled",
+                "agent.model_hidden_dim=16",
+                "trainer.seed_steps=50",
+                "trainer.eval_every=50",
+                "trainer.eval_episodes=1",
+                "agent.hidden_dim=16",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "warning: override 'agent.model_hidden_dim=16': agent sac is model-free" in err
 
@@ -184,8 +240,6 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous(tmp_path):
 # 14: a checkpoint from another version of the code: refused, the run's files unchanged
 @pytest.mark.slow
 def test_a_checkpoint_of_another_format_is_refused(tmp_path):
-    import torch
-
     out = tmp_path / "runs"
     folder = killed_after(out, 1000, 3)
     for path in (folder / "checkpoint").glob("state*.pt"):  # as a future svgbench with format 99 would write them
@@ -223,9 +277,29 @@ def test_a_report_on_a_folder_with_no_runs(tmp_path, capsys):
 # 17: a study name that exists with another search space
 @pytest.mark.slow
 def test_a_study_name_with_other_settings_is_refused(tmp_path, capsys):
-    search = ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
-              "--preset", "quick", "--steps", "100", "--trials", "1", "--study", "s", "--out", str(tmp_path),
-              *TINY_SAC, "trainer.eval_every=50", "trainer.seed_steps=50"]
+    search = [
+        "search",
+        "entropy",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        "100",
+        "--trials",
+        "1",
+        "--study",
+        "s",
+        "--out",
+        str(tmp_path),
+        *TINY_SAC,
+        "trainer.eval_every=50",
+        "trainer.seed_steps=50",
+    ]
     assert main(search) == 0
     capsys.readouterr()
     before = digest(tmp_path)
@@ -236,8 +310,23 @@ def test_a_study_name_with_other_settings_is_refused(tmp_path, capsys):
 
 # 18: a storage URL that cannot be reached
 def test_an_unreachable_storage_url(tmp_path, capsys):
-    line = refused(["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--trials", "2",
-                    "--storage", "postgresql://nobody@127.0.0.1:9/none", "--out", str(tmp_path / "s")], capsys)
+    line = refused(
+        [
+            "search",
+            "entropy",
+            "--suite",
+            "classic",
+            "--task",
+            "inverted-pendulum",
+            "--trials",
+            "2",
+            "--storage",
+            "postgresql://nobody@127.0.0.1:9/none",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        capsys,
+    )
     assert "cannot open storage postgresql://nobody@127.0.0.1:9/none" in line and "Connection refused" in line
     assert not any((tmp_path / "s").rglob("*.csv"))
 

@@ -42,16 +42,32 @@ AGENTS = {name: registry_settings(name) for name in REGISTRY}
 AGENTS["sac-svg-ensemble"].update(ensemble_size=3, dynamics_grad_clip=0.01)  # clips members: per member and seed
 # the authors' code's options of the model and the losses, and MVE's other counting
 AGENTS["sac-svg-authors"] = registry_settings(
-    "sac-svg", dynamics_decoder="linear", dynamics_detach_predicted_state=True, termination_pos_weight=True,
-    actor_objective_average=True, hidden_depth=3, num_step_updates=2, critic_target_update_every=2,
-    dynamics_grad_clip=0.01)  # every update clipped: per seed
+    "sac-svg",
+    dynamics_decoder="linear",
+    dynamics_detach_predicted_state=True,
+    termination_pos_weight=True,
+    actor_objective_average=True,
+    hidden_depth=3,
+    num_step_updates=2,
+    critic_target_update_every=2,
+    dynamics_grad_clip=0.01,
+)  # every update clipped: per seed
 AGENTS["mve-authors"] = registry_settings("mve", mve_horizon_counting="authors-code", actor_update_every=2)
 
 
 def tiny_config(agent: str) -> AgentConfig:
-    settings = dict(hidden_dim=32, hidden_depth=2, model_hidden_dim=32, gru_hidden_dim=32, step_batch_size=16,
-                    seq_batch_size=16, num_seq_updates=2, replay_capacity=2000, device="cpu",
-                    target_entropy=EntropyScheduleConfig(-1.0, -2.0, 1.0))
+    settings = dict(
+        hidden_dim=32,
+        hidden_depth=2,
+        model_hidden_dim=32,
+        gru_hidden_dim=32,
+        step_batch_size=16,
+        seq_batch_size=16,
+        num_seq_updates=2,
+        replay_capacity=2000,
+        device="cpu",
+        target_entropy=EntropyScheduleConfig(-1.0, -2.0, 1.0),
+    )
     return AgentConfig(**{**settings, **AGENTS[agent]})
 
 
@@ -65,8 +81,9 @@ def lone_agents(config: AgentConfig) -> tuple[list[SVGAgent], list[torch.Tensor]
     return agents, noise
 
 
-def fill(agents: list[SVGAgent], batch: BatchedSVGAgent, capacity: int,
-         no_sequences: int | None = None) -> tuple[list[ReplayBuffer], StackedReplay]:
+def fill(
+    agents: list[SVGAgent], batch: BatchedSVGAgent, capacity: int, no_sequences: int | None = None
+) -> tuple[list[ReplayBuffer], StackedReplay]:
     """The same random transitions into each lone buffer and the stacked one, each seed its
     own, episodes ending at different steps per seed; seed ``no_sequences``'s every
     transition ends an episode (so it has no sequence of two transitions)."""
@@ -77,8 +94,14 @@ def fill(agents: list[SVGAgent], batch: BatchedSVGAgent, capacity: int,
         rows = []
         for s, rng in enumerate(rngs):
             obs = rng.normal(size=OBS) * (1 + s)
-            row = (obs, rng.uniform(-1, 1, ACT), float(rng.normal()), 0.9 * obs + 0.1 * rng.normal(size=OBS),
-                   t % (61 + 13 * s) == 60, s == no_sequences or t % (40 + 7 * s) == 39)
+            row = (
+                obs,
+                rng.uniform(-1, 1, ACT),
+                float(rng.normal()),
+                0.9 * obs + 0.1 * rng.normal(size=OBS),
+                t % (61 + 13 * s) == 60,
+                s == no_sequences or t % (40 + 7 * s) == 39,
+            )
             buffers[s].add(*row)
             agents[s].observe(obs)
             rows.append(row)
@@ -88,8 +111,12 @@ def fill(agents: list[SVGAgent], batch: BatchedSVGAgent, capacity: int,
 
 
 def seed_metrics(parts: list[SeedMetrics], seed: int) -> dict[str, float]:
-    return {name: float(value[seed]) if isinstance(value, torch.Tensor) else value
-            for part in parts if part.seeds is None or part.seeds[seed] for name, value in part.values.items()}
+    return {
+        name: float(value[seed]) if isinstance(value, torch.Tensor) else value
+        for part in parts
+        if part.seeds is None or part.seeds[seed]
+        for name, value in part.values.items()
+    }
 
 
 def close(actual: float, expected: float) -> bool:
@@ -149,8 +176,13 @@ def test_each_seed_ends_with_its_lone_twins_state(side_by_side):
         assert states[s]["updates_done"] == expected["updates_done"] == UPDATES * config.num_step_updates
         assert states[s]["rng"] == expected["rng"]  # the same replay slots were drawn
         networks = [name for name in ("actor", "critic", "critic_target", "model") if name in expected]
-        torch.testing.assert_close({n: states[s][n] for n in networks}, {n: expected[n] for n in networks},
-                                   rtol=1e-4, atol=1e-5, msg=lambda m: f"{agent}, seed {s}: {m}")
+        torch.testing.assert_close(
+            {n: states[s][n] for n in networks},
+            {n: expected[n] for n in networks},
+            rtol=1e-4,
+            atol=1e-5,
+            msg=lambda m, s=s: f"{agent}, seed {s}: {m}",
+        )
         torch.testing.assert_close(states[s]["log_alpha"], expected["log_alpha"], rtol=1e-5, atol=1e-6)
         for name, optimizer in expected["optimizers"].items():
             got = states[s]["optimizers"][name]
@@ -177,8 +209,10 @@ def test_a_seed_without_sequences_skips_its_dynamics_updates_as_alone():
             assert ("dynamics_loss" in got) == (s != 1)
             for name, value in lone_update[s].items():
                 assert close(got[name], value), (s, name)
-    steps = [float(batch.seed_state(s)["optimizers"]["dynamics"]["state"].get(0, {"step": 0})["step"])
-             for s in range(len(SEEDS))]
+    steps = [
+        float(batch.seed_state(s)["optimizers"]["dynamics"]["state"].get(0, {"step": 0})["step"])
+        for s in range(len(SEEDS))
+    ]
     assert steps == [UPDATES * config.num_seq_updates, 0, UPDATES * config.num_seq_updates]
     torch.testing.assert_close(batch.seed_state(1)["model"], lone[1].state_dict()["model"], rtol=1e-4, atol=1e-5)
 
@@ -203,8 +237,12 @@ def test_a_seeds_state_resumes_a_lone_agent_and_a_batch():
 
 def assert_same_state(actual: dict, expected: dict) -> None:
     assert actual["rng"] == expected["rng"]
-    torch.testing.assert_close({k: v for k, v in actual.items() if k != "rng"},
-                               {k: v for k, v in expected.items() if k != "rng"}, rtol=0, atol=0)
+    torch.testing.assert_close(
+        {k: v for k, v in actual.items() if k != "rng"},
+        {k: v for k, v in expected.items() if k != "rng"},
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_seed_noise_is_the_global_stream_of_its_state():
@@ -268,8 +306,10 @@ def test_stacked_metric_sums_are_each_seeds_metric_sums():
         dynamics = loss + 0.5
         if step == 1:
             dynamics[2] = float("inf")  # seed 2 does not report it: no divergence
-        parts = [SeedMetrics({"critic_loss": loss, "target_entropy": -1.0 * step}),
-                 SeedMetrics({"dynamics_loss": dynamics}, seeds=np.array([True, False, step > 2]))]
+        parts = [
+            SeedMetrics({"critic_loss": loss, "target_entropy": -1.0 * step}),
+            SeedMetrics({"dynamics_loss": dynamics}, seeds=np.array([True, False, step > 2])),
+        ]
         stacked.add(parts, step)
         for s in range(3):
             values = {"critic_loss": loss[s], "target_entropy": -1.0 * step}
@@ -283,8 +323,11 @@ def test_stacked_metric_sums_are_each_seeds_metric_sums():
         stacked.read(1)
     with pytest.raises(DivergenceError) as lone_error:
         lone[1].read()
-    assert (batched_error.value.loss, batched_error.value.step) == (lone_error.value.loss, lone_error.value.step) \
+    assert (
+        (batched_error.value.loss, batched_error.value.step)
+        == (lone_error.value.loss, lone_error.value.step)
         == ("critic_loss", 3)
+    )
     for s in (0, 2):
         assert stacked.state_dict(s) == lone[s].state_dict()
         restored = StackedMetricSums(3)
@@ -300,8 +343,17 @@ def test_stacked_replay_samples_what_each_seeds_buffer_samples(device):
     stacked = StackedReplay(len(SEEDS), OBS, ACT, 50, device)
     rng = np.random.default_rng(0)
     for t in range(70):  # wraps the ring
-        rows = [(rng.normal(size=OBS), rng.uniform(-1, 1, ACT), float(rng.normal()), rng.normal(size=OBS),
-                 False, s == 2 or t % 9 == 8) for s in SEEDS]
+        rows = [
+            (
+                rng.normal(size=OBS),
+                rng.uniform(-1, 1, ACT),
+                float(rng.normal()),
+                rng.normal(size=OBS),
+                False,
+                s == 2 or t % 9 == 8,
+            )
+            for s in SEEDS
+        ]
         for buffer, row in zip(buffers, rows):
             buffer.add(*row)
         stacked.add(*(np.array(column) for column in zip(*rows)))

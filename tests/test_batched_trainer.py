@@ -25,19 +25,36 @@ from agents.metrics import DivergenceError
 from harness.batched_trainer import train_batch
 from harness.config import build_run_config
 from harness.trainer import train_run
-from tests.test_kill_resume import (TIMING_COLUMNS, FolderState, differences, environment, read_csv,
-                                    simulator_state)
+from tests.test_kill_resume import TIMING_COLUMNS, FolderState, differences, environment, read_csv, simulator_state
 
 SEEDS = (0, 1, 2)
 STEPS, SEED_STEPS, EVAL_EVERY = 200, 100, 100
-OVERRIDES = ["agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16", "agent.step_batch_size=16",
-             "agent.seq_batch_size=16", f"trainer.seed_steps={SEED_STEPS}", f"trainer.eval_every={EVAL_EVERY}",
-             "trainer.eval_episodes=1", "trainer.torch_threads=1", "trainer.progress=false"]
+OVERRIDES = [
+    "agent.hidden_dim=16",
+    "agent.model_hidden_dim=16",
+    "agent.gru_hidden_dim=16",
+    "agent.step_batch_size=16",
+    "agent.seq_batch_size=16",
+    f"trainer.seed_steps={SEED_STEPS}",
+    f"trainer.eval_every={EVAL_EVERY}",
+    "trainer.eval_episodes=1",
+    "trainer.torch_threads=1",
+    "trainer.progress=false",
+]
 
 
 def config(agent: str, seed: int, out: Path, *extra: str):
-    return build_run_config("classic", "inverted-pendulum", agent, seed, preset="quick", steps=STEPS, out=str(out),
-                            wandb="disabled", overrides=[*OVERRIDES, *extra])
+    return build_run_config(
+        "classic",
+        "inverted-pendulum",
+        agent,
+        seed,
+        preset="quick",
+        steps=STEPS,
+        out=str(out),
+        wandb="disabled",
+        overrides=[*OVERRIDES, *extra],
+    )
 
 
 def assert_close_csv(batched: Path, lone: Path) -> None:
@@ -49,8 +66,11 @@ def assert_close_csv(batched: Path, lone: Path) -> None:
         for column in columns_b:
             if column in TIMING_COLUMNS or row_l[column] == row_b[column]:
                 continue
-            assert float(row_b[column]) == pytest.approx(float(row_l[column]), rel=1e-4, abs=1e-5), \
-                (batched, row_l["step"], column)
+            assert float(row_b[column]) == pytest.approx(float(row_l[column]), rel=1e-4, abs=1e-5), (
+                batched,
+                row_l["step"],
+                column,
+            )
 
 
 def structure(state):
@@ -83,8 +103,9 @@ def assert_written_as_alone(batched: Path, lone: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["sac-svg", "sac-svg-ensemble"])
 def test_batched_seeds_write_what_lone_runs_write(tmp_path, agent):
-    outcomes = train_batch([config(agent, s, tmp_path) for s in SEEDS],
-                           [tmp_path / "batch" / f"seed_{s}" for s in SEEDS])
+    outcomes = train_batch(
+        [config(agent, s, tmp_path) for s in SEEDS], [tmp_path / "batch" / f"seed_{s}" for s in SEEDS]
+    )
     assert [o.error for o in outcomes] == [None] * 3 and all(o.summary["status"] == "done" for o in outcomes)
     for s in SEEDS:
         train_run(config(agent, s, tmp_path), tmp_path / "lone" / f"seed_{s}")
@@ -135,8 +156,9 @@ def poison_seed_1(monkeypatch) -> None:
 @pytest.mark.slow
 def test_a_diverging_seed_fails_as_alone_and_the_others_go_on_as_alone(tmp_path, monkeypatch):
     poison_seed_1(monkeypatch)
-    outcomes = train_batch([config("sac", s, tmp_path) for s in SEEDS],
-                           [tmp_path / "batch" / f"seed_{s}" for s in SEEDS])
+    outcomes = train_batch(
+        [config("sac", s, tmp_path) for s in SEEDS], [tmp_path / "batch" / f"seed_{s}" for s in SEEDS]
+    )
     assert [type(o.error).__name__ for o in outcomes] == ["NoneType", "DivergenceError", "NoneType"]
     for s in SEEDS:
         with pytest.raises(DivergenceError) if s == 1 else contextlib.nullcontext():
@@ -146,8 +168,11 @@ def test_a_diverging_seed_fails_as_alone_and_the_others_go_on_as_alone(tmp_path,
     assert failed["steps_done"] < STEPS
     assert_close_csv(tmp_path / "batch" / "seed_1" / "train.csv", tmp_path / "lone" / "seed_1" / "train.csv")
     lone_failed = json.loads((tmp_path / "lone" / "seed_1" / "summary.json").read_text())
-    assert (failed["diverged"], failed["error"], failed["steps_done"]) == \
-        (lone_failed["diverged"], lone_failed["error"], lone_failed["steps_done"])
+    assert (failed["diverged"], failed["error"], failed["steps_done"]) == (
+        lone_failed["diverged"],
+        lone_failed["error"],
+        lone_failed["steps_done"],
+    )
     for s in (0, 2):  # the others trained to the end as if alone
         assert_written_as_alone(tmp_path / "batch" / f"seed_{s}", tmp_path / "lone" / f"seed_{s}")
 
@@ -158,11 +183,35 @@ KILL_STEPS, KILL_SEED_STEPS, KILL_EVAL_EVERY = 600, 300, 150
 
 
 def command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
-            "--agent", "sac-svg", "--preset", "quick", "--steps", str(KILL_STEPS), "--seeds", "3",
-            "--batch-seeds", "3", "--out", str(out), "--wandb", "disabled", *OVERRIDES[:5],
-            f"trainer.seed_steps={KILL_SEED_STEPS}", f"trainer.eval_every={KILL_EVAL_EVERY}", "trainer.eval_episodes=2",
-            "trainer.torch_threads=1"]
+    return [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac-svg",
+        "--preset",
+        "quick",
+        "--steps",
+        str(KILL_STEPS),
+        "--seeds",
+        "3",
+        "--batch-seeds",
+        "3",
+        "--out",
+        str(out),
+        "--wandb",
+        "disabled",
+        *OVERRIDES[:5],
+        f"trainer.seed_steps={KILL_SEED_STEPS}",
+        f"trainer.eval_every={KILL_EVAL_EVERY}",
+        "trainer.eval_episodes=2",
+        "trainer.torch_threads=1",
+    ]
 
 
 def folders(out: Path) -> list[Path]:
@@ -174,8 +223,9 @@ def kill_when(out: Path, when, log: Path) -> None:
     import time  # noqa: PLC0415
 
     with open(log, "ab") as stderr:
-        process = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=stderr, env=environment(),
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command(out), stdout=subprocess.DEVNULL, stderr=stderr, env=environment(), start_new_session=True
+        )
     deadline = time.monotonic() + 300
     try:
         while not when(FolderState.read(next(iter(folders(out)[2:]), None))):
@@ -192,19 +242,26 @@ def kill_when(out: Path, when, log: Path) -> None:
 def test_a_killed_batch_resumes_exactly(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     with open(tmp_path / "straight.log", "wb") as log:
-        uninterrupted = subprocess.Popen(command(straight), stdout=subprocess.DEVNULL, stderr=log, env=environment(),
-                                         start_new_session=True)
+        uninterrupted = subprocess.Popen(
+            command(straight), stdout=subprocess.DEVNULL, stderr=log, env=environment(), start_new_session=True
+        )
     try:
         # between checkpoints, with training rows of every seed past the last one (learning already)
         middle = KILL_SEED_STEPS + KILL_EVAL_EVERY // 2
-        kill_when(killed, lambda now: bool(now.train_steps) and now.train_steps[-1] >= middle
-                  and now.eval_steps[-1:] == [KILL_SEED_STEPS], tmp_path / "kill.log")
+        kill_when(
+            killed,
+            lambda now: (
+                bool(now.train_steps) and now.train_steps[-1] >= middle and now.eval_steps[-1:] == [KILL_SEED_STEPS]
+            ),
+            tmp_path / "kill.log",
+        )
         for folder in folders(killed):
             state = FolderState.read(folder)
             assert state.train_steps[-1] > state.eval_steps[-1] == KILL_SEED_STEPS
         with open(tmp_path / "rerun.log", "ab") as log:
-            rerun = subprocess.run(command(killed), stdout=subprocess.DEVNULL, stderr=log, env=environment(),
-                                   timeout=300)
+            rerun = subprocess.run(
+                command(killed), stdout=subprocess.DEVNULL, stderr=log, env=environment(), timeout=300
+            )
         assert rerun.returncode == 0, (tmp_path / "rerun.log").read_text()[-3000:]
         assert (tmp_path / "rerun.log").read_text().count(f"from step {KILL_SEED_STEPS}") == 3
         assert uninterrupted.wait(timeout=300) == 0, (tmp_path / "straight.log").read_text()[-3000:]
@@ -233,23 +290,37 @@ def test_a_killed_batch_resumes_exactly(tmp_path):
 def test_a_search_trains_a_trials_seeds_as_one_batch(tmp_path, monkeypatch):
     """``harness search entropy --batch-seeds``: a trial's two seeds in one batch; the
     objective is their mean final return, as when they train one after another."""
-    from studies.entropy_search import SearchSettings, Worker  # noqa: PLC0415
-
     import harness.batched_trainer  # noqa: PLC0415
+    from studies.entropy_search import SearchSettings, Worker  # noqa: PLC0415
 
     batches = []
     train = harness.batched_trainer.train_batch
-    monkeypatch.setattr(harness.batched_trainer, "train_batch",
-                        lambda configs, paths, **kw: batches.append(len(paths)) or train(configs, paths, **kw))
-    settings = SearchSettings(suite="classic", task="inverted-pendulum", agent="sac", preset="quick", steps=200,
-                              seeds=2, trials=1, out=str(tmp_path), batch_seeds=True, poll_seconds=0.05,
-                              overrides=[o for o in OVERRIDES if not o.startswith(("agent.model", "agent.gru", "agent.seq"))])
+    monkeypatch.setattr(
+        harness.batched_trainer,
+        "train_batch",
+        lambda configs, paths, **kw: batches.append(len(paths)) or train(configs, paths, **kw),
+    )
+    settings = SearchSettings(
+        suite="classic",
+        task="inverted-pendulum",
+        agent="sac",
+        preset="quick",
+        steps=200,
+        seeds=2,
+        trials=1,
+        out=str(tmp_path),
+        batch_seeds=True,
+        poll_seconds=0.05,
+        overrides=[o for o in OVERRIDES if not o.startswith(("agent.model", "agent.gru", "agent.seq"))],
+    )
     worker = Worker(settings, say=lambda line: None)
     worker.run()
     (trial,) = worker.study.get_trials()
     assert trial.state.name == "COMPLETE" and batches == [2]
-    finals = [json.loads((Path(folder) / "summary.json").read_text())["final_eval_return"]
-              for folder in trial.user_attrs["run_folders"]]
+    finals = [
+        json.loads((Path(folder) / "summary.json").read_text())["final_eval_return"]
+        for folder in trial.user_attrs["run_folders"]
+    ]
     assert trial.value == pytest.approx(sum(finals) / 2)
     assert sorted(trial.intermediate_values) == [100, 200, 300, 400]  # seed k's evaluations at k*T + t
 
@@ -257,25 +328,63 @@ def test_a_search_trains_a_trials_seeds_as_one_batch(tmp_path, monkeypatch):
 def test_batches_hold_seeds_of_one_task_and_config_in_order(tmp_path):
     from harness.launch import batch_units, plan_jobs  # noqa: PLC0415
 
-    jobs = plan_jobs("classic", ["inverted-pendulum", "inverted-double-pendulum"], "sac", [0, 1, 2], "quick", "local",
-                     200, str(tmp_path), "disabled", [])
+    jobs = plan_jobs(
+        "classic",
+        ["inverted-pendulum", "inverted-double-pendulum"],
+        "sac",
+        [0, 1, 2],
+        "quick",
+        "local",
+        200,
+        str(tmp_path),
+        "disabled",
+        [],
+    )
     units = batch_units(jobs, 2)
     assert [[(job.config.task, job.config.seed) for job in unit] for unit in units] == [
-        [("inverted-pendulum", 0), ("inverted-pendulum", 1)], [("inverted-pendulum", 2)],
-        [("inverted-double-pendulum", 0), ("inverted-double-pendulum", 1)], [("inverted-double-pendulum", 2)]]
+        [("inverted-pendulum", 0), ("inverted-pendulum", 1)],
+        [("inverted-pendulum", 2)],
+        [("inverted-double-pendulum", 0), ("inverted-double-pendulum", 1)],
+        [("inverted-double-pendulum", 2)],
+    ]
     assert batch_units(jobs, 1) == [[job] for job in jobs]
 
 
 @pytest.mark.slow
 def test_harness_run_places_batches_of_seeds_in_parallel_jobs(tmp_path):
-    command = [sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
-               "--agent", "sac", "--preset", "quick", "--steps", str(STEPS), "--seeds", "3", "--batch-seeds", "2",
-               "--jobs", "2", "--out", str(tmp_path), "--wandb", "disabled",
-               *[o for o in OVERRIDES if not o.startswith(("agent.model", "agent.gru", "agent.seq"))]]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        str(STEPS),
+        "--seeds",
+        "3",
+        "--batch-seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--wandb",
+        "disabled",
+        *[o for o in OVERRIDES if not o.startswith(("agent.model", "agent.gru", "agent.seq"))],
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    summaries = [json.loads((folder / "summary.json").read_text())
-                 for folder in sorted(tmp_path.glob("classic/inverted-pendulum/*/seed_*"))]
+    summaries = [
+        json.loads((folder / "summary.json").read_text())
+        for folder in sorted(tmp_path.glob("classic/inverted-pendulum/*/seed_*"))
+    ]
     assert [(s["seed"], s["status"], s["steps_done"]) for s in summaries] == [(k, "done", STEPS) for k in SEEDS]
     config_text = next(tmp_path.glob("classic/inverted-pendulum/*/seed_0/config.yaml")).read_text()
     assert "batch_seeds: 2" in config_text
@@ -284,10 +393,35 @@ def test_harness_run_places_batches_of_seeds_in_parallel_jobs(tmp_path):
 @pytest.mark.slow
 def test_submitit_places_a_batch_of_seeds_in_one_job(tmp_path):
     """--launcher submitit (submitit's local executor here): seeds 0 and 1 in one job, seed 2 in another."""
-    command = [sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
-               "--agent", "sac", "--preset", "quick", "--steps", str(STEPS), "--seeds", "3", "--batch-seeds", "2",
-               "--out", str(tmp_path), "--wandb", "disabled", "--launcher", "submitit", "--wait",
-               "launcher.cluster=local", *[o for o in OVERRIDES if not o.startswith(("agent.model", "agent.gru", "agent.seq"))]]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        str(STEPS),
+        "--seeds",
+        "3",
+        "--batch-seeds",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--wandb",
+        "disabled",
+        "--launcher",
+        "submitit",
+        "--wait",
+        "launcher.cluster=local",
+        *[o for o in OVERRIDES if not o.startswith(("agent.model", "agent.gru", "agent.seq"))],
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (submission,) = json.loads((tmp_path / "slurm_jobs.json").read_text())["submissions"]

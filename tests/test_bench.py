@@ -10,13 +10,33 @@ import torch
 from harness.process import core_share, set_torch_threads
 from tests.test_cli import run_cli
 
-TINY_BENCH = ["bench", "--agent", "sac", "--agent", "sac-svg", "--preset", "quick", "--task", "classic/inverted-pendulum",
-              "--updates", "2", "--loop-steps", "3", "agent.hidden_dim=16", "agent.model_hidden_dim=16",
-              "agent.gru_hidden_dim=16", "agent.step_batch_size=8", "agent.seq_batch_size=8", "trainer.seed_steps=50"]
+TINY_BENCH = [
+    "bench",
+    "--agent",
+    "sac",
+    "--agent",
+    "sac-svg",
+    "--preset",
+    "quick",
+    "--task",
+    "classic/inverted-pendulum",
+    "--updates",
+    "2",
+    "--loop-steps",
+    "3",
+    "agent.hidden_dim=16",
+    "agent.model_hidden_dim=16",
+    "agent.gru_hidden_dim=16",
+    "agent.step_batch_size=8",
+    "agent.seq_batch_size=8",
+    "trainer.seed_steps=50",
+]
 
 
 def test_bench_writes_every_measurement_as_json_and_markdown(tmp_path):
-    code, stdout, stderr = run_cli(*TINY_BENCH, "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md"))
+    code, stdout, stderr = run_cli(
+        *TINY_BENCH, "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md")
+    )
     assert code == 0, stderr
     data = json.loads((tmp_path / "b.json").read_text())
     assert data["matmul_peak_gflops"] > 0 and data["machine"]["cores"] >= 1 and data["machine"]["commit"]
@@ -36,9 +56,22 @@ def test_bench_writes_every_measurement_as_json_and_markdown(tmp_path):
 
 
 def test_bench_parallel_measures_runs_alone_and_together():
-    code, stdout, stderr = run_cli("bench", "--agent", "sac", "--preset", "quick", "--task",
-                                   "classic/inverted-pendulum", "--updates", "1", "--loop-steps", "3", "--parallel", "2",
-                                   "trainer.seed_steps=50")
+    code, stdout, stderr = run_cli(
+        "bench",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--task",
+        "classic/inverted-pendulum",
+        "--updates",
+        "1",
+        "--loop-steps",
+        "3",
+        "--parallel",
+        "2",
+        "trainer.seed_steps=50",
+    )
     assert code == 0, stderr
     row = stdout.strip().splitlines()[-1].split("|")
     assert row[1].strip() == "sac" and row[4].strip() == "2"
@@ -46,15 +79,18 @@ def test_bench_parallel_measures_runs_alone_and_together():
     assert alone > 0 and share > 0 and together > 0
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--agent", "sca"], "unknown agent 'sca' (did you mean 'sac'?)"),
-    (["--preset", "papr"], "unknown preset 'papr' (did you mean 'paper'?)"),
-    (["--task", "mbpo/hoper"], "unknown task 'hoper' (did you mean 'hopper'?)"),
-    (["--task", "mbpoo/hopper"], "unknown suite 'mbpoo'"),
-    (["--agent", "sac", "agent.compile=fast"], "unknown agent.compile mode 'fast'"),
-    (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "nonsense"], "--device"),
-    (["--json", "/no/such/folder/b.json"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--agent", "sca"], "unknown agent 'sca' (did you mean 'sac'?)"),
+        (["--preset", "papr"], "unknown preset 'papr' (did you mean 'paper'?)"),
+        (["--task", "mbpo/hoper"], "unknown task 'hoper' (did you mean 'hopper'?)"),
+        (["--task", "mbpoo/hopper"], "unknown suite 'mbpoo'"),
+        (["--agent", "sac", "agent.compile=fast"], "unknown agent.compile mode 'fast'"),
+        (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "nonsense"], "--device"),
+        (["--json", "/no/such/folder/b.json"], "does not exist"),
+    ],
+)
 def test_bench_refuses_bad_input_in_one_line_before_timing(arguments, message):
     code, stdout, stderr = run_cli("bench", *arguments)
     assert code == 2
@@ -80,8 +116,20 @@ def test_set_torch_threads_sets_at_least_one():
 
 
 def test_bench_batch_seeds_times_seeds_batched_against_lone_runs(tmp_path):
-    code, stdout, stderr = run_cli(*TINY_BENCH[:9], "--loop-steps", "2", "--batch-seeds", "1", "--batch-seeds", "2",
-                                   "--jobs", "2", "--json", str(tmp_path / "b.json"), *TINY_BENCH[13:])
+    code, stdout, stderr = run_cli(
+        *TINY_BENCH[:9],
+        "--loop-steps",
+        "2",
+        "--batch-seeds",
+        "1",
+        "--batch-seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--json",
+        str(tmp_path / "b.json"),
+        *TINY_BENCH[13:],
+    )
     assert code == 0, stderr
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert [(row["agent"], row["seeds"]) for row in rows] == [("sac", 1), ("sac", 2), ("sac-svg", 1), ("sac-svg", 2)]

@@ -12,8 +12,16 @@ import pytest
 import torch
 
 from harness import rundir
-from harness.rundir import (CHECKPOINT_FORMAT, CheckpointWriteError, CorruptCheckpointError,
-                            IncompatibleCheckpointError, RunDirectory)
+from harness.config import build_run_config
+from harness.rundir import (
+    CHECKPOINT_FORMAT,
+    CheckpointWriteError,
+    CorruptCheckpointError,
+    IncompatibleCheckpointError,
+    RunDirectory,
+)
+from harness.trainer import Trainer
+from tests.conftest import TINY
 
 
 def state_at(step: int) -> dict:
@@ -25,8 +33,11 @@ def step_of(state: dict) -> int:
 
 
 def folder_hashes(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def truncate(path: Path) -> None:
@@ -145,7 +156,12 @@ class DiskFull:
 def test_a_full_disk_mid_checkpoint_keeps_the_previous_one(two_checkpoints, monkeypatch):
     run_dir = two_checkpoints
     before = folder_hashes(run_dir.path)
-    monkeypatch.setattr(rundir, "open", lambda path, mode: DiskFull(open(path, mode), room=2000), raising=False)
+    monkeypatch.setattr(
+        rundir,
+        "open",
+        lambda path, mode: DiskFull(open(path, mode), room=2000),  # noqa: SIM115 - closed by DiskFull
+        raising=False,
+    )
     with pytest.raises(CheckpointWriteError) as caught:
         run_dir.save_checkpoint(state_at(300))
     monkeypatch.undo()
@@ -194,8 +210,9 @@ def test_a_crash_while_the_new_file_is_written_leaves_both_checkpoints(two_check
 
 
 @pytest.mark.parametrize("rename, resumes_at, from_previous", [(1, 200, False), (2, 200, True)])
-def test_a_crash_around_the_renames_leaves_a_complete_checkpoint(two_checkpoints, monkeypatch, rename, resumes_at,
-                                                                 from_previous):
+def test_a_crash_around_the_renames_leaves_a_complete_checkpoint(
+    two_checkpoints, monkeypatch, rename, resumes_at, from_previous
+):
     run_dir = two_checkpoints
     crash_at_rename(monkeypatch, rename)
     with pytest.raises(Crash):
@@ -215,13 +232,19 @@ def test_a_crash_around_the_renames_leaves_a_complete_checkpoint(two_checkpoints
 
 # ---------------------------------------------------------------------------- through the trainer
 
-def _tiny_trainer(path: Path, steps: int, messages: list[str]):
-    from harness.config import build_run_config
-    from harness.trainer import Trainer
-    from tests.conftest import TINY
 
-    config = build_run_config("classic", "inverted-pendulum", "sac", 0, preset="quick", steps=steps,
-                              out=str(path), wandb="disabled", overrides=list(TINY))
+def _tiny_trainer(path: Path, steps: int, messages: list[str]):
+    config = build_run_config(
+        "classic",
+        "inverted-pendulum",
+        "sac",
+        0,
+        preset="quick",
+        steps=steps,
+        out=str(path),
+        wandb="disabled",
+        overrides=list(TINY),
+    )
     return Trainer(config, RunDirectory(path), say=messages.append)
 
 

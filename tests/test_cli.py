@@ -18,7 +18,10 @@ from harness.rundir import RunDirectory
 from harness.trainer import Trainer
 from tests.conftest import tiny_for
 
-TINY_LABEL = "hidden_dim=16,model_hidden_dim=16,gru_hidden_dim=16,step_batch_size=16,seq_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
+TINY_LABEL = (
+    "hidden_dim=16,model_hidden_dim=16,gru_hidden_dim=16,step_batch_size=16,seq_batch_size=16,"
+    "seed_steps=100,eval_every=100,eval_episodes=2"
+)
 SAC_LABEL = "hidden_dim=16,step_batch_size=16,seed_steps=100,eval_every=100,eval_episodes=2"
 
 
@@ -26,8 +29,9 @@ def run_cli(*args: str, columns: int | None = None) -> tuple[int, str, str]:
     """Run the real console script in a subprocess (as a user would), in a terminal of
     ``columns`` if given."""
     env = dict(os.environ, WANDB_SILENT="true", **({"COLUMNS": str(columns)} if columns else {}))
-    done = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -43,15 +47,33 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def tiny_run(out: Path, agent: str = "sac-svg", steps: int = 300, extra: tuple[str, ...] = (), *more: str):
-    return run_cli("run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", agent,
-                   "--preset", "quick", "--steps", str(steps), "--out", str(out), "--wandb", "disabled",
-                   *more, *tiny_for(agent), *extra)
+    return run_cli(
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        agent,
+        "--preset",
+        "quick",
+        "--steps",
+        str(steps),
+        "--out",
+        str(out),
+        "--wandb",
+        "disabled",
+        *more,
+        *tiny_for(agent),
+        *extra,
+    )
 
 
 def crash_at(out: Path, agent: str, steps: int, crash_step: int) -> Path:
     """Start a tiny run as ``harness run`` would and kill it (an exception) at ``crash_step``."""
-    job = plan_jobs("classic", ["inverted-pendulum"], agent, [0], "quick", "local", steps, str(out), "disabled",
-                    tiny_for(agent))[0]
+    job = plan_jobs(
+        "classic", ["inverted-pendulum"], agent, [0], "quick", "local", steps, str(out), "disabled", tiny_for(agent)
+    )[0]
     run_dir = RunDirectory(job.path)
     run_dir.write_config(to_yaml(job.config))
     trainer = Trainer(job.config, run_dir)
@@ -80,16 +102,35 @@ def test_run_writes_a_contract_shaped_run_directory_and_rerun_does_no_training(t
     for seed in (0, 1):
         folder = run_folder(tmp_path, seed=seed)
         assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-            "checkpoint", "config.yaml", "eval.csv", "summary.json", "train.csv"]
+            "checkpoint",
+            "config.yaml",
+            "eval.csv",
+            "summary.json",
+            "train.csv",
+        ]
         evals = read_csv(folder / "eval.csv")
         assert [int(r["step"]) for r in evals] == [100, 200, 300]
-        assert list(evals[0]) == ["step", "return_mean", "return_std", "episodes", "wall_time",
-                                  "model_error_holdout", "model_error_replay"]
+        assert list(evals[0]) == [
+            "step",
+            "return_mean",
+            "return_std",
+            "episodes",
+            "wall_time",
+            "model_error_holdout",
+            "model_error_replay",
+        ]
         assert all(float(r["model_error_holdout"]) > 0 and float(r["model_error_replay"]) > 0 for r in evals)
         assert all(int(r["episodes"]) == 2 for r in evals)
         train = read_csv(folder / "train.csv")
-        for column in ("step", "episode_return", "alpha", "target_entropy", "entropy", "dynamics_loss",
-                       "steps_per_second"):
+        for column in (
+            "step",
+            "episode_return",
+            "alpha",
+            "target_entropy",
+            "entropy",
+            "dynamics_loss",
+            "steps_per_second",
+        ):
             assert column in train[0]
         assert any(r["dynamics_loss"] for r in train), "SAC-SVG must train its dynamics model"
         summary = json.loads((folder / "summary.json").read_text())
@@ -180,7 +221,10 @@ def test_corrupt_checkpoints_are_one_line_exit_1_and_change_nothing(tmp_path):
     (folder / "summary.json").write_text(json.dumps({"status": "running"}))  # as if killed by a signal
     for name in ("state.pt", "state.prev.pt"):  # the latest and the previous one both damaged
         (folder / "checkpoint" / name).write_bytes(b"not a checkpoint")
-    files = lambda: {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}  # noqa: E731
+
+    def files():
+        return {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+
     before = files()
     code, _, stderr = tiny_run(tmp_path, "sac", 300)
     assert code == 1
@@ -210,7 +254,7 @@ def test_parallel_jobs_and_status_table(tmp_path):
     assert code == 0
     lines = stdout.splitlines()
     assert max(map(len, lines)) <= 80, stdout  # readable in an 80-column terminal
-    header = lines[:next(i for i, line in enumerate(lines) if line.startswith("seed"))]
+    header = lines[: next(i for i, line in enumerate(lines) if line.startswith("seed"))]
     assert "".join(header) == f"classic/inverted-pendulum/sac+{SAC_LABEL}"  # the experiment, folded
     rows = [line.split() for line in lines if "done" in line]
     assert [row[:3] for row in rows] == [["0", "done", "200/200"], ["1", "done", "200/200"]]
@@ -228,9 +272,24 @@ def test_list_json_names_agents_suites_and_dims(capsys):
 
 @pytest.mark.slow
 def test_wandb_offline_mirror_writes_beside_the_run(tmp_path):
-    code, _, stderr = run_cli("run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
-                              "--preset", "quick", "--steps", "200", "--out", str(tmp_path), "--wandb", "offline",
-                              *tiny_for("sac"))
+    code, _, stderr = run_cli(
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        "200",
+        "--out",
+        str(tmp_path),
+        "--wandb",
+        "offline",
+        *tiny_for("sac"),
+    )
     assert code == 0, stderr
     folder = run_folder(tmp_path, "sac")
     assert list((folder / "wandb").glob("offline-run-*")), "no offline wandb run beside the files"
@@ -239,8 +298,9 @@ def test_wandb_offline_mirror_writes_beside_the_run(tmp_path):
 
 @pytest.mark.slow
 def test_submitit_launcher_runs_every_seed_as_an_array_task(tmp_path):
-    code, stdout, stderr = tiny_run(tmp_path, "sac", 200, ("launcher.cluster=local",), "--seeds", "2",
-                                    "--launcher", "submitit", "--wait")
+    code, stdout, stderr = tiny_run(
+        tmp_path, "sac", 200, ("launcher.cluster=local",), "--seeds", "2", "--launcher", "submitit", "--wait"
+    )
     assert code == 0, stderr
     for seed in (0, 1):  # launcher settings do not label the run folder
         summary = json.loads((run_folder(tmp_path, "sac", seed) / "summary.json").read_text())

@@ -22,8 +22,9 @@ from harness.video import VideoError, choose_gl_backend, render_frame
 
 TASKS = [pytest.param(spec, id=f"{suite}/{name}") for suite, tasks in SUITES.items() for name, spec in tasks.items()]
 # The terminal alive bonus pays only on a terminating step: tasks that never end early are unchanged.
-ALIVE_BONUS_TASKS = [pytest.param(spec, id=f"mbpo/{name}") for name, spec in SUITES["mbpo"].items()
-                     if spec.can_terminate]
+ALIVE_BONUS_TASKS = [
+    pytest.param(spec, id=f"mbpo/{name}") for name, spec in SUITES["mbpo"].items() if spec.can_terminate
+]
 
 STEPS = 100
 RENDER_SIZE = (96, 64)  # (width, height): not square, so swapped sides show
@@ -51,8 +52,11 @@ def failing_on_warnings() -> Iterator[None]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
-    unexpected = [f"{w.category.__name__}: {w.message}" for w in caught
-                  if not any(tolerated in str(w.message) for tolerated in TOLERATED_WARNINGS)]
+    unexpected = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if not any(tolerated in str(w.message) for tolerated in TOLERATED_WARNINGS)
+    ]
     assert not unexpected, "\n".join(unexpected)
 
 
@@ -65,11 +69,13 @@ def rendering() -> str:
         backend = choose_gl_backend()
     except VideoError as error:
         pytest.skip(f"cannot render off-screen: {error}")
-    probe = ("import gymnasium\n"  # not harness: it imports torch, seconds for nothing here
-             "env = gymnasium.make('InvertedPendulum-v5', render_mode='rgb_array', width=16, height=16)\n"
-             "env.reset(seed=0)\n"
-             "env.render()\n"
-             "env.close()\n")
+    probe = (
+        "import gymnasium\n"  # not harness: it imports torch, seconds for nothing here
+        "env = gymnasium.make('InvertedPendulum-v5', render_mode='rgb_array', width=16, height=16)\n"
+        "env.reset(seed=0)\n"
+        "env.render()\n"
+        "env.close()\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
@@ -104,8 +110,9 @@ def fixed_actions(spec: TaskSpec, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1.0, 1.0, (STEPS, spec.act_dim)).astype(np.float32)
 
 
-def rollouts_in_lockstep(envs: list[gym.Env], seed: int, actions: np.ndarray,
-                         rendering: gym.Env | None = None) -> list[Trajectory]:
+def rollouts_in_lockstep(
+    envs: list[gym.Env], seed: int, actions: np.ndarray, rendering: gym.Env | None = None
+) -> list[Trajectory]:
     """Each env reset with ``seed`` and stepped through ``actions``, all advanced together, so
     that state shared between instances would show. An episode that ends is reset without a
     seed. ``rendering``, one of ``envs``, draws a frame as the trainer does after every reset
@@ -218,8 +225,9 @@ def test_rendering_every_step_changes_no_observation_or_reward(spec, make_render
     """What backs "recording videos changes no number": a run drawing frames, as the trainer's
     evaluation does, follows the trajectory of one that never renders."""
     rendering_env, plain_env = make_rendering_env(spec), spec.make_env()
-    with_frames, without = rollouts_in_lockstep([rendering_env, plain_env], 3, fixed_actions(spec, 1),
-                                                rendering=rendering_env)
+    with_frames, without = rollouts_in_lockstep(
+        [rendering_env, plain_env], 3, fixed_actions(spec, 1), rendering=rendering_env
+    )
     assert_same_trajectory(with_frames, without)
     # nor draws a random number (which would show only at a later reset)
     rng_states = [env.unwrapped.np_random.bit_generator.state for env in (rendering_env, plain_env)]

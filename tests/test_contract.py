@@ -15,21 +15,45 @@ import pytest
 
 import reports
 from harness import contract
-from harness.contract import (DONE, FAILED, INTERRUPTED, RUNNING, UNREADABLE, CsvLog, RunBusyError,
-                              atomic_write_bytes, inspect_summary, is_locked, read_summary, run_lock, run_path,
-                              run_state, truncate_csv, update_summary, write_summary)
+from harness.contract import (
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    UNREADABLE,
+    CsvLog,
+    RunBusyError,
+    atomic_write_bytes,
+    inspect_summary,
+    is_locked,
+    read_summary,
+    run_lock,
+    run_path,
+    run_state,
+    truncate_csv,
+    update_summary,
+    write_summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _fresh_import(modules: list[str]) -> dict[str, list[str]]:
     """sys.modules of a fresh interpreter after importing ``modules``: what they loaded."""
-    code = ("import json, sys\n"
-            "before = set(sys.modules)\n"
-            f"for name in {modules!r}: __import__(name)\n"
-            "print(json.dumps(sorted(set(sys.modules) - before)))\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        f"for name in {modules!r}: __import__(name)\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -73,9 +97,17 @@ def test_running_is_interrupted_once_nobody_holds_the_lock(tmp_path):
 
 def test_a_lock_held_by_another_process_counts_as_running(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom harness.contract import run_lock\n"
-         f"with run_lock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)\n"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom harness.contract import run_lock\n"
+            f"with run_lock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)\n",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert run_state(tmp_path, {"status": RUNNING}) == RUNNING

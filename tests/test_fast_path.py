@@ -12,7 +12,11 @@ import torch
 
 from agents import SVGAgent
 from agents.config import AgentConfig, EntropyScheduleConfig, FastPathConfig
+from agents.dynamics import GRUDynamics, MLPEnsembleDynamics
 from agents.metrics import DivergenceError, MetricSums
+from agents.networks import MLP, EnsembleMLP
+from agents.normalizer import RunningNormalizer
+from agents.optim import DirectFusedAdam
 from agents.replay import ReplayBuffer
 
 OBS, ACT = 5, 2
@@ -25,8 +29,14 @@ OPTIONS = [f.name for f in dataclasses.fields(FastPathConfig)]
 AGENTS = {
     "sac": dict(horizon=0, actor_expansion=False),
     "sac-svg": dict(horizon=2),
-    "sac-svg-authors": dict(horizon=2, dynamics_decoder="linear", dynamics_detach_predicted_state=True,
-                            termination_pos_weight=True, actor_objective_average=True, hidden_depth=3),
+    "sac-svg-authors": dict(
+        horizon=2,
+        dynamics_decoder="linear",
+        dynamics_detach_predicted_state=True,
+        termination_pos_weight=True,
+        actor_objective_average=True,
+        hidden_depth=3,
+    ),
     "sac-svg-ensemble": dict(horizon=2, dynamics="mlp-ensemble", ensemble_size=3),
     "sac-svg-mve": dict(horizon=2, critic_expansion=True),
     "mve-authors": dict(horizon=2, actor_expansion=False, critic_expansion=True, mve_horizon_counting="authors-code"),
@@ -34,9 +44,19 @@ AGENTS = {
 
 
 def tiny_config(agent: str, fast_path: FastPathConfig, **extra) -> AgentConfig:
-    settings = dict(hidden_dim=32, hidden_depth=2, model_hidden_dim=32, gru_hidden_dim=32, step_batch_size=16,
-                    seq_batch_size=16, num_seq_updates=2, replay_capacity=2000, device="cpu",
-                    target_entropy=EntropyScheduleConfig(-1.0, -2.0, 1.0), fast_path=fast_path)
+    settings = dict(
+        hidden_dim=32,
+        hidden_depth=2,
+        model_hidden_dim=32,
+        gru_hidden_dim=32,
+        step_batch_size=16,
+        seq_batch_size=16,
+        num_seq_updates=2,
+        replay_capacity=2000,
+        device="cpu",
+        target_entropy=EntropyScheduleConfig(-1.0, -2.0, 1.0),
+        fast_path=fast_path,
+    )
     return AgentConfig(**{**settings, **AGENTS[agent], **extra})
 
 
@@ -50,15 +70,23 @@ def run_updates(config: AgentConfig, updates: int = 4, warn=None) -> tuple[list[
     rng = np.random.default_rng(2)
     for t in range(400):
         obs = rng.normal(size=OBS)
-        replay.add(obs, rng.uniform(-1, 1, ACT), float(rng.normal()), 0.9 * obs + 0.1 * rng.normal(size=OBS),
-                   t % 97 == 96, t % 50 == 49)
+        replay.add(
+            obs,
+            rng.uniform(-1, 1, ACT),
+            float(rng.normal()),
+            0.9 * obs + 0.1 * rng.normal(size=OBS),
+            t % 97 == 96,
+            t % 50 == 49,
+        )
         agent.observe(obs)
     losses = []
     for _ in range(updates):
         torch.manual_seed(3 + len(losses))  # the same noise for the same draws
         losses.append({k: float(v) for k, v in agent.update(replay, 500).items()})
     state = agent.state_dict()
-    parameters = {name: state[name] for name in ("actor", "critic", "critic_target", "log_alpha", "model") if name in state}
+    parameters = {
+        name: state[name] for name in ("actor", "critic", "critic_target", "log_alpha", "model") if name in state
+    }
     return losses, parameters
 
 
@@ -106,8 +134,6 @@ def test_the_plain_and_fast_paths_differ_in_how_they_compute():
 
 
 def test_the_gru_zero_state_step_equals_torch_gru_from_a_zero_state():
-    from agents.dynamics import GRUDynamics
-
     torch.manual_seed(0)
     model = GRUDynamics(OBS, ACT, 16, 1, 16, 2)
     x, u = torch.randn(7, OBS), torch.randn(7, 4, ACT)
@@ -117,8 +143,6 @@ def test_the_gru_zero_state_step_equals_torch_gru_from_a_zero_state():
 
 
 def test_the_ensemble_rollout_evaluates_only_each_rollouts_member():
-    from agents.dynamics import MLPEnsembleDynamics
-
     torch.manual_seed(0)
     ensemble = MLPEnsembleDynamics(OBS, ACT, 16, 2, members=4, batched=True)
     x, u = torch.randn(50, OBS), torch.randn(50, ACT)
@@ -131,20 +155,31 @@ def test_device_replay_holds_and_samples_the_same_transitions():
     rng = np.random.default_rng(0)
     host, device = ReplayBuffer(3, 1, 64), ReplayBuffer(3, 1, 64, device="cpu")
     for t in range(100):  # wraps the ring
-        row = (rng.normal(size=3), rng.uniform(-1, 1, 1), float(rng.normal()), rng.normal(size=3), t % 13 == 12, t % 10 == 9)
+        row = (
+            rng.normal(size=3),
+            rng.uniform(-1, 1, 1),
+            float(rng.normal()),
+            rng.normal(size=3),
+            t % 13 == 12,
+            t % 10 == 9,
+        )
         host.add(*row)
         device.add(*row)
     a, b = host.sample(32, np.random.default_rng(5)), device.sample(32, np.random.default_rng(5))
     assert isinstance(b.obs, torch.Tensor)
     for name in ("obs", "action", "reward", "next_obs", "terminated"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name).numpy())
-    a, b = host.sample_sequences(16, 3, np.random.default_rng(6)), device.sample_sequences(16, 3, np.random.default_rng(6))
+    a, b = (
+        host.sample_sequences(16, 3, np.random.default_rng(6)),
+        device.sample_sequences(16, 3, np.random.default_rng(6)),
+    )
     np.testing.assert_array_equal(a.states, b.states.numpy())
     np.testing.assert_array_equal(a.actions, b.actions.numpy())
     restored = ReplayBuffer(3, 1, 64, device="cpu")
     restored.load_state_dict(host.state_dict())
-    np.testing.assert_array_equal(restored.sample(8, np.random.default_rng(1)).obs.numpy(),
-                                  host.sample(8, np.random.default_rng(1)).obs)
+    np.testing.assert_array_equal(
+        restored.sample(8, np.random.default_rng(1)).obs.numpy(), host.sample(8, np.random.default_rng(1)).obs
+    )
 
 
 # ------------------------------------------------------------------ deferred metrics
@@ -165,8 +200,10 @@ def test_deferred_metrics_read_means_once_and_survive_a_checkpoint():
     for step, value in enumerate([1.0, 2.0, 6.0]):
         sums.add({"critic_loss": torch.tensor(value), "target_entropy": -1.0}, step)
     state = sums.state_dict()
-    assert state == {"metric_sums": {"critic_loss": 9.0, "target_entropy": -3.0},
-                     "metric_counts": {"critic_loss": 3, "target_entropy": 3}}
+    assert state == {
+        "metric_sums": {"critic_loss": 9.0, "target_entropy": -3.0},
+        "metric_counts": {"critic_loss": 3, "target_entropy": 3},
+    }
     restored = MetricSums()
     restored.load_state_dict(state)
     restored.add({"critic_loss": torch.tensor(3.0), "target_entropy": -1.0}, 3)
@@ -179,7 +216,7 @@ def test_the_plain_path_raises_at_the_diverging_update_and_the_fast_path_does_no
         torch.manual_seed(0)
         agent = SVGAgent(OBS, ACT, tiny_config("sac", fast_path), 1000, 0)
         replay = ReplayBuffer(OBS, ACT, 100)
-        for t in range(50):
+        for _ in range(50):
             replay.add(np.ones(OBS), np.zeros(ACT), float("nan"), np.ones(OBS), False, False)
         if raises:
             with pytest.raises(DivergenceError, match="critic_loss is nan at env step 7"):
@@ -199,7 +236,7 @@ def test_the_plain_path_raises_at_the_diverging_update_and_the_fast_path_does_no
 def test_compile_mode_gives_the_plain_losses_and_parameters(plain_results, monkeypatch):
     """torch.compile of the loss functions on the CPU (inductor), with eager RNG so the
     noise is the same draws."""
-    import torch._inductor.config as inductor_config
+    import torch._inductor.config as inductor_config  # noqa: PLC0415 - inductor loads for this test only
 
     monkeypatch.setattr(inductor_config, "fallback_random", True)
     torch._dynamo.reset()
@@ -221,6 +258,7 @@ def test_a_failing_compilation_falls_back_to_off_with_one_line(plain_results, mo
     def broken_compile(fn, **kwargs):
         def compiled(*args):
             raise RuntimeError("backend exploded\nwith a long traceback")
+
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
@@ -244,7 +282,10 @@ def test_one_backward_pass_gives_each_loss_exactly_its_own_gradient():
     obs, action = torch.randn(16, OBS), torch.rand(16, ACT) * 2 - 1
     actor_loss, alpha_loss, _ = agent.actor_and_temperature_losses(obs, 2, torch.tensor(-1.0))
     actor_parameters = list(agent.actor.parameters())
-    grad = lambda loss, inputs: torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)  # noqa: E731
+
+    def grad(loss, inputs):
+        return torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+
     combined = grad(actor_loss + alpha_loss, [*actor_parameters, agent.log_alpha])
     torch.testing.assert_close(list(combined[:-1]), list(grad(actor_loss, actor_parameters)), rtol=0, atol=0)
     torch.testing.assert_close(combined[-1], grad(alpha_loss, [agent.log_alpha])[0], rtol=0, atol=0)
@@ -254,8 +295,9 @@ def test_one_backward_pass_gives_each_loss_exactly_its_own_gradient():
     loss_r, loss_d = agent.reward_and_termination_losses(obs, action, torch.randn(16), torch.zeros(16))
     reward, termination = list(agent.model.reward_head.parameters()), list(agent.model.termination_logit.parameters())
     combined = grad(loss_r + loss_d, reward + termination)
-    torch.testing.assert_close(list(combined), list(grad(loss_r, reward)) + list(grad(loss_d, termination)),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        list(combined), list(grad(loss_r, reward)) + list(grad(loss_d, termination)), rtol=0, atol=0
+    )
     assert all(g is None for g in grad(loss_r, termination)) and all(g is None for g in grad(loss_d, reward))
 
 
@@ -281,8 +323,6 @@ def test_deferred_divergence_at_one_step_names_the_first_metric_reported():
 
 
 def test_lean_calls_switch_the_networks_to_functional_forward_passes_with_the_same_bits():
-    from agents.networks import MLP, EnsembleMLP
-
     plain = SVGAgent(OBS, ACT, tiny_config("sac-svg", PLAIN), 1000, 0)
     lean = SVGAgent(OBS, ACT, tiny_config("sac-svg", dataclasses.replace(PLAIN, lean_calls=True)), 1000, 0)
     parts = [m for m in lean.actor.modules()] + [m for m in lean.model.modules()] + [m for m in lean.critic.modules()]
@@ -312,8 +352,6 @@ def test_lean_acting_draws_the_same_actions_from_the_same_noise():
 
 
 def test_the_normaliser_is_the_same_one_state_at_a_time_and_on_the_host():
-    from agents.normalizer import RunningNormalizer
-
     rng = np.random.default_rng(0)
     states = rng.normal(size=(30, OBS)) * 5
     one = RunningNormalizer(OBS)
@@ -330,16 +368,15 @@ def test_the_normaliser_is_the_same_one_state_at_a_time_and_on_the_host():
     np.testing.assert_array_equal(one.mean, mean)
     np.testing.assert_array_equal(one.sum_squared_deviation, m2)
     obs = rng.normal(size=OBS)
-    np.testing.assert_array_equal(one.normalize_array(obs),
-                                  one.normalize(torch.as_tensor(obs, dtype=torch.float32)).numpy())
+    np.testing.assert_array_equal(
+        one.normalize_array(obs), one.normalize(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+    )
     pair = RunningNormalizer(OBS)
     pair.update(states[:2])  # batches still take the batch formulas
     np.testing.assert_allclose(pair.mean, states[:2].mean(axis=0))
 
 
 def test_direct_fused_adam_steps_exactly_as_adam_and_after_a_reload():
-    from agents.optim import DirectFusedAdam
-
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))

@@ -136,16 +136,21 @@ def test_no_import_cycle_between_modules() -> None:
 
 def test_nothing_below_the_command_layer_imports_it() -> None:
     graph = import_graph()
-    offenders = {module: sorted(m for m in targets if _in_command_layer(m))
-                 for module, targets in graph.items() if not _in_command_layer(module)}
+    offenders = {
+        module: sorted(m for m in targets if _in_command_layer(m))
+        for module, targets in graph.items()
+        if not _in_command_layer(module)
+    }
     assert {m: t for m, t in offenders.items() if t} == {}
 
 
 def test_harness_below_the_command_layer_imports_neither_studies_nor_reports() -> None:
     graph = import_graph()
-    offenders = {module: sorted(t for t in targets if t.split(".")[0] in ("studies", "reports"))
-                 for module, targets in graph.items()
-                 if module.split(".")[0] == "harness" and not _in_command_layer(module)}
+    offenders = {
+        module: sorted(t for t in targets if t.split(".")[0] in ("studies", "reports"))
+        for module, targets in graph.items()
+        if module.split(".")[0] == "harness" and not _in_command_layer(module)
+    }
     assert {m: t for m, t in offenders.items() if t} == {}
 
 
@@ -154,10 +159,12 @@ def test_importing_every_module_below_the_command_layer_loads_none_of_it() -> No
     every module of agents/, baselines/, harness/ (below the command layer), reports/ and
     studies/."""
     below = sorted(m for m in project_modules() if not _in_command_layer(m))
-    probe = ("import importlib, json, sys\n"
-             f"for name in {below!r}:\n"
-             "    importlib.import_module(name)\n"
-             "print(json.dumps(sorted(sys.modules)))\n")
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {below!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
     if result.returncode != 0:
         pytest.fail(f"importing the modules failed:\n{result.stderr[-2000:]}")

@@ -32,18 +32,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+import mujoco
 import numpy as np
 import pytest
 import torch
 
 STEPS, SEED_STEPS, EVAL_EVERY = 600, 300, 150
 OVERRIDES = [
-    "agent.hidden_dim=16", "agent.model_hidden_dim=16", "agent.gru_hidden_dim=16", "agent.step_batch_size=16",
-    "agent.seq_batch_size=16", f"trainer.seed_steps={SEED_STEPS}", f"trainer.eval_every={EVAL_EVERY}",
+    "agent.hidden_dim=16",
+    "agent.model_hidden_dim=16",
+    "agent.gru_hidden_dim=16",
+    "agent.step_batch_size=16",
+    "agent.seq_batch_size=16",
+    f"trainer.seed_steps={SEED_STEPS}",
+    f"trainer.eval_every={EVAL_EVERY}",
     "trainer.eval_episodes=2",
     # one torch thread per run: the straight and the killed run train at once, and a thread per
     # core each, spinning against the other's, slows a tiny update tens of times; an
@@ -55,9 +61,27 @@ TIMEOUT = 120  # seconds for one launch; a tiny run takes a few
 
 
 def command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
-            "--agent", "sac-svg", "--preset", "quick", "--steps", str(STEPS), "--out", str(out),
-            "--wandb", "disabled", *OVERRIDES]
+    return [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac-svg",
+        "--preset",
+        "quick",
+        "--steps",
+        str(STEPS),
+        "--out",
+        str(out),
+        "--wandb",
+        "disabled",
+        *OVERRIDES,
+    ]
 
 
 def environment() -> dict[str, str]:
@@ -93,7 +117,10 @@ class FolderState:
     def read(cls, folder: Path | None) -> FolderState:
         if folder is None:
             return cls([], [], None, False)
-        steps = lambda name: [int(line.split(",", 1)[0]) for line in _complete_rows(folder / name)]  # noqa: E731
+
+        def steps(name):
+            return [int(line.split(",", 1)[0]) for line in _complete_rows(folder / name)]
+
         try:
             mtime = (folder / "checkpoint" / "state.pt").stat().st_mtime_ns
         except FileNotFoundError:
@@ -106,14 +133,17 @@ def launch_and_kill(out: Path, when: Callable[[FolderState], bool], log: Path) -
     """Start the command (stderr to ``log``), poll its run folder every millisecond, SIGKILL it
     the moment ``when(folder state)`` holds; returns the folder's state after the kill."""
     with open(log, "ab") as stderr:
-        process = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=stderr, env=environment(),
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command(out), stdout=subprocess.DEVNULL, stderr=stderr, env=environment(), start_new_session=True
+        )
     deadline = time.monotonic() + TIMEOUT
     try:
         while True:
             if process.poll() is not None:
-                pytest.fail(f"the run ended (exit {process.returncode}) before the kill point; "
-                            f"stderr: {log.read_text()[-2000:]}")
+                pytest.fail(
+                    f"the run ended (exit {process.returncode}) before the kill point; "
+                    f"stderr: {log.read_text()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail("the kill point was never reached")
             if when(FolderState.read(run_folder(out))):
@@ -129,8 +159,9 @@ def launch_and_kill(out: Path, when: Callable[[FolderState], bool], log: Path) -
 
 def run_to_end(out: Path, log: Path) -> subprocess.CompletedProcess:
     with open(log, "ab") as stderr:
-        done = subprocess.run(command(out), stdout=subprocess.DEVNULL, stderr=stderr, env=environment(),
-                              timeout=TIMEOUT)
+        done = subprocess.run(
+            command(out), stdout=subprocess.DEVNULL, stderr=stderr, env=environment(), timeout=TIMEOUT
+        )
     assert done.returncode == 0, log.read_text()[-3000:]
     return done
 
@@ -155,8 +186,13 @@ def assert_same_csv(a: Path, b: Path) -> None:
 def differences(a, b, path: str = "") -> list[str]:
     """Where two checkpoint states differ (tensors bit for bit, dtype and shape included)."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        same = (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
-                and a.shape == b.shape and torch.equal(a, b))
+        same = (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
         return [] if same else [path]
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
@@ -180,8 +216,6 @@ def simulator_state(mjdata: torch.Tensor) -> dict[str, torch.Tensor]:
     derived quantities envs read. Not the pickle's bytes: they also hold the profiler's
     wall-clock timings and scratch memory that the next step overwrites (e.g. the sparse
     Jacobian's arrays of a dense-Jacobian model), which differ between two runs of one seed."""
-    import mujoco  # noqa: PLC0415
-
     data = pickle.loads(mjdata.numpy().tobytes())  # written by this test's own runs
     which = mujoco.mjtState.mjSTATE_INTEGRATION
     state = np.empty(mujoco.mj_stateSize(data.model, which))
@@ -223,16 +257,22 @@ def test_sigkill_at_several_points_then_rerun_ends_identical_to_an_uninterrupted
     logs = (tmp_path / f"launch_{n}.log" for n in range(100))
     # the uninterrupted run, alongside the interrupted one
     with open(tmp_path / "straight.log", "wb") as straight_log:
-        straight = subprocess.Popen(command(straight_out), stdout=subprocess.DEVNULL, stderr=straight_log,
-                                    env=environment(), start_new_session=True)
+        straight = subprocess.Popen(
+            command(straight_out),
+            stdout=subprocess.DEVNULL,
+            stderr=straight_log,
+            env=environment(),
+            start_new_session=True,
+        )
     try:
         hit = []
 
         # 1. during the seed steps, before the first checkpoint (a window of tens of
         # milliseconds: tried again on a fresh folder when the checkpoint came first)
         for _attempt in range(5):
-            after = launch_and_kill(killed_out, lambda now: bool(now.train_steps) and not now.has_checkpoint,
-                                    next(logs))
+            after = launch_and_kill(
+                killed_out, lambda now: bool(now.train_steps) and not now.has_checkpoint, next(logs)
+            )
             if not after.has_checkpoint:
                 hit.append("before any checkpoint")
                 break
@@ -261,8 +301,11 @@ def test_sigkill_at_several_points_then_rerun_ends_identical_to_an_uninterrupted
         # 4. between checkpoints, with training rows past the last one
         middle = SEED_STEPS + EVAL_EVERY // 2
         log = next(logs)
-        after = launch_and_kill(killed_out, lambda now: bool(now.train_steps) and now.train_steps[-1] >= middle
-                                and now.eval_steps[-1:] == [SEED_STEPS], log)
+        after = launch_and_kill(
+            killed_out,
+            lambda now: bool(now.train_steps) and now.train_steps[-1] >= middle and now.eval_steps[-1:] == [SEED_STEPS],
+            log,
+        )
         assert_resumed_from(log, resumed)
         assert after.train_steps[-1] > after.eval_steps[-1] == SEED_STEPS
         resumed = resume_point(killed_out)

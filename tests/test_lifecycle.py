@@ -13,12 +13,25 @@ from pathlib import Path
 import pytest
 
 from harness import lifecycle
+from harness.contract import read_summary
 from harness.lifecycle import ProgressBar, StepCost
 from tests.conftest import TINY_SAC
-from harness.contract import read_summary
 from tests.test_cli import read_csv, run_cli, run_folder
-RUN = ["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick",
-       "--wandb", "disabled", *TINY_SAC]
+
+RUN = [
+    "run",
+    "--suite",
+    "classic",
+    "--task",
+    "inverted-pendulum",
+    "--agent",
+    "sac",
+    "--preset",
+    "quick",
+    "--wandb",
+    "disabled",
+    *TINY_SAC,
+]
 
 
 def folder(out: Path, seed: int = 0) -> Path:
@@ -31,11 +44,18 @@ def summary(path: Path) -> dict:
 
 def interrupt_after(out: Path, steps: int, evaluations: int, *more: str) -> subprocess.CompletedProcess:
     """Start ``harness run``, press Ctrl-C (SIGINT) once ``evaluations`` rows are written."""
-    process = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--steps", str(steps), "--out", str(out),
-                                *more], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *RUN, "--steps", str(steps), "--out", str(out), *more],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and min(summary(folder(out, s)).get("evaluations", 0)
-                                         for s in range(2 if "--jobs" in more else 1)) < evaluations:
+    while (
+        time.time() < deadline
+        and min(summary(folder(out, s)).get("evaluations", 0) for s in range(2 if "--jobs" in more else 1))
+        < evaluations
+    ):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     try:
@@ -65,10 +85,14 @@ def test_ctrl_c_checkpoints_marks_interrupted_and_the_rerun_resumes_to_the_same_
     code, _, stderr = run_cli(*RUN, "--steps", "1500", "--out", str(tmp_path / "b"))
     assert code == 0, stderr
     straight = folder(tmp_path / "b")
-    drop = lambda rows, key: [{k: v for k, v in r.items() if k != key} for r in rows]  # noqa: E731
+
+    def drop(rows, key):
+        return [{k: v for k, v in r.items() if k != key} for r in rows]
+
     assert drop(read_csv(run / "eval.csv"), "wall_time") == drop(read_csv(straight / "eval.csv"), "wall_time")
-    assert drop(read_csv(run / "train.csv"), "steps_per_second") == \
-        drop(read_csv(straight / "train.csv"), "steps_per_second")
+    assert drop(read_csv(run / "train.csv"), "steps_per_second") == drop(
+        read_csv(straight / "train.csv"), "steps_per_second"
+    )
 
 
 @pytest.mark.slow
@@ -131,8 +155,16 @@ def test_the_paper_preset_on_a_cpu_says_what_a_step_costs_from_the_first_learnin
     assert "998,995 steps left would take about 23.1 days" in said[1] and "GPU" in said[1]
 
 
-@pytest.mark.parametrize("seconds, shown", [(59, "00:59"), (3 * 3600 + 5, "3:00:05"), (86399, "23:59:59"),
-                                            (9847 * 3600 + 35 * 60 + 30, "410 d 7 h"), (86400, "1 d 0 h")])
+@pytest.mark.parametrize(
+    "seconds, shown",
+    [
+        (59, "00:59"),
+        (3 * 3600 + 5, "3:00:05"),
+        (86399, "23:59:59"),
+        (9847 * 3600 + 35 * 60 + 30, "410 d 7 h"),
+        (86400, "1 d 0 h"),
+    ],
+)
 def test_time_left_says_days_beyond_one(seconds, shown):
     assert lifecycle.time_left(seconds) == shown
 

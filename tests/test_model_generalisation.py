@@ -16,12 +16,23 @@ from agents.replay import ReplayBuffer
 from harness.cli import main
 from harness.config import ConfigError, build_run_config, to_yaml
 from harness.rundir import RunDirectory
+from reports.model_generalisation import model_generalisation_section
 from studies.model_generalisation import CSV_NAME, FOLDER, JSON_NAME, MODELS, SPLITS, complete_episodes, load_source
 from tests.test_cli import run_cli, tiny_run
 
 STAGES = 3
-STUDY = ["--stages", str(STAGES), "--updates", "150", "--batch-size", "32", "--hidden-dim", "16",
-         "--gru-hidden-dim", "16"]
+STUDY = [
+    "--stages",
+    str(STAGES),
+    "--updates",
+    "150",
+    "--batch-size",
+    "32",
+    "--hidden-dim",
+    "16",
+    "--gru-hidden-dim",
+    "16",
+]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -51,7 +62,8 @@ def study(run_folder) -> tuple[list[dict[str, str]], dict, str]:
 def test_study_records_every_stage_model_and_split_with_growing_train_and_fixed_test(study, run_folder):
     rows, metadata, stdout = study
     assert sorted((int(r["stage"]), r["model"], r["split"]) for r in rows) == sorted(
-        (stage, model, split) for stage in range(1, STAGES + 1) for model in MODELS for split in SPLITS)
+        (stage, model, split) for stage in range(1, STAGES + 1) for model in MODELS for split in SPLITS
+    )
     by_stage = {int(r["stage"]): r for r in rows}
     train = [int(by_stage[s]["train_episodes"]) for s in range(1, STAGES + 1)]
     holdout = [int(by_stage[s]["holdout_episodes"]) for s in range(1, STAGES + 1)]
@@ -72,8 +84,14 @@ def test_recorded_parameter_counts_are_the_real_models_and_similar(study, run_fo
     _, metadata, _ = study
     source = load_source(run_folder)
     settings, width = metadata["settings"], metadata["ensemble_hidden_dim"]
-    gru = GRUDynamics(source.obs_dim, source.act_dim, settings["hidden_dim"], settings["hidden_depth"],
-                      settings["gru_hidden_dim"], settings["gru_layers"])
+    gru = GRUDynamics(
+        source.obs_dim,
+        source.act_dim,
+        settings["hidden_dim"],
+        settings["hidden_depth"],
+        settings["gru_hidden_dim"],
+        settings["gru_layers"],
+    )
     ensemble = MLPEnsembleDynamics(source.obs_dim, source.act_dim, width, settings["hidden_depth"], 5)
     counts = metadata["parameter_counts"]
     assert counts["gru"] == sum(p.numel() for p in gru.parameters())
@@ -167,3 +185,48 @@ def test_checkpoint_without_replay_is_a_config_error(tmp_path):
     RunDirectory(tmp_path).save_checkpoint({"progress": {"step": 0}})
     with pytest.raises(ConfigError, match="no replay buffer"):
         load_source(tmp_path)
+
+
+def _write_study(folder: Path, seed: int, scale: float, batch_size: int = 256) -> None:
+    """A two-stage study's files, as `harness study model-generalisation` writes them, with
+    every MSE ``scale`` times a fixed pattern."""
+    folder.mkdir(parents=True)
+    with open(folder / CSV_NAME, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["stage", "train_episodes", "model", "split", "mse"])
+        for stage in (1, 2):
+            for i, model in enumerate(MODELS):
+                for j, split in enumerate(SPLITS):
+                    writer.writerow([stage, 10 * stage, model, split, scale * (1 + i + j / 10) / stage])
+    metadata = {
+        "horizon": 3,
+        "parameter_counts": {"gru": 100, "mlp-ensemble": 101},
+        "settings": {"seed": seed, "batch_size": batch_size, "hidden_dim": 8},
+        "source_run": {
+            "suite": "mbpo",
+            "task": "hopper",
+            "agent": "sac",
+            "preset": "quick",
+            "transitions": 500,
+            "path": "/runs/hopper/sac/seed_0",
+        },
+    }
+    (folder / JSON_NAME).write_text(json.dumps(metadata))
+
+
+def test_report_pools_studies_that_differ_only_in_seed(tmp_path):
+    _write_study(tmp_path / "s0", seed=0, scale=1.0)
+    _write_study(tmp_path / "s1", seed=1, scale=3.0)
+    _write_study(tmp_path / "other", seed=0, scale=1.0, batch_size=1024)  # other settings: its own panel
+    section = model_generalisation_section([tmp_path])
+    assert section["notes"] == []
+    pooled, alone = sorted(section["panels"], key=lambda panel: -panel["seeds"])
+    assert (pooled["seeds"], alone["seeds"]) == (2, 1)
+    assert "2 study seeds (0, 1)" in pooled["title"] and "study seed 0" in alone["title"]
+    numbers = {(r["model"], r["split"]): r for r in pooled["numbers"]["final_stage_mse"]}
+    gru_test = numbers[("gru", "test")]  # stage 2: (1 + 0 + 0.2) / 2 = 0.6, times 1 and 3
+    assert gru_test["values"] == pytest.approx([0.6, 1.8])
+    assert gru_test["mean"] == pytest.approx(1.2) and gru_test["std"] == pytest.approx(math.sqrt(0.72))
+    assert {r["model"]: r["test"] for r in pooled["rows"]}["gru"] == "1.2 ± 0.85"
+    assert {r["model"]: r["test"] for r in alone["rows"]}["gru"] == "0.6"
+    assert pooled["numbers"]["settings"] == {"batch_size": 256, "hidden_dim": 8}

@@ -137,7 +137,10 @@ def test_ensemble_members_are_clipped_each_at_its_own_threshold():
     states, actions = torch.randn(3 * 4, 2, 3) * 0.01, torch.zeros(3 * 4, 1, 1)
     states[:4, 1] += 100.0  # member 0's slice
     ensemble.training_loss(states, actions).backward()
-    member_norm = lambda e: torch.cat([p.grad[e].flatten() for p in ensemble.parameters()]).norm().item()  # noqa: E731
+
+    def member_norm(e):
+        return torch.cat([p.grad[e].flatten() for p in ensemble.parameters()]).norm().item()
+
     alone = [member_norm(e) for e in range(3)]
     norms, clipped = ensemble.clip_gradient(1.0, 1)
     assert norms.tolist() == pytest.approx(alone)

@@ -99,7 +99,8 @@ def test_svg0_equals_sac_actor_loss_and_gradient_on_same_batch_and_noise():
     sac_grads = torch.autograd.grad(sac_loss, list(actor.parameters()))
 
     value, _ = eq.entropy_regularized_value_expansion(
-        obs, 0, lambda x: actor.sample(x, noise), None, critic, alpha, discount=0.99)
+        obs, 0, lambda x: actor.sample(x, noise), None, critic, alpha, discount=0.99
+    )
     svg_loss = eq.svg_actor_objective(value)
     svg_grads = torch.autograd.grad(svg_loss, list(actor.parameters()))
 
@@ -138,9 +139,12 @@ def test_svg2_with_linear_model_equals_value_unrolled_by_hand():
 
     x0 = 1.0
     value, first_log_prob = eq.entropy_regularized_value_expansion(
-        torch.tensor([[x0]]), 2, policy, w, q_function, torch.tensor(alpha), gamma)
+        torch.tensor([[x0]]), 2, policy, w, q_function, torch.tensor(alpha), gamma
+    )
 
-    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    def sig(z):
+        return 1 / (1 + math.exp(-z))
+
     u0 = theta * x0
     x1 = w.a * x0 + w.b * u0
     u1 = theta * x1
@@ -162,14 +166,19 @@ def test_svg2_gradient_flows_through_model_into_policy():
     def value_at(t):
         def policy(x):
             return t * x, torch.zeros(x.shape[0], dtype=x.dtype)
-        q = lambda x, u: (x + u).squeeze(-1)[None]  # noqa: E731
+
+        def q(x, u):
+            return (x + u).squeeze(-1)[None]
+
         return eq.entropy_regularized_value_expansion(
-            torch.tensor([[1.0]], dtype=torch.float64), 2, policy, w, q, torch.tensor(0.2), 0.9)[0].sum()
+            torch.tensor([[1.0]], dtype=torch.float64), 2, policy, w, q, torch.tensor(0.2), 0.9
+        )[0].sum()
 
     (gradient,) = torch.autograd.grad(value_at(theta), theta)
     h = 1e-6
-    finite_difference = (value_at(torch.tensor(0.5 + h, dtype=torch.float64))
-                         - value_at(torch.tensor(0.5 - h, dtype=torch.float64))) / (2 * h)
+    finite_difference = (
+        value_at(torch.tensor(0.5 + h, dtype=torch.float64)) - value_at(torch.tensor(0.5 - h, dtype=torch.float64))
+    ) / (2 * h)
     assert gradient.item() == pytest.approx(finite_difference.item(), rel=1e-5)
     assert abs(gradient.item()) > 1e-3
 

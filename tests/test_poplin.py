@@ -14,6 +14,7 @@ from baselines.published import load_published, published_agent
 from harness.suites import get_task
 from harness.suites.poplin import MBBLTask, SwimmerObservation
 from harness.suites.poplin_rewards import REWARDS
+from harness.suites.wrappers import get_env_state, set_env_state
 
 # task: (obs dim, v_x index, qpos slice start, z obs index, z_ref, c_h, bonus)
 LOCOMOTION = {
@@ -29,8 +30,14 @@ TABLE4_PRINTED_H = {"ant": 3, "hopper": 3, "swimmer": 3, "cheetah": 4, "walker2d
 
 
 def test_listed_dims_budgets_and_table4():
-    expected = {"ant": (27, 200_000, 2), "hopper": (11, 200_000, 2), "swimmer": (9, 50_000, 2),
-                "cheetah": (17, 200_000, 3), "walker2d": (17, 200_000, 4), "pets-cheetah": (19, 50_000, 4)}
+    expected = {
+        "ant": (27, 200_000, 2),
+        "hopper": (11, 200_000, 2),
+        "swimmer": (9, 50_000, 2),
+        "cheetah": (17, 200_000, 3),
+        "walker2d": (17, 200_000, 4),
+        "pets-cheetah": (19, 50_000, 4),
+    }
     for name, (obs_dim, budget, horizon) in expected.items():
         spec = get_task("poplin", name)
         assert (spec.obs_dim, spec.budget, spec.paper.horizon, spec.eval_every) == (obs_dim, budget, horizon, 10_000)
@@ -79,7 +86,9 @@ def test_no_episode_ends_before_1000_steps(name):
     rng = np.random.default_rng(0)
     for step in range(1, 1001):
         # full-force actions topple the walkers early: they must still not terminate
-        _, _, terminated, truncated, _ = env.step(np.sign(rng.uniform(-1, 1, env.action_space.shape)).astype(np.float32))
+        _, _, terminated, truncated, _ = env.step(
+            np.sign(rng.uniform(-1, 1, env.action_space.shape)).astype(np.float32)
+        )
         assert not terminated
         assert truncated == (step == 1000)
 
@@ -102,6 +111,7 @@ def test_swimmer_tip_velocity_matches_the_simulators_site(tmp_path):
     base = env.unwrapped
     site = base.model.site("tip").id
     rng = np.random.default_rng(0)
+
     def site_x() -> float:  # positions from the current qpos (mj_step leaves them one substep old)
         mujoco.mj_kinematics(base.model, base.data)
         return float(base.data.site_xpos[site][0])
@@ -135,8 +145,6 @@ def test_pets_cheetah_observation_reward_and_reset_noise():
 
 @pytest.mark.parametrize("name", ["swimmer", "pets-cheetah"])
 def test_env_state_round_trip_keeps_the_wrappers_memory(name):
-    from harness.suites.wrappers import get_env_state, set_env_state
-
     spec = get_task("poplin", name)
     env, copy = spec.make_env(), spec.make_env()
     env.reset(seed=0)

@@ -49,8 +49,13 @@ def test_optuna_study_shared_by_two_processes(postgres_url: str) -> None:
     optuna.create_study(storage=postgres_url, study_name=name, direction="maximize")
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, postgres_url, name], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, postgres_url, name],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(2)
     ]
     for w in workers:

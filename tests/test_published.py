@@ -24,15 +24,18 @@ def cell(method: str, suite: str, task: str, metric: str | None = None):
     return rows.iloc[0]
 
 
-@pytest.mark.parametrize("method, task, mean, std, steps", [
-    ("SAC-SVG(2)", "hopper", 2851.90, 361.07, 200_000),
-    ("POPLIN-P", "pets-cheetah", 12227.9, 5652.8, 50_000),
-    ("SAC (authors' run)", "swimmer", 351.24, 5.27, 50_000),
-    ("SAC-SVG(10)", "hopper", -2511.05, 881.26, 200_000),
-    ("SAC* (reported by Wang and Ba 2019)", "cheetah", 3459.8, 1326.6, 200_000),
-    ("TD3*", "walker2d", -516.4, 812.2, 200_000),
-    ("POPLIN-A", "ant", 1148.4, 438.3, 200_000),
-])
+@pytest.mark.parametrize(
+    "method, task, mean, std, steps",
+    [
+        ("SAC-SVG(2)", "hopper", 2851.90, 361.07, 200_000),
+        ("POPLIN-P", "pets-cheetah", 12227.9, 5652.8, 50_000),
+        ("SAC (authors' run)", "swimmer", 351.24, 5.27, 50_000),
+        ("SAC-SVG(10)", "hopper", -2511.05, 881.26, 200_000),
+        ("SAC* (reported by Wang and Ba 2019)", "cheetah", 3459.8, 1326.6, 200_000),
+        ("TD3*", "walker2d", -516.4, 812.2, 200_000),
+        ("POPLIN-A", "ant", 1148.4, 438.3, 200_000),
+    ],
+)
 def test_poplin_suite_cells_match_the_paper(method, task, mean, std, steps):
     row = cell(method, "poplin", task)
     assert (row["mean"], row["std"], row["steps"]) == (mean, std, steps)
@@ -56,7 +59,7 @@ def test_table2_matches_the_paper_text_cell_by_cell():
     lines = PAPER.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("\tAnt\tHopper"))
     paper_rows = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("Training Timesteps"):
             break
         paper_rows.append(line.split("\t"))
@@ -73,14 +76,20 @@ def test_table2_matches_the_paper_text_cell_by_cell():
 
 def test_mbpo_suite_last_and_best_evaluations():
     assert tuple(cell("SAC-SVG(2)", "mbpo", "humanoid", "last eval")[["mean", "std", "steps"]]) == (
-        8062, 2809, 5_000_000)
-    assert tuple(cell("SAC-SVG(2)", "mbpo", "hopper", "best eval")[["mean", "std", "steps"]]) == (
-        3917, 169, 1_000_000)
+        8062,
+        2809,
+        5_000_000,
+    )
+    assert tuple(cell("SAC-SVG(2)", "mbpo", "hopper", "best eval")[["mean", "std", "steps"]]) == (3917, 169, 1_000_000)
     mbpo = load_published("mbpo")
     assert len(mbpo) == 10 and set(mbpo["metric"]) == {"last eval", "best eval"}
     assert dict(zip(mbpo["task"], mbpo["steps"])) == {
-        "ant": 2_000_000, "halfcheetah": 2_000_000, "hopper": 1_000_000, "humanoid": 5_000_000,
-        "walker2d": 2_000_000}
+        "ant": 2_000_000,
+        "halfcheetah": 2_000_000,
+        "hopper": 1_000_000,
+        "humanoid": 5_000_000,
+        "walker2d": 2_000_000,
+    }
 
 
 def test_reference_curve_is_the_authors_humanoid_run():
@@ -115,8 +124,13 @@ def test_mbpo_curves_are_janner_2019_figure_2_on_every_mbpo_task():
     mbpo = curves[curves["method"] == "MBPO"]
     assert set(mbpo["suite"]) == {"mbpo"} and mbpo["seed"].isna().all()  # a mean over MBPO's seeds
     assert mbpo.groupby("task")["step"].max().to_dict() == MBPO_CURVE_ENDS
-    assert mbpo.groupby("task").size().to_dict() == {"hopper": 120, "walker2d": 295, "ant": 295, "humanoid": 245,
-                                                     "halfcheetah": 402}
+    assert mbpo.groupby("task").size().to_dict() == {
+        "hopper": 120,
+        "walker2d": 295,
+        "ant": 295,
+        "humanoid": 245,
+        "halfcheetah": 402,
+    }
     for task, rows in mbpo.groupby("task"):
         assert rows["step"].is_monotonic_increasing and rows["step"].diff().dropna().between(985, 1000).all(), task
     hopper = mbpo[mbpo["task"] == "hopper"]

@@ -15,9 +15,14 @@ def fill(buffer: ReplayBuffer, episode_lengths: list[int]) -> list[tuple[int, in
     for episode, length in enumerate(episode_lengths):
         for t in range(length):
             last = t == length - 1
-            buffer.add(np.array([episode, t], np.float32), np.array([t], np.float32), 1.0,
-                       np.array([episode, t + 1], np.float32), terminated=last and episode % 2 == 0,
-                       truncated=last and episode % 2 == 1)
+            buffer.add(
+                np.array([episode, t], np.float32),
+                np.array([t], np.float32),
+                1.0,
+                np.array([episode, t + 1], np.float32),
+                terminated=last and episode % 2 == 0,
+                truncated=last and episode % 2 == 1,
+            )
             added.append((episode, t))
     return added
 

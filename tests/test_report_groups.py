@@ -25,8 +25,9 @@ PENDULUM = ("classic", "inverted-pendulum")
 
 def harness(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 def table_rows(content: dict, suite: str = "classic", task: str = "inverted-pendulum") -> dict[str, object]:
@@ -44,29 +45,44 @@ def groups(numbers: dict, task: str = "inverted-pendulum") -> dict[str, dict]:
 
 
 def test_operational_keys_and_the_seed_do_not_count_but_every_other_value_does():
-    config = {"seed": 3, "out": "runs/a", "wandb": "offline", "launcher": {"jobs": 4}, "preset": "quick",
-              "agent": {"name": "sac", "device": "cuda", "hidden_dim": 64},
-              "trainer": {"total_steps": 300, "progress": False, "torch_threads": 2}}
-    assert scientific_config(config) == {"preset": "quick", "agent.name": "sac", "agent.hidden_dim": 64,
-                                         "trainer.total_steps": 300}
-    configs = [{"trainer.total_steps": 300, "agent.lr": 1, "agent.hidden_dim": 64},
-               {"trainer.total_steps": 300, "agent.lr": 2, "agent.hidden_dim": 64},
-               {"trainer.total_steps": 500, "agent.lr": 2, "agent.hidden_dim": 32}]
+    config = {
+        "seed": 3,
+        "out": "runs/a",
+        "wandb": "offline",
+        "launcher": {"jobs": 4},
+        "preset": "quick",
+        "agent": {"name": "sac", "device": "cuda", "hidden_dim": 64},
+        "trainer": {"total_steps": 300, "progress": False, "torch_threads": 2},
+    }
+    assert scientific_config(config) == {
+        "preset": "quick",
+        "agent.name": "sac",
+        "agent.hidden_dim": 64,
+        "trainer.total_steps": 300,
+    }
+    configs = [
+        {"trainer.total_steps": 300, "agent.lr": 1, "agent.hidden_dim": 64},
+        {"trainer.total_steps": 300, "agent.lr": 2, "agent.hidden_dim": 64},
+        {"trainer.total_steps": 500, "agent.lr": 2, "agent.hidden_dim": 32},
+    ]
     # the budget always, then only what is still needed to tell them apart
     assert distinguishing_keys(configs) == ["trainer.total_steps", "agent.lr"]
-    assert short_names([Path("/x/runs/a"), Path("/x/runs/b/c")]) == {Path("/x/runs/a"): "a",
-                                                                      Path("/x/runs/b/c"): "b/c"}
+    assert short_names([Path("/x/runs/a"), Path("/x/runs/b/c")]) == {Path("/x/runs/a"): "a", Path("/x/runs/b/c"): "b/c"}
 
 
 def test_the_contract_module_needs_neither_hydra_nor_torch():
-    code = ("import sys; from harness.contract import is_operational; from harness.config import is_operational as b; "
-            "assert b is is_operational; import reports.experiments; "
-            "print(is_operational('launcher.jobs'), is_operational('trainer.total_steps'))")
+    code = (
+        "import sys; from harness.contract import is_operational; from harness.config import is_operational as b; "
+        "assert b is is_operational; import reports.experiments; "
+        "print(is_operational('launcher.jobs'), is_operational('trainer.total_steps'))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "False"]
     isolated = "import sys, harness.contract; print(sorted({'hydra', 'torch', 'omegaconf'} & set(sys.modules)))"
-    assert subprocess.run([sys.executable, "-c", isolated], capture_output=True, text=True,
-                          check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", isolated], capture_output=True, text=True, check=True).stdout.strip()
+        == "[]"
+    )
 
 
 # ---------------------------------------------------------------- budgets, via the command
@@ -86,12 +102,19 @@ def test_runs_of_different_budgets_are_separate_rows_with_a_warning_and_json_say
         group = by_label[f"sac · {steps:,} steps"]
         shown = (group["budget"], group["n"], group["mean"], group["std"], group["seeds"])
         assert shown == (steps, 1, final, None, [0])
-        assert group["folders"] == [str((tmp_path / f"budget_{steps}" / "classic" / "inverted-pendulum" / "sac"
-                                         / "seed_0").resolve())]
+        assert group["folders"] == [
+            str((tmp_path / f"budget_{steps}" / "classic" / "inverted-pendulum" / "sac" / "seed_0").resolve())
+        ]
         assert (group["agent"], group["preset"], group["horizon"], group["row"]) == (
-            "sac", "quick", 0, f"sac · {steps:,} steps (H=0)")
-    warning = ("classic/inverted-pendulum sac: runs of different budgets (3,000, 5,000, 8,000 steps) are shown "
-               "as separate rows, not averaged")
+            "sac",
+            "quick",
+            0,
+            f"sac · {steps:,} steps (H=0)",
+        )
+    warning = (
+        "classic/inverted-pendulum sac: runs of different budgets (3,000, 5,000, 8,000 steps) are shown "
+        "as separate rows, not averaged"
+    )
     assert warning in data["warnings"]
     text = html.read_text()
     assert warning in text and "sac · 5,000 steps (H=0)" in text and "n=3" not in text
@@ -109,8 +132,10 @@ def test_two_runs_of_one_seed_in_different_folders_are_separate_rows_with_a_warn
     assert sorted({r.experiment for r in runs}) == ["sac · folder a", "sac · folder b"]
     # the folder qualifies the agent on every task of the suite, so a table row spans them
     assert {r.experiment for r in runs if r.task == "inverted-double-pendulum"} == {"sac · folder a"}
-    assert warnings == [f"classic/inverted-pendulum sac: two runs with seed 0 in folders {(tmp_path / 'a').resolve()} "
-                        f"and {(tmp_path / 'b').resolve()}: shown as separate rows, not averaged"]
+    assert warnings == [
+        f"classic/inverted-pendulum sac: two runs with seed 0 in folders {(tmp_path / 'a').resolve()} "
+        f"and {(tmp_path / 'b').resolve()}: shown as separate rows, not averaged"
+    ]
     content = build_report([tmp_path], reps=REPS)
     rows = table_rows(content)
     assert rows["sac · folder a (H=0)"].text == f"20.00 ± {math.sqrt(200):.2f}"
@@ -122,7 +147,10 @@ def test_two_runs_of_one_seed_in_different_folders_are_separate_rows_with_a_warn
     # every place that pools seeds keeps them apart: curves, intervals, aggregate panels
     curves = resample_curves(tidy_evals(runs))
     assert sorted(curves.groupby(["experiment", "seed"]).groups) == [
-        ("sac · folder a", 0), ("sac · folder a", 1), ("sac · folder b", 0)]
+        ("sac · folder a", 0),
+        ("sac · folder a", 1),
+        ("sac · folder b", 0),
+    ]
     assert sorted(r["agent"] for r in content["per_task_intervals"]) == ["sac · folder a"]
     (section,) = content["aggregates"]
     assert any(note.startswith("sac · folder b: fewer than 2") for note in section["notes"])
@@ -136,8 +164,10 @@ def test_runs_differing_only_in_seed_and_operational_keys_are_pooled(tmp_path):
     finals = {0: 10.0, 1: 20.0, 2: 60.0}
     for seed, final in finals.items():
         folder = "a" if seed == 0 else "b"  # two output folders, no seed twice
-        operational = (f"out: {tmp_path / folder}\nwandb: {'offline' if seed else 'disabled'}\n"
-                       f"launcher:\n  name: local\n  jobs: {seed + 1}\n")
+        operational = (
+            f"out: {tmp_path / folder}\nwandb: {'offline' if seed else 'disabled'}\n"
+            f"launcher:\n  name: local\n  jobs: {seed + 1}\n"
+        )
         write_run(tmp_path / folder, *PENDULUM, "sac", seed, [0, final / 2, final], extra_config=operational)
     runs, warnings = load_experiments([tmp_path])
     assert warnings == [] and {r.experiment for r in runs} == {"sac"}
@@ -158,9 +188,11 @@ def test_a_changed_setting_splits_and_names_the_setting_in_label_and_warning(tmp
     write_run(tmp_path / "b", *PENDULUM, "sac", 1, [0, 5, 10], entropy=(-2.0, -2.0, None))
     runs, warnings = load_experiments([tmp_path])
     assert sorted({r.experiment for r in runs}) == ["sac · final=-1.0", "sac · final=-2.0"]
-    assert warnings == ["classic/inverted-pendulum sac: runs of different config.yaml values "
-                        "(agent.target_entropy.final, agent.target_entropy.init) are shown as separate rows, "
-                        "not averaged"]
+    assert warnings == [
+        "classic/inverted-pendulum sac: runs of different config.yaml values "
+        "(agent.target_entropy.final, agent.target_entropy.init) are shown as separate rows, "
+        "not averaged"
+    ]
     scores = final_scores(load_runs([tmp_path]))
     assert sorted(scores["experiment"]) == ["sac · final=-1.0", "sac · final=-2.0"]
 
@@ -189,20 +221,31 @@ def test_a_search_trials_run_is_never_a_seed_of_the_final_runs_of_its_config(tmp
     (recorded / "summary.json").write_text(json.dumps({**summary, "origin": "search-trial"}))
     runs, warnings = load_experiments([tmp_path])
     assert {(r.seed, r.origin, r.experiment) for r in runs} == {
-        (0, "search-trial", "sac · search trial"), (3, "search-trial", "sac · search trial"),
-        (1, "run", "sac"), (2, "run", "sac")}
-    assert warnings == ["classic/inverted-pendulum sac: runs of a search trial (seeds 0, 3) are shown as a separate "
-                        "row, not averaged with the other runs of this config: a trial that won its search was chosen "
-                        "for its score, so counting it again as a seed would bias the mean upward"]
+        (0, "search-trial", "sac · search trial"),
+        (3, "search-trial", "sac · search trial"),
+        (1, "run", "sac"),
+        (2, "run", "sac"),
+    }
+    assert warnings == [
+        "classic/inverted-pendulum sac: runs of a search trial (seeds 0, 3) are shown as a separate "
+        "row, not averaged with the other runs of this config: a trial that won its search was chosen "
+        "for its score, so counting it again as a seed would bias the mean upward"
+    ]
     content = build_report([tmp_path], reps=REPS)
     by_label = groups(content["numbers"])
     assert (by_label["sac"]["n"], by_label["sac"]["seeds"], by_label["sac"]["origin"]) == (2, [1, 2], "run")
-    assert (by_label["sac · search trial"]["seeds"], by_label["sac · search trial"]["origin"]) == ([0, 3],
-                                                                                                  "search-trial")
+    assert (by_label["sac · search trial"]["seeds"], by_label["sac · search trial"]["origin"]) == (
+        [0, 3],
+        "search-trial",
+    )
     assert table_rows(content)["sac (H=0)"].text == f"20.00 ± {math.sqrt(200):.2f}"  # not 100's seed
     assert warnings[0] in render(content)
     assert {row["seed"]: row["origin"] for row in content["runs"]} == {
-        "0": "search-trial", "1": "run", "2": "run", "3": "search-trial"}
+        "0": "search-trial",
+        "1": "run",
+        "2": "run",
+        "3": "search-trial",
+    }
     # a search's runs alone (no final run of their config) keep their plain labels
     assert {r.experiment for r in load_runs([trial])} == {"sac"}
 
@@ -243,8 +286,11 @@ def test_a_study_folder_gets_a_search_panel_with_the_best_and_table_4_schedules(
 def test_a_study_without_complete_trials_degrades_to_notes(tmp_path):
     study = tmp_path / "study"
     study.mkdir()
-    (study / "study.json").write_text(json.dumps({"study": "empty", "suite": "classic", "task": "inverted-pendulum",
-                                                  "paper_schedule": PAPER_SCHEDULE}))
+    (study / "study.json").write_text(
+        json.dumps(
+            {"study": "empty", "suite": "classic", "task": "inverted-pendulum", "paper_schedule": PAPER_SCHEDULE}
+        )
+    )
     content = build_report([tmp_path], reps=REPS)
     (panel,) = content["studies"]
     assert panel["notes"] == ["trials.csv holds no trial yet"] and panel["figures"] == []

@@ -55,7 +55,9 @@ def test_search_trials_have_a_panel_of_their_own_grey_but_the_best(drawn):
     best = SEARCH_TRIALS - 1  # trial k's final return is 10 + 7k
     assert legend_texts(trials) == [
         f"best of study {SEARCH_NAME}: trial {best}\nsac+init=0,final=-1,decay=1 (1 run)",
-        f"{SEARCH_TRIALS - 3} other trials", "2 other trials, unfinished (pruned, failed or interrupted)"]
+        f"{SEARCH_TRIALS - 3} other trials",
+        "2 other trials, unfinished (pruned, failed or interrupted)",
+    ]
     grey = [line for line in drawn_lines(trials) if to_rgb(line.get_color()) == to_rgb(figures.TRIAL_GREY)]
     assert len(grey) == SEARCH_TRIALS - 1 and len(drawn_lines(trials)) == SEARCH_TRIALS
 
@@ -63,13 +65,16 @@ def test_search_trials_have_a_panel_of_their_own_grey_but_the_best(drawn):
 def test_no_two_experiments_of_a_figure_share_a_colour_and_every_legend_is_legible(drawn):
     _, kept = drawn
     curves = titled(kept, TITLE)
-    coloured = [line for ax in curves.axes for line in drawn_lines(ax)
-                if to_rgb(line.get_color()) != to_rgb(figures.TRIAL_GREY)]
+    coloured = [
+        line for ax in curves.axes for line in drawn_lines(ax) if to_rgb(line.get_color()) != to_rgb(figures.TRIAL_GREY)
+    ]
     assert len(coloured) == 3  # sac, sac-svg and the best trial
     assert len({to_rgb(line.get_color()) for line in coloured}) == 3
     schedules = titled(kept, "target entropy schedules, eq. (14)").axes[0]  # Fig. 6, after the study's own
-    assert legend_texts(schedules) == ["classic/inverted-pendulum sac, classic/inverted-pendulum sac-svg",
-                                       f"{SEARCH_TRIALS} schedules of search trials (the table names them)"]
+    assert legend_texts(schedules) == [
+        "classic/inverted-pendulum sac, classic/inverted-pendulum sac-svg",
+        f"{SEARCH_TRIALS} schedules of search trials (the table names them)",
+    ]
     legends = [ax.get_legend() for figure in kept for ax in figure.axes if ax.get_legend() is not None]
     assert len(legends) >= 5
     assert min(text.get_fontsize() for legend in legends for text in legend.get_texts()) >= 9  # points: 12 px
@@ -104,6 +109,6 @@ def test_an_interrupted_run_is_marked_in_its_curve_and_in_the_tables(drawn):
     assert cell.incomplete and cell.detail == "n=1 · 200 steps · 1 interrupted"
     html = render(content)
     assert re.search(r'<td class="num unfinished">40\.00 ± – ‡', html)
-    runs = html[html.index('<table class="runs">'):]
+    runs = html[html.index('<table class="runs">') :]
     assert runs.count('<tr class="unfinished">') == 2  # sac-svg seed 0 and the pruned trial's run
     assert runs.count('<tr class="failed">') == 1

@@ -21,8 +21,7 @@ from reports.html import render, write_report
 from reports.load import load_experiments
 from reports.mp4 import UnreadableVideo, middle_frame
 from reports.videos import video_sections
-from tests.reports_fixture import (SCRIPT_NAME, VIDEO_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, write_run,
-                                   write_video)
+from tests.reports_fixture import SCRIPT_NAME, VIDEO_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, write_run, write_video
 
 REPS = 50
 PENDULUM = ("classic", "inverted-pendulum")
@@ -65,6 +64,7 @@ def run_folder(root: Path, seed: int, agent: str = "sac") -> Path:
 
 # ---------------------------------------------------------------- which video
 
+
 def test_the_best_seeds_video_of_its_last_evaluation_is_shown(seeds):
     for seed in (0, 1, 2):
         write_video(run_folder(seeds, seed), 300)
@@ -72,8 +72,9 @@ def test_the_best_seeds_video_of_its_last_evaluation_is_shown(seeds):
     entry = sections_of(seeds)[0]["sac"]
     assert (entry["seed"], entry["step"], entry["final_return"]) == (2, 300, 30.0)
     assert entry["source"] == str(video_path(run_folder(seeds, 2), 300))
-    assert entry["caption"] == ("best of 3 seeds: seed 2 (done), return 30.0 at step 300; "
-                                "video of the evaluation at step 300")
+    assert entry["caption"] == (
+        "best of 3 seeds: seed 2 (done), return 30.0 at step 300; video of the evaluation at step 300"
+    )
     assert entry["notes"] == []
 
 
@@ -91,8 +92,9 @@ def test_a_best_seed_without_a_video_of_its_last_evaluation_yields_to_the_next_a
     write_video(run_folder(seeds, 1), 300)
     entry = sections_of(seeds)[0]["sac"]
     assert (entry["seed"], entry["step"]) == (1, 300)
-    assert entry["notes"] == ["the best seed, 2 (done, return 30.0), has no readable video of its last "
-                              "evaluation: showing seed 1"]
+    assert entry["notes"] == [
+        "the best seed, 2 (done, return 30.0), has no readable video of its last evaluation: showing seed 1"
+    ]
 
 
 def test_with_no_video_of_any_last_evaluation_the_best_seeds_latest_video_is_shown(seeds):
@@ -126,6 +128,7 @@ def test_each_experiment_gets_its_own_video_and_tasks_without_videos_none(seeds)
 
 # ---------------------------------------------------------------- embedded or linked
 
+
 def test_a_video_up_to_the_threshold_is_embedded_byte_for_byte(seeds, monkeypatch):
     source = write_video(run_folder(seeds, 2), 300)
     monkeypatch.setattr(videos, "EMBED_MAX_BYTES", source.stat().st_size)
@@ -133,7 +136,7 @@ def test_a_video_up_to_the_threshold_is_embedded_byte_for_byte(seeds, monkeypatc
     assert entry["href"] is None and entry["poster_uri"] is None
     prefix = "data:video/mp4;base64,"
     assert entry["embedded_uri"].startswith(prefix)
-    assert base64.b64decode(entry["embedded_uri"][len(prefix):]) == source.read_bytes()
+    assert base64.b64decode(entry["embedded_uri"][len(prefix) :]) == source.read_bytes()
     html = render(build_report([seeds], reps=REPS))
     assert '<video controls muted loop playsinline preload="metadata"' in html
     assert f'src="{entry["embedded_uri"]}"' in html
@@ -182,6 +185,7 @@ def test_copied_file_names_are_safe_and_bounded():
 
 
 # ---------------------------------------------------------------- no videos, broken videos
+
 
 def test_runs_without_videos_give_a_note_and_no_folder(seeds):
     output = seeds / "report.html"

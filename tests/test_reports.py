@@ -17,11 +17,13 @@ import pandas as pd
 import pytest
 from rliable import metrics
 
-from baselines.published import load_reference_curves
+from baselines.published import load_published, load_reference_curves
 from reports import aggregate, figures, tables
-from reports.build import build_report
+from reports.aggregate import steps_to_return
+from reports.build import build_report, comparison_budgets
 from reports.html import render, write_report
-from reports.load import final_scores, load_runs, resample_curves, tidy_evals
+from reports.load import final_scores, first_steps_to, load_runs, resample_curves, scores_at_step, tidy_evals
+from reports.runs import Run
 from tests.reports_fixture import SCRIPT_NAME, write_fixture, write_run
 
 REPS = 200  # bootstrap replications in tests (the report's default is rliable's 50,000)
@@ -88,8 +90,12 @@ def test_curves_are_resampled_onto_the_tasks_common_grid_without_extrapolation(t
 
 
 def test_curve_band_survives_a_run_cut_short():
-    rows = [{"seed": seed, "step": step, "value": float(seed + step)}
-            for seed in range(3) for step in (100, 200, 300) if not (seed == 2 and step > 100)]
+    rows = [
+        {"seed": seed, "step": step, "value": float(seed + step)}
+        for seed in range(3)
+        for step in (100, 200, 300)
+        if not (seed == 2 and step > 100)
+    ]
     band = aggregate.curve_band(pd.DataFrame(rows), reps=100)
     assert band["n"].tolist() == [3, 2, 2]
     assert band["mean"].tolist() == [101.0, 200.5, 300.5]
@@ -112,10 +118,13 @@ def test_fast_iqm_is_rliables_iqm(runs):
     scores = np.random.default_rng(runs).normal(size=(runs, 3, 4))
     expected = [metrics.aggregate_iqm(scores[..., j]) for j in range(4)]
     np.testing.assert_allclose(aggregate.iqm_per_step(scores), expected)
-    np.testing.assert_allclose(aggregate.interquartile_mean(scores[..., 0].ravel()),
-                               metrics.aggregate_iqm(scores[..., 0]))
-    np.testing.assert_allclose(aggregate.interquartile_mean(scores[..., 0], axis=0),
-                               [metrics.aggregate_iqm(scores[:, [t], 0]) for t in range(3)])
+    np.testing.assert_allclose(
+        aggregate.interquartile_mean(scores[..., 0].ravel()), metrics.aggregate_iqm(scores[..., 0])
+    )
+    np.testing.assert_allclose(
+        aggregate.interquartile_mean(scores[..., 0], axis=0),
+        [metrics.aggregate_iqm(scores[:, [t], 0]) for t in range(3)],
+    )
 
 
 def test_scores_are_normalised_by_the_published_reference_where_there_is_one(fixture_root):
@@ -224,8 +233,7 @@ def legend_texts(ax: plt.Axes) -> list[str]:
 
 def test_mbpo_suite_panels_draw_mbpos_published_curve_beside_ours(tmp_path, drawn_axes):
     for task in MBPO_TASKS:  # shaped like the quick preset's runs: 15k steps, an evaluation every 1000
-        write_run(tmp_path, "mbpo", task, "sac-svg", 0, list(range(15)), horizon=2, total_steps=15_000,
-                  eval_every=1000)
+        write_run(tmp_path, "mbpo", task, "sac-svg", 0, list(range(15)), horizon=2, total_steps=15_000, eval_every=1000)
     content = build_report([tmp_path], reps=REPS)
     mbpo = load_reference_curves().query("method == 'MBPO'")
     assert [f["title"] for f in content["learning_curves"]] == [f"mbpo / {task}" for task in MBPO_TASKS]
@@ -247,8 +255,9 @@ def test_mbpo_suite_panels_draw_mbpos_published_curve_beside_ours(tmp_path, draw
 
 
 def test_the_report_cites_papers_not_files_outside_the_repository(tmp_path):
-    write_run(tmp_path, "mbpo", "hopper", "sac-svg", 0, [100, 200, 300], horizon=2, total_steps=150_000,
-              eval_every=50_000)
+    write_run(
+        tmp_path, "mbpo", "hopper", "sac-svg", 0, [100, 200, 300], horizon=2, total_steps=150_000, eval_every=50_000
+    )
     html = render(build_report([tmp_path], reps=REPS))
     for name in ("TASKS.md", "REFERENCE_CODE.md", "../shared", "shared/"):
         assert name not in html
@@ -256,18 +265,27 @@ def test_the_report_cites_papers_not_files_outside_the_repository(tmp_path):
     assert "Amos et al. 2021, Figure 2: the authors&#39; ten runs" in html  # the published 1M-step rows' (escaped)
 
 
-@pytest.mark.parametrize("last_step, drawn_to, legend", [
-    (300, None, "; from 6,019 to 125,019 steps, beyond this panel"),  # far shorter: our curve keeps the width
-    (5_000, 7_019, "; continues to 125,019 steps"),  # a little shorter: the panel reaches MBPO's second point
-    (15_000, 14_019, "; continues to 125,019 steps"),  # cut to our last step
-    (200_000, 125_019, ""),  # ours go further: the whole published curve
-])
+@pytest.mark.parametrize(
+    "last_step, drawn_to, legend",
+    [
+        (300, None, "; from 6,019 to 125,019 steps, beyond this panel"),  # far shorter: our curve keeps the width
+        (5_000, 7_019, "; continues to 125,019 steps"),  # a little shorter: the panel reaches MBPO's second point
+        (15_000, 14_019, "; continues to 125,019 steps"),  # cut to our last step
+        (200_000, 125_019, ""),  # ours go further: the whole published curve
+    ],
+)
 def test_published_curves_are_cut_to_our_runs_unless_that_hides_them(drawn_axes, last_step, drawn_to, legend):
     hopper = load_reference_curves().query("task == 'hopper'")
     steps = np.arange(last_step // 10, last_step + 1, last_step // 10)
     band = pd.DataFrame({"step": steps, "mean": steps / 10, "low": steps / 20, "high": steps / 5, "n": 3})
-    figures.learning_curves("hopper", {"sac-svg": band}, {"sac-svg": "tab:blue"}, None, hopper,
-                            figures.reference_styles(list(hopper["label"].unique())))
+    figures.learning_curves(
+        "hopper",
+        {"sac-svg": band},
+        {"sac-svg": "tab:blue"},
+        None,
+        hopper,
+        figures.reference_styles(list(hopper["label"].unique())),
+    )
     ax = drawn_axes["hopper"]
     assert f"{MBPO_LABEL}, mean ± std{legend}" in legend_texts(ax)
     mbpo_steps = ax.get_lines()[1].get_xdata()
@@ -280,14 +298,16 @@ def test_published_curves_are_cut_to_our_runs_unless_that_hides_them(drawn_axes,
 
 def harness(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 def test_harness_report_end_to_end(fixture_root, tmp_path):
     output = tmp_path / "out" / "file.html"
-    done = harness("report", str(fixture_root / "classic"), str(fixture_root / "poplin"), "-o", str(output),
-                   "--reps", str(REPS))
+    done = harness(
+        "report", str(fixture_root / "classic"), str(fixture_root / "poplin"), "-o", str(output), "--reps", str(REPS)
+    )
     assert done.returncode == 0, done.stderr
     assert output.exists() and "20.00 ± 10.00" in output.read_text()
     empty = tmp_path / "empty"
@@ -303,13 +323,16 @@ def test_a_damaged_eval_csv_is_reported_as_unreadable_with_why_not_as_no_evaluat
     damaged = write_run(tmp_path / "runs", "classic", "inverted-pendulum", "sac", 0, [1, 2, 3])
     (damaged / "eval.csv").write_text("step,return_mean,return_std,episodes,wall_time\nabc,def\n")
     partly = write_run(tmp_path / "runs", "classic", "inverted-pendulum", "sac", 1, [4, 5, 6])
-    (partly / "eval.csv").write_text("step,return_mean,return_std,episodes,wall_time\n100,4,0,5,1\n"
-                                     "200,x,0,5,2\n300,6,0,5,3\n")
+    (partly / "eval.csv").write_text(
+        "step,return_mean,return_std,episodes,wall_time\n100,4,0,5,1\n200,x,0,5,2\n300,6,0,5,3\n"
+    )
     output, numbers = tmp_path / "report.html", tmp_path / "numbers.json"
     done = harness("report", str(tmp_path / "runs"), "-o", str(output), "--json", str(numbers), "--reps", str(REPS))
     assert done.returncode == 0, done.stderr
-    unreadable = (f"{damaged.resolve()}: eval.csv cannot be read: row 1: step 'abc' and return_mean 'def' are not "
-                  f"numbers (1 of 1 rows damaged)")
+    unreadable = (
+        f"{damaged.resolve()}: eval.csv cannot be read: row 1: step 'abc' and return_mean 'def' are not "
+        f"numbers (1 of 1 rows damaged)"
+    )
     left_out = f"{partly.resolve()}: eval.csv is damaged: row 2: return_mean 'x' is not a number; 1 of 3 rows left out"
     warnings = json.loads(numbers.read_text())["warnings"]
     assert unreadable in warnings and left_out in warnings
@@ -323,19 +346,20 @@ def test_a_damaged_eval_csv_is_reported_as_unreadable_with_why_not_as_no_evaluat
 
 
 def test_published_frame_is_not_mutated_by_reports():
-    from baselines.published import load_published
-
     assert isinstance(load_published(), pd.DataFrame) and len(load_published("classic")) == 0
 
 
 def test_scores_at_mbpo_figure_budget_take_the_latest_evaluation_at_or_before_it():
-    from reports.build import comparison_budgets
-    from reports.load import scores_at_step
-    from reports.runs import Run
-
     def run(seed: int, steps: list[int], returns: list[float]) -> Run:
-        return Run(path=Path(f"/x/{seed}"), suite="mbpo", task="hopper", agent="sac-svg", seed=seed, status="done",
-                   evals=pd.DataFrame({"step": steps, "return_mean": returns}))
+        return Run(
+            path=Path(f"/x/{seed}"),
+            suite="mbpo",
+            task="hopper",
+            agent="sac-svg",
+            seed=seed,
+            status="done",
+            evals=pd.DataFrame({"step": steps, "return_mean": returns}),
+        )
 
     runs = [run(0, [100_000, 125_000, 150_000], [1.0, 2.0, 3.0]), run(1, [100_000, 120_000], [5.0, 7.0])]
     budgets = comparison_budgets(runs)
@@ -354,8 +378,6 @@ def test_steps_to_a_return_by_hand(tmp_path):
     its 1st (100): IQM of (100, 200, 300) is 200 (trim 25% of 3 runs: none), mean 200. An
     experiment with one run that never reaches it gets no interval; an unfinished run is not
     counted."""
-    from reports.aggregate import steps_to_return
-    from reports.load import first_steps_to
 
     for seed, returns in enumerate([[10, 50, 60], [10, 40, 55], [70, 20, 80]]):
         write_run(tmp_path, "classic", "pendulum", "sac", seed, returns)
@@ -377,8 +399,18 @@ def test_report_json_holds_the_intervals_and_the_steps_to_a_return(fixture_root,
     """``--json`` carries what the HTML shows as intervals: per-task IQM and mean, the
     aggregate metrics and probability of improvement, and with ``--threshold`` the steps."""
     output, numbers = tmp_path / "r.html", tmp_path / "r.json"
-    done = harness("report", str(fixture_root / "classic"), "-o", str(output), "--json", str(numbers),
-                   "--reps", str(REPS), "--threshold", "15")
+    done = harness(
+        "report",
+        str(fixture_root / "classic"),
+        "-o",
+        str(output),
+        "--json",
+        str(numbers),
+        "--reps",
+        str(REPS),
+        "--threshold",
+        "15",
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(numbers.read_text())
     per_task = data["per_task_intervals"]
@@ -391,6 +423,17 @@ def test_report_json_holds_the_intervals_and_the_steps_to_a_return(fixture_root,
     assert {r["threshold"] for r in data["steps_to_return"]} == {15.0}
     assert "Env steps to a return of 15<" in output.read_text()
     plain = tmp_path / "plain.json"
-    assert harness("report", str(fixture_root / "classic"), "-o", str(tmp_path / "p.html"), "--json", str(plain),
-                   "--reps", str(REPS)).returncode == 0
+    assert (
+        harness(
+            "report",
+            str(fixture_root / "classic"),
+            "-o",
+            str(tmp_path / "p.html"),
+            "--json",
+            str(plain),
+            "--reps",
+            str(REPS),
+        ).returncode
+        == 0
+    )
     assert json.loads(plain.read_text())["steps_to_return"] is None

@@ -17,25 +17,42 @@ import pytest
 
 from reports import videos
 from reports.html import write_report
-from tests.reports_fixture import (VIDEO_HEIGHT, VIDEO_WIDTH, write_fixture, write_run, write_search_beside_runs,
-                                   write_study, write_video)
+from tests.reports_fixture import (
+    VIDEO_HEIGHT,
+    VIDEO_WIDTH,
+    write_fixture,
+    write_run,
+    write_search_beside_runs,
+    write_study,
+    write_video,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+]
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="chromium / chromedriver not installed (apt-get install chromium chromium-driver; .ci/run does)")
+    reason="chromium / chromedriver not installed (apt-get install chromium chromium-driver; .ci/run does)",
+)
 
 
 @contextlib.contextmanager
 def chromium(profile: Path) -> Iterator[object]:
     """A headless Chromium driven by selenium, quit on exit."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (the dev extra has it)")
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415 - selenium is optional: importorskip above
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -100,7 +117,9 @@ def test_split_rows_warnings_and_the_search_panel_show_in_chromium(tmp_path):
         search = driver.find_element("id", "search")
         assert search.is_displayed()
         assert driver.find_element("css selector", "table.schedules").text.splitlines()[1:] == [
-            "best trial 1 2 -4 0.125 75 sac-svg+init=2,final=-4,decay=0.125", "Table 4 (paper) -1 -1 constant"]
+            "best trial 1 2 -4 0.125 75 sac-svg+init=2,final=-4,decay=0.125",
+            "Table 4 (paper) -1 -1 constant",
+        ]
         best = driver.find_element("css selector", "table.trials tr.best-trial")
         assert best.is_displayed() and best.text.startswith("1 ★")
 
@@ -133,7 +152,7 @@ def test_wide_tables_wrap_or_scroll_inside_the_page_never_cut(tmp_path):
         assert scroll_width <= inner_width  # at 1400 px nothing reaches past the page's right edge
         runs_table = next(t for t in table_boxes(driver) if t["cls"] == "runs")
         assert runs_table["width"] <= runs_table["wrapper"]["client"]  # the long label wraps at its commas
-        label = driver.find_element("xpath", f"//table[@class='runs']//td[contains(., 'torch_threads=1')]")
+        label = driver.find_element("xpath", "//table[@class='runs']//td[contains(., 'torch_threads=1')]")
         assert label.text.replace("\n", "") == LONG_LABEL and label.size["height"] > 30  # whole, on several lines
         driver.set_window_size(700, 1000)  # too narrow for the runs table: it scrolls inside the page
         scroll_width, inner_width = driver.execute_script(page)
@@ -163,8 +182,12 @@ def test_evaluation_videos_play_in_chromium_embedded_or_as_a_linked_poster(tmp_p
     linked video's poster shows and its link reaches the copy beside the report."""
     runs = tmp_path / "runs"
     small = write_video(write_run(runs, "classic", "inverted-pendulum", "sac", 0, [0, 5, 10]), 300)
-    big = write_video(write_run(runs, "classic", "inverted-pendulum", "sac-svg", 0, [0, 5, 10], horizon=2), 300,
-                      width=2 * VIDEO_WIDTH, height=2 * VIDEO_HEIGHT)
+    big = write_video(
+        write_run(runs, "classic", "inverted-pendulum", "sac-svg", 0, [0, 5, 10], horizon=2),
+        300,
+        width=2 * VIDEO_WIDTH,
+        height=2 * VIDEO_HEIGHT,
+    )
     monkeypatch.setattr(videos, "EMBED_MAX_BYTES", (small.stat().st_size + big.stat().st_size) // 2)
     assert small.stat().st_size < videos.EMBED_MAX_BYTES < big.stat().st_size
     output = tmp_path / "report.html"
@@ -172,8 +195,13 @@ def test_evaluation_videos_play_in_chromium_embedded_or_as_a_linked_poster(tmp_p
     with chromium(tmp_path / "profile") as driver:
         driver.get(output.as_uri())
         (state,) = video_states(driver)
-        assert state == {"readyState": state["readyState"], "width": VIDEO_WIDTH, "height": VIDEO_HEIGHT,
-                         "duration": pytest.approx(0.4, abs=0.05), "error": None}
+        assert state == {
+            "readyState": state["readyState"],
+            "width": VIDEO_WIDTH,
+            "height": VIDEO_HEIGHT,
+            "duration": pytest.approx(0.4, abs=0.05),
+            "error": None,
+        }
         played = driver.execute_async_script("""const done = arguments[arguments.length - 1];
             const video = document.querySelector('video');
             video.play().then(() => setTimeout(() => done({time: video.currentTime, error: null}), 250),
@@ -182,7 +210,9 @@ def test_evaluation_videos_play_in_chromium_embedded_or_as_a_linked_poster(tmp_p
         link = driver.find_element("css selector", "a.poster-link")
         poster = link.find_element("tag name", "img")
         assert driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", poster) == [
-            2 * VIDEO_WIDTH, 2 * VIDEO_HEIGHT]
+            2 * VIDEO_WIDTH,
+            2 * VIDEO_HEIGHT,
+        ]
         copy = Path(urllib.parse.unquote(urllib.parse.urlparse(link.get_attribute("href")).path))
         assert copy.parent == tmp_path / "report_videos" and copy.read_bytes() == big.read_bytes()
         assert_page_is_sound(driver, min_figures=2)

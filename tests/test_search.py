@@ -16,22 +16,42 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
+from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 
+import harness.trainer
 from harness.config import ConfigError
 from studies import contract
-from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, check_settings
-from studies.slots import slot_states
-from studies.entropy_space import (BETA_CHOICES, H_INIT_CHOICES, Schedule, h_final_choices, sample_schedules,
-                                   search_space, suggest_schedule)
+from studies.entropy_search import IntermediateReporter, SearchSettings, Worker, check_settings, make_pruner
+from studies.entropy_space import (
+    BETA_CHOICES,
+    H_INIT_CHOICES,
+    Schedule,
+    h_final_choices,
+    sample_schedules,
+    search_space,
+    suggest_schedule,
+)
 from studies.liveness import Heartbeat, gone_worker
-from studies.storage import load_study, not_a_journal, open_storage
+from studies.slots import slot_states
+from studies.storage import StorageUnavailable, load_study, not_a_journal, open_storage
 from tests.conftest import TINY_SAC
 from tests.test_cli import read_csv, run_cli
 
-SEARCH = ["search", "entropy", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
-          "--preset", "quick"]
+SEARCH = [
+    "search",
+    "entropy",
+    "--suite",
+    "classic",
+    "--task",
+    "inverted-pendulum",
+    "--agent",
+    "sac",
+    "--preset",
+    "quick",
+]
 STUDY = "entropy-classic-inverted-pendulum-sac"
 # One torch thread per run (a trainer otherwise takes one per core, in this process too): runs
 # that train at once (two commands, worker processes, another user's job) would each spin a
@@ -51,8 +71,21 @@ def finished(out: Path, study: str = STUDY, storage: str | None = None) -> list:
 
 
 def search_command(out: Path, trials: int, steps: int = 300, *more: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", *SEARCH, "--steps", str(steps), "--trials", str(trials),
-            "--out", str(out), *more, *TINY_SAC, *ONE_THREAD]
+    return [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        *SEARCH,
+        "--steps",
+        str(steps),
+        "--trials",
+        str(trials),
+        "--out",
+        str(out),
+        *more,
+        *TINY_SAC,
+        *ONE_THREAD,
+    ]
 
 
 # ------------------------------------------------------------------------------ the space
@@ -102,7 +135,6 @@ def test_enqueued_params_round_trip_and_tpe_stays_in_the_space():
 
 def test_median_pruner_prunes_a_clearly_worse_trial():
     settings = SearchSettings(suite="classic", task="inverted-pendulum", trials=8, pruner="median")
-    from studies.entropy_search import make_pruner  # noqa: PLC0415
 
     study = optuna.create_study(direction="maximize", pruner=make_pruner(settings))
     for value in (900.0, 950.0, 1000.0, 980.0, 940.0):
@@ -121,8 +153,18 @@ def test_median_pruner_prunes_a_clearly_worse_trial():
 
 
 def tiny_settings(out: Path, trials: int, **more) -> SearchSettings:
-    return SearchSettings(suite="classic", task="inverted-pendulum", agent="sac", preset="quick", steps=200,
-                          trials=trials, out=str(out), overrides=[*TINY_SAC, *ONE_THREAD], poll_seconds=0.05, **more)
+    return SearchSettings(
+        suite="classic",
+        task="inverted-pendulum",
+        agent="sac",
+        preset="quick",
+        steps=200,
+        trials=trials,
+        out=str(out),
+        overrides=[*TINY_SAC, *ONE_THREAD],
+        poll_seconds=0.05,
+        **more,
+    )
 
 
 def test_duplicate_slot_trials_count_once(tmp_path):
@@ -170,8 +212,6 @@ def test_a_still_heartbeat_on_another_machine_means_the_worker_died(tmp_path):
 
 
 def test_a_failed_run_fails_its_trial_for_good_and_the_others_finish(tmp_path, monkeypatch):
-    import harness.trainer
-
     real = harness.trainer.train_run
 
     def diverging(config, path, on_evaluation=None):
@@ -192,8 +232,6 @@ def test_a_failed_run_fails_its_trial_for_good_and_the_others_finish(tmp_path, m
 
 
 def test_the_worker_prunes_a_clearly_worse_trial_and_counts_it(tmp_path, monkeypatch):
-    import harness.trainer
-
     returns = {0: 900.0, 1: 950.0, 2: 1000.0, 3: 980.0, 4: 940.0, 5: 3.0, 6: 990.0}
 
     def scripted(config, path, on_evaluation=None):  # evaluations at 100 and 200 steps
@@ -225,10 +263,6 @@ def test_only_a_failed_run_settles_a_slot_among_fail_trials(tmp_path):
 
 
 def test_a_storage_failure_mid_trial_stops_with_one_line_and_a_rerun_finishes_exactly_n(tmp_path, monkeypatch):
-    from optuna.storages import JournalStorage
-
-    from studies.storage import StorageUnavailable
-
     real = JournalStorage.set_trial_intermediate_value
     calls = {"n": 0}
 
@@ -252,8 +286,6 @@ def test_a_storage_failure_mid_trial_stops_with_one_line_and_a_rerun_finishes_ex
 
 
 def test_tpe_slots_start_from_the_seeded_draws_and_concurrent_tpe_trials_differ(tmp_path, monkeypatch):
-    import harness.trainer
-
     def scripted(config, path, on_evaluation=None):
         entropy = config.agent.target_entropy
         value = 100.0 - abs(entropy.final + 4) - entropy.decay / 8  # best near H_final = -4, small beta
@@ -302,15 +334,34 @@ def test_search_runs_n_trials_rerun_adds_none_and_best_file_reproduces_the_sched
     best_file = tmp_path / "best.yaml"
     code, stdout, stderr = run_cli("search", "best", "--study", STUDY, "--out", str(tmp_path), "-o", str(best_file))
     assert code == 0, stderr
-    code, _, stderr = run_cli("run", "--config", str(best_file), "--suite", "classic", "--task", "inverted-pendulum",
-                              "--agent", "sac", "--preset", "quick", "--steps", "200", "--out", str(tmp_path / "again"),
-                              "--wandb", "disabled")
+    code, _, stderr = run_cli(
+        "run",
+        "--config",
+        str(best_file),
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        "200",
+        "--out",
+        str(tmp_path / "again"),
+        "--wandb",
+        "disabled",
+    )
     assert code == 0, stderr
     (config_path,) = (tmp_path / "again").rglob("config.yaml")
     config = yaml.safe_load(config_path.read_text())
     entropy = config["agent"]["target_entropy"]
     assert (entropy["init"], entropy["final"], entropy["decay"]) == (
-        int(best_row["H_init"]), int(best_row["H_final"]), int(best_row["beta"]))
+        int(best_row["H_init"]),
+        int(best_row["H_final"]),
+        int(best_row["beta"]),
+    )
     assert config["agent"]["hidden_dim"] == 16  # the study's overrides came along
 
 
@@ -338,8 +389,16 @@ def test_a_search_whose_runs_never_leave_the_random_seed_steps_is_refused_before
     (line,) = stderr.strip().splitlines()
     assert "300 steps <= trainer.seed_steps=1000" in line and "raise --steps above 1000" in line
     assert not (tmp_path / "out").exists()  # no study, no trial, no run folder
-    at_the_edge = SearchSettings(suite="classic", task="inverted-pendulum", agent="sac", preset="quick", steps=100,
-                                 trials=1, out=str(tmp_path), overrides=["trainer.seed_steps=100"])
+    at_the_edge = SearchSettings(
+        suite="classic",
+        task="inverted-pendulum",
+        agent="sac",
+        preset="quick",
+        steps=100,
+        trials=1,
+        out=str(tmp_path),
+        overrides=["trainer.seed_steps=100"],
+    )
     with pytest.raises(ConfigError, match="100 steps <= trainer.seed_steps=100"):
         check_settings(at_the_edge)  # equal: not one learning step either
     check_settings(dataclasses.replace(at_the_edge, steps=101))  # one learning step: accepted
@@ -352,8 +411,10 @@ def test_a_storage_file_that_is_not_a_journal_is_one_line_and_left_byte_for_byte
     code, stdout, stderr = run_cli(*search_command(tmp_path / "out", 1, 200, "--storage", str(bad))[3:])
     assert code == 2 and stdout == ""
     (line,) = stderr.strip().splitlines()
-    assert line == (f"harness: error: cannot open storage {bad.resolve()}: not an Optuna journal file (line 1 is not "
-                    f"JSON); it is left as it is: give another --storage, or move it away to start a new study")
+    assert line == (
+        f"harness: error: cannot open storage {bad.resolve()}: not an Optuna journal file (line 1 is not "
+        f"JSON); it is left as it is: give another --storage, or move it away to start a new study"
+    )
     assert bad.read_bytes() == b"this is not a journal\n"
     assert sorted(tmp_path.iterdir()) == before  # no lock file beside it, no study folder
     code, _, stderr = run_cli("search", "show", "--study", STUDY, "--storage", str(bad), "--out", str(tmp_path))
@@ -372,8 +433,10 @@ def test_a_postgres_scheme_is_refused_naming_postgresql(tmp_path):
     code, _, stderr = run_cli(*search_command(tmp_path, 1, 200, "--storage", url)[3:])
     assert code == 2
     (line,) = stderr.strip().splitlines()
-    assert line == ("harness: error: cannot open storage postgres://someone:***@127.0.0.1:9/db: SQLAlchemy spells "
-                    "PostgreSQL URLs postgresql://, not postgres://; write postgresql://someone:***@127.0.0.1:9/db")
+    assert line == (
+        "harness: error: cannot open storage postgres://someone:***@127.0.0.1:9/db: SQLAlchemy spells "
+        "PostgreSQL URLs postgresql://, not postgres://; write postgresql://someone:***@127.0.0.1:9/db"
+    )
     assert "secret" not in stderr and not tmp_path.joinpath(STUDY).exists()
 
 
@@ -421,8 +484,9 @@ def test_sigkill_then_rerun_ends_with_exactly_n_and_resumes_the_killed_slot(tmp_
 @pytest.mark.slow
 def test_after_a_sigkill_search_show_and_status_say_interrupted_not_running(tmp_path):
     # issue 18: after kill -9, search show said RUNNING until the next command
-    process = subprocess.Popen(search_command(tmp_path, 2, 1000), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        search_command(tmp_path, 2, 1000), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         wait_for_running_trial(tmp_path)
     finally:
@@ -436,8 +500,10 @@ def test_after_a_sigkill_search_show_and_status_say_interrupted_not_running(tmp_
     assert killed["outcome"] == f"interrupted: its worker {worker} is gone"
     code, stdout, stderr = run_cli("search", "show", "--study", STUDY, "--out", str(tmp_path), columns=200)
     assert code == 0, stderr
-    assert (f"trial {killed['number']} (slot {killed['slot']}) was interrupted: its worker {worker} is gone; "
-            f"rerun the search command") in stdout
+    assert (
+        f"trial {killed['number']} (slot {killed['slot']}) was interrupted: its worker {worker} is gone; "
+        f"rerun the search command"
+    ) in stdout
     # the run's summary.json still says running (no process was left to write it); its readers do not
     (summary,) = contract.slot_folder(tmp_path / STUDY, killed["slot"]).rglob("summary.json")
     assert json.loads(summary.read_text())["status"] == "running"
@@ -452,7 +518,8 @@ def test_a_reader_judges_a_worker_elsewhere_by_its_heartbeats_age():
     elsewhere = "another-machine:12:34"
     assert gone_worker({"worker": elsewhere, "heartbeat": now - 10.0}, now) is None
     assert gone_worker({"worker": elsewhere, "heartbeat": now - 200.0}, now) == (
-        "no heartbeat from its worker another-machine:12:34 for 200 s")
+        "no heartbeat from its worker another-machine:12:34 for 200 s"
+    )
     assert gone_worker({"worker": elsewhere, "heartbeat": 7}, now) is None  # a count (older versions): no age
     assert gone_worker({"worker": elsewhere}, now) is None
     study = optuna.create_study()
@@ -465,10 +532,12 @@ def test_a_reader_judges_a_worker_elsewhere_by_its_heartbeats_age():
 
 @pytest.mark.slow
 def test_two_commands_at_once_and_worker_processes_end_with_exactly_n(tmp_path):
-    first = subprocess.Popen(search_command(tmp_path / "a", 6, 600), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-    second = subprocess.Popen(search_command(tmp_path / "a", 6, 600), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    first = subprocess.Popen(
+        search_command(tmp_path / "a", 6, 600), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    second = subprocess.Popen(
+        search_command(tmp_path / "a", 6, 600), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     for process in (first, second):
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err
@@ -476,8 +545,9 @@ def test_two_commands_at_once_and_worker_processes_end_with_exactly_n(tmp_path):
     assert sorted(t.user_attrs["slot"] for t in trials) == list(range(6))
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both commands took trials
 
-    done = subprocess.run(search_command(tmp_path / "b", 6, 300, "--workers", "2"), capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        search_command(tmp_path / "b", 6, 300, "--workers", "2"), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     trials = finished(tmp_path / "b")
     assert sorted(t.user_attrs["slot"] for t in trials) == list(range(6))
@@ -488,8 +558,12 @@ def test_two_commands_at_once_and_worker_processes_end_with_exactly_n(tmp_path):
 @pytest.mark.slow
 def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
     study = f"pg-{os.getpid()}-{time.monotonic_ns()}"
-    done = subprocess.run(search_command(tmp_path, 5, 200, "--workers", "2", "--storage", postgres_url,
-                                         "--study", study), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        search_command(tmp_path, 5, 200, "--workers", "2", "--storage", postgres_url, "--study", study),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     trials = load_study(study, postgres_url).get_trials()
     assert sorted(t.user_attrs["slot"] for t in trials if t.state == TrialState.COMPLETE) == list(range(5))
@@ -501,8 +575,6 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
 @pytest.fixture
 def empty_postgres_database(postgres_url):
     """The URL of a new, empty database on the test server (no Optuna tables yet); dropped after."""
-    import sqlalchemy  # noqa: PLC0415
-
     name = f"empty_{os.getpid()}_{time.monotonic_ns()}"
     admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
     with admin.connect() as connection:
@@ -516,12 +588,12 @@ def empty_postgres_database(postgres_url):
 
 
 @pytest.mark.slow
-def test_four_commands_started_at_once_on_an_empty_postgresql_database_all_join_the_study(tmp_path,
-                                                                                         empty_postgres_database):
+def test_four_commands_started_at_once_on_an_empty_postgresql_database_all_join_the_study(
+    tmp_path, empty_postgres_database
+):
     # issue 18: all four created Optuna's tables at once, and all but one failed with UniqueViolation
     command = search_command(tmp_path, 4, 200, "--storage", empty_postgres_database, "--study", "together")
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(4)]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     try:
         for process in processes:
             out, err = process.communicate(timeout=600)
@@ -534,5 +606,8 @@ def test_four_commands_started_at_once_on_an_empty_postgresql_database_all_join_
                 process.communicate()
     trials = load_study("together", empty_postgres_database).get_trials()
     assert sorted(t.user_attrs["slot"] for t in trials if t.state == TrialState.COMPLETE) == [0, 1, 2, 3]
-    assert all(t.state == TrialState.FAIL and t.user_attrs["outcome"] == "duplicate"
-               for t in trials if t.state != TrialState.COMPLETE)
+    assert all(
+        t.state == TrialState.FAIL and t.user_attrs["outcome"] == "duplicate"
+        for t in trials
+        if t.state != TrialState.COMPLETE
+    )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import tests.slurm_cluster as sc
 from tests.slurm_cluster import Cluster, ClusterError, skip_reason
 
 pytestmark = pytest.mark.timeout(120)
@@ -63,8 +64,7 @@ def _sacct_states(job: str) -> list[str]:
 def test_node_is_this_machine(slurm_cluster: Cluster) -> None:
     assert os.environ["SLURM_CONF"] == str(slurm_cluster.conf)
     out = _run("sinfo", "-h", "-N", "-o", "%N %c %m %T %P").stdout.split()
-    assert out == [slurm_cluster.node, str(os.cpu_count()), str(slurm_cluster.memory_mb), "idle",
-                   "debug*"]
+    assert out == [slurm_cluster.node, str(os.cpu_count()), str(slurm_cluster.memory_mb), "idle", "debug*"]
     assert slurm_cluster.running().keys() == {"munged", "slurmctld", "slurmd"}
 
 
@@ -77,19 +77,22 @@ def test_batch_job_runs_and_sacct_reports_it(slurm_cluster: Cluster, tmp_path: P
     assert _job_field(job, "NodeList") == slurm_cluster.node
 
 
-@pytest.mark.parametrize("request_args, message", [
-    (["--gres=gpu:1"], "Invalid generic resource (gres) specification"),
-    (["--gpus-per-node=1"], "Invalid generic resource (gres) specification"),
-    (["--mem=100G"], "Memory specification can not be satisfied"),
-    # the issue's launcher defaults: a GPU and 16 GB
-    (["--gres=gpu:1", "--mem=16G"], "Invalid generic resource (gres) specification"),
-    (["--cpus-per-task=4096"], "More processors requested than permitted"),
-])
-def test_impossible_requests_are_refused(slurm_cluster: Cluster, request_args: list[str],
-                                         message: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "request_args, message",
+    [
+        (["--gres=gpu:1"], "Invalid generic resource (gres) specification"),
+        (["--gpus-per-node=1"], "Invalid generic resource (gres) specification"),
+        (["--mem=100G"], "Memory specification can not be satisfied"),
+        # the issue's launcher defaults: a GPU and 16 GB
+        (["--gres=gpu:1", "--mem=16G"], "Invalid generic resource (gres) specification"),
+        (["--cpus-per-task=4096"], "More processors requested than permitted"),
+    ],
+)
+def test_impossible_requests_are_refused(
+    slurm_cluster: Cluster, request_args: list[str], message: str, tmp_path: Path
+) -> None:
     before = _run("squeue", "-h", "-o", "%A").stdout.split()
-    proc = _run("sbatch", *request_args, "-o", str(tmp_path / "%j.out"), "--wrap", "true",
-                check=False)
+    proc = _run("sbatch", *request_args, "-o", str(tmp_path / "%j.out"), "--wrap", "true", check=False)
     assert proc.returncode != 0, proc.stdout
     assert message in proc.stderr
     assert _run("squeue", "-h", "-o", "%A").stdout.split() == before
@@ -106,14 +109,16 @@ def test_scancel_a_sleeping_job(slurm_cluster: Cluster, tmp_path: Path) -> None:
 
 def test_scontrol_requeue_restarts_a_running_job(slurm_cluster: Cluster, tmp_path: Path) -> None:
     out = tmp_path / "requeue.out"
-    job = _sbatch("-o", str(out), "--open-mode=append", "--wrap",
-                  'echo "run ${SLURM_RESTART_COUNT:-0}"; sleep 300')
+    job = _sbatch("-o", str(out), "--open-mode=append", "--wrap", 'echo "run ${SLURM_RESTART_COUNT:-0}"; sleep 300')
     _wait(lambda: _squeue_state(job) == "RUNNING", what=f"job {job} to run")
     _wait(lambda: "run 0" in out.read_text() if out.exists() else False, what="first run")
     _run("scontrol", "requeue", job)
     # a requeued job may restart after cred_expire (5 s here)
-    _wait(lambda: _job_field(job, "Restarts") == "1" and _squeue_state(job) == "RUNNING",
-          timeout=40, what=f"job {job} to run again")
+    _wait(
+        lambda: _job_field(job, "Restarts") == "1" and _squeue_state(job) == "RUNNING",
+        timeout=40,
+        what=f"job {job} to run again",
+    )
     _wait(lambda: "run 1" in out.read_text(), what="second run")
     assert _sacct_states(job)[:1] == ["PENDING"]  # the requeue is in the completion log
     _run("scancel", job)
@@ -131,8 +136,11 @@ def test_submitit_runs_a_function(slurm_cluster: Cluster, tmp_path: Path) -> Non
     job = executor.submit(where, 21)
     assert job.result() == (42, job.job_id, "debug")
     # submitit's own sacct call; the result file may come a moment before the job's record
-    _wait(lambda: job.get_info(mode="force").get("State") == "COMPLETED", timeout=10,
-          what="submitit's sacct to say COMPLETED")
+    _wait(
+        lambda: job.get_info(mode="force").get("State") == "COMPLETED",
+        timeout=10,
+        what="submitit's sacct to say COMPLETED",
+    )
 
 
 def test_submitit_sees_a_cancelled_job(slurm_cluster: Cluster, tmp_path: Path) -> None:
@@ -159,17 +167,26 @@ def test_start_twice_stop_twice_restart(tmp_path: Path) -> None:
         with pytest.raises(ClusterError, match="already running in"):
             Cluster(folder).start()
         env = {**os.environ, **cluster.env}
-        first = subprocess.run(["sbatch", "--parsable", "-o", str(folder / "%j.out"), "--wrap",
-                                "true"], env=env, capture_output=True, text=True, check=True)
+        first = subprocess.run(
+            ["sbatch", "--parsable", "-o", str(folder / "%j.out"), "--wrap", "true"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert "stopped" in cluster.stop()
         assert not cluster.running()
         assert "nothing to stop" in cluster.stop()
         key = (folder / "munge" / "munge.key").read_bytes()
         with Cluster(folder).start() as again:
             assert (folder / "munge" / "munge.key").read_bytes() == key
-            second = subprocess.run(["sbatch", "--parsable", "-o", str(folder / "%j.out"),
-                                     "--wrap", "true"], env={**os.environ, **again.env},
-                                    capture_output=True, text=True, check=True)
+            second = subprocess.run(
+                ["sbatch", "--parsable", "-o", str(folder / "%j.out"), "--wrap", "true"],
+                env={**os.environ, **again.env},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             assert int(second.stdout.split(";")[0]) > int(first.stdout.split(";")[0])
         assert not Cluster(folder).running()
         assert (folder / "log" / "slurmctld.log").exists()  # stop deletes nothing
@@ -186,12 +203,18 @@ def test_script_start_status_stop(tmp_path: Path) -> None:
     folder = Path(tempfile.mkdtemp(prefix="svgbench-slurm3-", dir="/tmp"))
     script = [sys.executable, str(Path(__file__).with_name("slurm_cluster.py"))]
     try:
-        shell = (f'eval "$({shlex.join(script)} start {folder})" && sinfo -h -o %T '
-                 f'&& sbatch --parsable --wait -o /dev/null --wrap true && sacct -n -X -o State -j 1 '
-                 f'&& {shlex.join(script)} start {folder}')
-        proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60,
-                              env={k: v for k, v in os.environ.items()
-                                   if k not in ("SLURM_CONF", "PATH")} | {"PATH": os.defpath})
+        shell = (
+            f'eval "$({shlex.join(script)} start {folder})" && sinfo -h -o %T '
+            f"&& sbatch --parsable --wait -o /dev/null --wrap true && sacct -n -X -o State -j 1 "
+            f"&& {shlex.join(script)} start {folder}"
+        )
+        proc = subprocess.run(
+            ["bash", "-c", shell],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "PATH")} | {"PATH": os.defpath},
+        )
         assert proc.returncode == 1, proc.stderr  # the second start is refused
         assert proc.stdout.split() == ["idle", "1", "COMPLETED"], proc.stdout
         err = proc.stderr.strip().splitlines()
@@ -209,12 +232,12 @@ def test_script_start_status_stop(tmp_path: Path) -> None:
 
 
 def test_missing_packages_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import tests.slurm_cluster as sc
-
     real_which = shutil.which
-    monkeypatch.setattr(sc.shutil, "which",
-                        lambda name, path=None: None if name in ("munged", "slurmd")
-                        else real_which(name, path=path))
+    monkeypatch.setattr(
+        sc.shutil,
+        "which",
+        lambda name, path=None: None if name in ("munged", "slurmd") else real_which(name, path=path),
+    )
     reason = sc.skip_reason()
     assert reason and "slurmd (slurm-wlm), munged (munge)" in reason
     with pytest.raises(ClusterError, match=r"not installed: slurmd \(slurm-wlm\), munged"):
@@ -223,8 +246,6 @@ def test_missing_packages_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_not_root_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import tests.slurm_cluster as sc
-
     if sc.find_binaries()[1]:
         pytest.skip("slurm-wlm/munge absent: the missing packages are named first")
     monkeypatch.setattr(sc.os, "geteuid", lambda: 1000)

@@ -9,20 +9,40 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_SAC
 from harness.contract import read_summary
+from harness.slurm import explain_refusal
+from tests.conftest import TINY_SAC
 from tests.test_cli import run_cli, run_folder
 
 
 def submit(out: Path, steps: int, *more: str) -> tuple[int, str, str]:
-    return run_cli("run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick",
-                   "--steps", str(steps), "--out", str(out), "--wandb", "disabled", "--launcher", "submitit",
-                   *more, *TINY_SAC)
+    return run_cli(
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        str(steps),
+        "--out",
+        str(out),
+        "--wandb",
+        "disabled",
+        "--launcher",
+        "submitit",
+        *more,
+        *TINY_SAC,
+    )
 
 
 def folder_of(out: Path, seed: int = 0) -> Path:
@@ -55,7 +75,8 @@ def test_two_seeds_with_the_launcher_defaults_and_wait(slurm_cluster, tmp_path):
         assert summary["status"] == "done" and summary["steps_done"] == 200
     manifest = json.loads((tmp_path / "slurm_jobs.json").read_text())
     assert [job["serves"] for job in manifest["submissions"][0]["jobs"]] == [
-        str(folder_of(tmp_path, seed).resolve()) for seed in (0, 1)]
+        str(folder_of(tmp_path, seed).resolve()) for seed in (0, 1)
+    ]
 
 
 @pytest.mark.slow
@@ -92,11 +113,13 @@ def test_submit_returns_at_once_and_a_cancelled_run_resumes(slurm_cluster, tmp_p
 
 @pytest.mark.slow
 def test_an_sbatch_refusal_is_one_line_naming_the_key(slurm_cluster, tmp_path):
-    node_gb = int(open("/proc/meminfo").read().split()[1]) // 2**20  # MemTotal, kB -> GiB
-    for flags, key in ((["--gpus", "1"], "launcher.gpus_per_node (--gpus)"),
-                       (["--mem", str(node_gb + 1)], "launcher.mem_gb (--mem)"),
-                       (["--cpus", str(os.cpu_count() + 1)], "launcher.cpus_per_task (--cpus)"),
-                       (["--partition", "nowhere"], "launcher.partition (--partition)")):
+    node_gb = int(Path("/proc/meminfo").read_text().split()[1]) // 2**20  # MemTotal, kB -> GiB
+    for flags, key in (
+        (["--gpus", "1"], "launcher.gpus_per_node (--gpus)"),
+        (["--mem", str(node_gb + 1)], "launcher.mem_gb (--mem)"),
+        (["--cpus", str(os.cpu_count() + 1)], "launcher.cpus_per_task (--cpus)"),
+        (["--partition", "nowhere"], "launcher.partition (--partition)"),
+    ):
         code, _, stderr = submit(tmp_path, 200, *flags)
         assert code == 2, (flags, stderr)
         lines = stderr.strip().splitlines()
@@ -106,10 +129,30 @@ def test_an_sbatch_refusal_is_one_line_naming_the_key(slurm_cluster, tmp_path):
 
 @pytest.mark.slow
 def test_search_workers_as_slurm_jobs_end_with_exactly_n(slurm_cluster, tmp_path):
-    code, stdout, stderr = run_cli("search", "entropy", "--suite", "classic", "--task", "inverted-pendulum",
-                                   "--agent", "sac", "--preset", "quick", "--steps", "200", "--trials", "3",
-                                   "--workers", "2", "--out", str(tmp_path), "--launcher", "submitit", "--wait",
-                                   *TINY_SAC)
+    code, stdout, stderr = run_cli(
+        "search",
+        "entropy",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        "200",
+        "--trials",
+        "3",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--launcher",
+        "submitit",
+        "--wait",
+        *TINY_SAC,
+    )
     assert code == 0, stderr
     study = tmp_path / "entropy-classic-inverted-pendulum-sac"
     rows = (study / "trials.csv").read_text().splitlines()[1:]
@@ -139,41 +182,72 @@ def test_a_preempted_job_requeues_itself_and_resumes(slurm_cluster, tmp_path):
     wait_until(lambda: not queued_ids(), 60)
 
 
-@pytest.mark.parametrize("said, key", [
-    ("Invalid account or account/partition combination specified", "launcher.account (--account)"),
-    ("Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", "launcher.qos (--qos)"),
-    ("CPU count per task can not be satisfied\nsbatch: error: Batch job submission failed: Requested node "
-     "configuration is not available", "launcher.cpus_per_task (--cpus)"),
-    ("Requested time limit is invalid (missing or exceeds some limit)", "launcher.timeout_min (--time)"),
-    ("Invalid partition name specified", "launcher.partition (--partition)"),
-])
+@pytest.mark.parametrize(
+    "said, key",
+    [
+        ("Invalid account or account/partition combination specified", "launcher.account (--account)"),
+        (
+            "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+            "launcher.qos (--qos)",
+        ),
+        (
+            "CPU count per task can not be satisfied\nsbatch: error: Batch job submission failed: Requested node "
+            "configuration is not available",
+            "launcher.cpus_per_task (--cpus)",
+        ),
+        ("Requested time limit is invalid (missing or exceeds some limit)", "launcher.timeout_min (--time)"),
+        ("Invalid partition name specified", "launcher.partition (--partition)"),
+    ],
+)
 def test_sbatch_refusals_name_the_key_to_change(said, key):
-    from harness.slurm import explain_refusal
-
     line = explain_refusal(f"sbatch: error: Batch job submission failed: {said}")
     assert line.startswith("sbatch refused the jobs: ") and line.endswith(f"change {key}"), line
 
 
 def test_an_unreachable_controller_is_one_line():
-    from harness.slurm import explain_refusal
-
-    line = explain_refusal("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
-                           "(connect failure)")
-    assert line.startswith("cannot reach the SLURM controller (Unable to contact slurm controller") and \
-        "SLURM_CONF" in line
+    line = explain_refusal(
+        "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"
+    )
+    assert (
+        line.startswith("cannot reach the SLURM controller (Unable to contact slurm controller")
+        and "SLURM_CONF" in line
+    )
 
 
 def test_no_sbatch_on_path_is_one_line_exit_2(tmp_path):
-    import subprocess as sp
-    import sys
-
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "WANDB_MODE": "disabled"}
-    done = sp.run([sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
-                   "--agent", "sac", "--preset", "quick", "--steps", "200", "--out", str(tmp_path / "runs"),
-                   "--launcher", "submitit", *TINY_SAC], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "--suite",
+            "classic",
+            "--task",
+            "inverted-pendulum",
+            "--agent",
+            "sac",
+            "--preset",
+            "quick",
+            "--steps",
+            "200",
+            "--out",
+            str(tmp_path / "runs"),
+            "--launcher",
+            "submitit",
+            *TINY_SAC,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == "harness: error: --launcher submitit: no SLURM here (sbatch is not on PATH); " \
+    assert (
+        done.stderr.strip() == "harness: error: --launcher submitit: no SLURM here (sbatch is not on PATH); "
         "launcher.cluster=local runs the jobs with submitit on this machine"
+    )
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from harness.suites import SUITES, UnknownNameError, get_task
+from harness.suites.base import EntropySchedule, TaskHyperparameters
 from harness.suites.wrappers import get_env_state, set_env_state
 
 ALL_TASKS = [(suite, name) for suite, tasks in SUITES.items() for name in tasks]
@@ -27,9 +28,13 @@ def test_declared_dims_match_the_environment(suite, name):
 
 
 def test_mbpo_table4_and_budgets():
-    expected = {"hopper": ((0, -1, 0.5), 1_000_000), "walker2d": ((-2, -3, 64), 2_000_000),
-                "ant": ((2, -4, 1), 2_000_000), "halfcheetah": ((-2, -2, None), 2_000_000),
-                "humanoid": ((-1, -1, None), 5_000_000)}
+    expected = {
+        "hopper": ((0, -1, 0.5), 1_000_000),
+        "walker2d": ((-2, -3, 64), 2_000_000),
+        "ant": ((2, -4, 1), 2_000_000),
+        "halfcheetah": ((-2, -2, None), 2_000_000),
+        "humanoid": ((-1, -1, None), 5_000_000),
+    }
     for name, (schedule, budget) in expected.items():
         spec = get_task("mbpo", name)
         e = spec.paper.entropy
@@ -94,33 +99,96 @@ def test_unknown_names_list_the_valid_choices():
 # Types matter too (an int stays an int): they show in `harness list --json`.
 TASK_TABLE = {
     ("mbpo", "hopper"): ("Hopper-v5", 11, 3, 1_000_000, 25_000, True, (125_000,), 2, (0, -1, 0.5), 2, (0, -2, 0.03125)),
-    ("mbpo", "walker2d"): ("Walker2d-v5", 17, 6, 2_000_000, 25_000, True, (300_000,), 2, (-2, -3, 64),
-                           2, (-2, -8, 0.0625)),
-    ("mbpo", "halfcheetah"): ("HalfCheetah-v5", 17, 6, 2_000_000, 25_000, False, (400_000,), 2, (-2, -2, None),
-                              2, (-2, -3, 1)),
+    ("mbpo", "walker2d"): (
+        "Walker2d-v5",
+        17,
+        6,
+        2_000_000,
+        25_000,
+        True,
+        (300_000,),
+        2,
+        (-2, -3, 64),
+        2,
+        (-2, -8, 0.0625),
+    ),
+    ("mbpo", "halfcheetah"): (
+        "HalfCheetah-v5",
+        17,
+        6,
+        2_000_000,
+        25_000,
+        False,
+        (400_000,),
+        2,
+        (-2, -2, None),
+        2,
+        (-2, -3, 1),
+    ),
     ("mbpo", "ant"): ("Ant-v5", 27, 8, 2_000_000, 25_000, True, (300_000,), 2, (2, -4, 1), 2, (0, -2, 4)),
-    ("mbpo", "humanoid"): ("Humanoid-v5", 45, 17, 5_000_000, 25_000, True, (300_000,), 2, (-1, -1, None),
-                           2, (-2, -2, 1)),
+    ("mbpo", "humanoid"): (
+        "Humanoid-v5",
+        45,
+        17,
+        5_000_000,
+        25_000,
+        True,
+        (300_000,),
+        2,
+        (-1, -1, None),
+        2,
+        (-2, -2, 1),
+    ),
     ("poplin", "ant"): ("Ant-v5", 27, 8, 200_000, 10_000, False, (), 2, (1, -4, 0.0625), 2, (1, -3, 0.5)),
     ("poplin", "hopper"): ("Hopper-v5", 11, 3, 200_000, 10_000, False, (), 2, (1, 1, None), 2, (1, 0, 32)),
     ("poplin", "swimmer"): ("Swimmer-v5", 9, 2, 50_000, 10_000, False, (), 2, (-2, -16, 16), 2, (-2, -32, 0.125)),
     ("poplin", "cheetah"): ("HalfCheetah-v5", 17, 6, 200_000, 10_000, False, (), 3, (0, -4, 1), 2, (-1, -4, 1)),
-    ("poplin", "walker2d"): ("Walker2d-v5", 17, 6, 200_000, 10_000, False, (), 4, (1, 1, None),
-                             2, (-2, -16, 0.015625)),
-    ("poplin", "pets-cheetah"): ("HalfCheetah-v5", 19, 6, 50_000, 10_000, False, (), 4, (-2, -4, 0.0625),
-                                 2, (0, 0, 0)),
-    ("classic", "inverted-pendulum"): ("InvertedPendulum-v5", 4, 1, 15_000, 1_000, True, (), 2,
-                                       (-1.0, -1.0, None), 2, (-1.0, -1.0, None)),
-    ("classic", "inverted-double-pendulum"): ("InvertedDoublePendulum-v5", 9, 1, 50_000, 5_000, True, (), 2,
-                                              (-1.0, -1.0, None), 2, (-1.0, -1.0, None)),
+    ("poplin", "walker2d"): ("Walker2d-v5", 17, 6, 200_000, 10_000, False, (), 4, (1, 1, None), 2, (-2, -16, 0.015625)),
+    ("poplin", "pets-cheetah"): ("HalfCheetah-v5", 19, 6, 50_000, 10_000, False, (), 4, (-2, -4, 0.0625), 2, (0, 0, 0)),
+    ("classic", "inverted-pendulum"): (
+        "InvertedPendulum-v5",
+        4,
+        1,
+        15_000,
+        1_000,
+        True,
+        (),
+        2,
+        (-1.0, -1.0, None),
+        2,
+        (-1.0, -1.0, None),
+    ),
+    ("classic", "inverted-double-pendulum"): (
+        "InvertedDoublePendulum-v5",
+        9,
+        1,
+        50_000,
+        5_000,
+        True,
+        (),
+        2,
+        (-1.0, -1.0, None),
+        2,
+        (-1.0, -1.0, None),
+    ),
 }
 
 
 def _facts(spec):
     p, a = spec.paper.entropy, spec.authors_code.entropy
-    return (spec.env_id, spec.obs_dim, spec.act_dim, spec.budget, spec.eval_every, spec.can_terminate,
-            spec.comparison_steps, spec.paper.horizon, (p.init, p.final, p.decay), spec.authors_code.horizon,
-            (a.init, a.final, a.decay))
+    return (
+        spec.env_id,
+        spec.obs_dim,
+        spec.act_dim,
+        spec.budget,
+        spec.eval_every,
+        spec.can_terminate,
+        spec.comparison_steps,
+        spec.paper.horizon,
+        (p.init, p.final, p.decay),
+        spec.authors_code.horizon,
+        (a.init, a.final, a.decay),
+    )
 
 
 def test_task_table_is_unchanged():
@@ -132,8 +200,6 @@ def test_task_table_is_unchanged():
 
 
 def test_task_facts_are_keyword_only():
-    from harness.suites.base import EntropySchedule, TaskHyperparameters
-
     with pytest.raises(TypeError):
         EntropySchedule(1, -4, 0.0625)
     with pytest.raises(TypeError):

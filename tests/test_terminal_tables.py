@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
-import harness.trainer
 from rich.console import Console
 
+import harness.trainer
 from baselines import AGENTS
 from harness.listing import listing, print_listing
 from harness.suites import SUITES
@@ -20,7 +21,7 @@ from tests.test_search import tiny_settings
 
 def rendered(draw, width: int) -> list[str]:
     """The lines ``draw(console)`` prints on a console ``width`` columns wide."""
-    console = Console(width=width, record=True, file=open("/dev/null", "w"), color_system=None)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     draw(console)
     return console.export_text().splitlines()
 
@@ -62,8 +63,16 @@ def test_search_show_fits_80_columns_with_run_folders_relative_to_the_study(tmp_
     assert len(rows) == 12
     for trial in trials_json(worker.study, settings.study_dir)["trials"]:  # every value of every trial shown
         row = rows[str(trial["number"])]
-        assert row == [str(trial["number"]), str(trial["slot"]), "COMPLETE", f"{trial['H_init']}",
-                       f"{trial['H_final']}", f"{trial['beta']}", f"{trial['objective']:.2f}", "complete"]
+        assert row == [
+            str(trial["number"]),
+            str(trial["slot"]),
+            "COMPLETE",
+            f"{trial['H_init']}",
+            f"{trial['H_final']}",
+            f"{trial['beta']}",
+            f"{trial['objective']:.2f}",
+            "complete",
+        ]
     assert "best: trial 11" in text
 
 
@@ -78,8 +87,10 @@ def test_status_tells_runs_of_one_seed_in_two_output_folders_apart(tmp_path):
     lines = stdout.splitlines()
     assert max(map(len, lines)) <= 80, stdout
     titles = [line.strip() for line in lines if "classic/" in line]
-    assert titles == ["classic/inverted-double-pendulum/sac",  # alone: no preset to name
-                      "paper/classic/inverted-pendulum/sac · preset paper",
-                      "quick/classic/inverted-pendulum/sac · preset quick"]
+    assert titles == [
+        "classic/inverted-double-pendulum/sac",  # alone: no preset to name
+        "paper/classic/inverted-pendulum/sac · preset paper",
+        "quick/classic/inverted-pendulum/sac · preset quick",
+    ]
     seeds = [line.split()[0] for line in lines if "done" in line]
     assert seeds == ["0", "0", "0"]  # one seed 0 under each heading, never two in one table

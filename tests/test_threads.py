@@ -15,8 +15,7 @@ import torch
 from harness.cli import threads_line
 from harness.config import ConfigError, build_run_config
 from harness.launch import plan_jobs
-from harness.process import (PARALLEL_MATMUL_MACS, choose_threads, largest_update_matmul,
-                             prepare_training_process)
+from harness.process import PARALLEL_MATMUL_MACS, choose_threads, largest_update_matmul, prepare_training_process
 
 TWO_CORES, EIGHT_CORES = [0, 1], list(range(8))
 
@@ -86,17 +85,39 @@ def test_prepare_training_process_sets_the_chosen_threads(monkeypatch):
 
 def test_torch_threads_below_one_is_refused():
     with pytest.raises(ConfigError, match="trainer.torch_threads must be at least 1"):
-        build_run_config("classic", "inverted-pendulum", "sac", 0, preset="quick", overrides=["trainer.torch_threads=0"])
+        build_run_config(
+            "classic", "inverted-pendulum", "sac", 0, preset="quick", overrides=["trainer.torch_threads=0"]
+        )
 
 
 def test_on_slurm_the_line_says_the_node_chooses_unless_the_user_fixed_the_count(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    jobs = plan_jobs("classic", ["inverted-pendulum"], "sac", [0], "quick", "submitit", 300, str(tmp_path), "disabled",
-                     ["launcher.cpus_per_task=4"])
+    jobs = plan_jobs(
+        "classic",
+        ["inverted-pendulum"],
+        "sac",
+        [0],
+        "quick",
+        "submitit",
+        300,
+        str(tmp_path),
+        "disabled",
+        ["launcher.cpus_per_task=4"],
+    )
     line = threads_line(jobs, "submitit")
     assert "on its SLURM node" in line and "--cpus 4" in line and "trainer.torch_threads=N" in line
-    fixed = plan_jobs("classic", ["inverted-pendulum"], "sac", [0], "quick", "submitit", 300, str(tmp_path),
-                      "disabled", ["trainer.torch_threads=2"])
+    fixed = plan_jobs(
+        "classic",
+        ["inverted-pendulum"],
+        "sac",
+        [0],
+        "quick",
+        "submitit",
+        300,
+        str(tmp_path),
+        "disabled",
+        ["trainer.torch_threads=2"],
+    )
     assert threads_line(fixed, "submitit") == "each run uses 2 torch threads (trainer.torch_threads=2)"
 
 
@@ -130,8 +151,14 @@ def probe_wait_policy(tmp_path: Path, **settings: str) -> str:
     script = tmp_path / "probe.py"
     script.write_text(WAIT_POLICY_PROBE)
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | settings
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -139,20 +166,47 @@ def probe_wait_policy(tmp_path: Path, **settings: str) -> str:
 def test_processes_that_train_have_passive_openmp_waits_unless_the_user_set_one(tmp_path):
     assert probe_wait_policy(tmp_path).split("\n")[:2] == ["at torch import: PASSIVE", "child: PASSIVE"]
     assert probe_wait_policy(tmp_path, OMP_WAIT_POLICY="ACTIVE").split("\n")[:2] == [
-        "at torch import: ACTIVE", "child: ACTIVE"]
+        "at torch import: ACTIVE",
+        "child: ACTIVE",
+    ]
 
 
 # ------------------------------------------------------------------ harness run, end to end
 
+
 def tiny_sac_run(out: Path, *overrides: str, **env: str) -> tuple[subprocess.CompletedProcess, dict]:
     """`harness run` of a tiny SAC with ``env`` added to the environment; its summary.json."""
-    command = [sys.executable, "-m", "harness.cli", "run", "--suite", "classic", "--task", "inverted-pendulum",
-               "--agent", "sac", "--preset", "quick", "--steps", "300", "--out", str(out), "--wandb", "disabled",
-               "trainer.seed_steps=100", "trainer.eval_every=300", "trainer.eval_episodes=1", "trainer.progress=false",
-               "agent.hidden_dim=16", "agent.step_batch_size=16", *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        "300",
+        "--out",
+        str(out),
+        "--wandb",
+        "disabled",
+        "trainer.seed_steps=100",
+        "trainer.eval_every=300",
+        "trainer.eval_episodes=1",
+        "trainer.progress=false",
+        "agent.hidden_dim=16",
+        "agent.step_batch_size=16",
+        *overrides,
+    ]
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK")}
-    done = subprocess.run(command, capture_output=True, text=True, env=base | {"WANDB_SILENT": "true"} | env,
-                          timeout=300)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=base | {"WANDB_SILENT": "true"} | env, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     [summary] = list(out.rglob("summary.json"))
     return done, json.loads(summary.read_text())

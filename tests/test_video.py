@@ -16,10 +16,13 @@ import pytest
 import torch
 
 from harness.cli import main
+from harness.config import from_yaml
 from harness.contract import list_videos, read_csv_rows, video_path
+from harness.playback import load_policy, play
 from harness.rundir import RunDirectory
-from harness.video import Mp4Writer, VideoError, check_rendering, check_video_size
 from harness.suites import get_task
+from harness.trainer import Trainer
+from harness.video import Mp4Writer, VideoError, check_rendering, check_video_size
 from tests.test_cli import read_csv, run_cli, run_folder, tiny_run
 
 VIDEO_SIZE = ("trainer.video_width=96", "trainer.video_height=64")
@@ -33,20 +36,41 @@ def _rendering_problem() -> str | None:
     return None
 
 
-needs_rendering = pytest.mark.skipif(_rendering_problem() is not None,
-                                     reason=f"no off-screen rendering here: {_rendering_problem()}")
-needs_ffprobe = pytest.mark.skipif(shutil.which("ffprobe") is None,
-                                   reason="ffprobe not installed (Debian: apt-get install ffmpeg)")
+needs_rendering = pytest.mark.skipif(
+    _rendering_problem() is not None, reason=f"no off-screen rendering here: {_rendering_problem()}"
+)
+needs_ffprobe = pytest.mark.skipif(
+    shutil.which("ffprobe") is None, reason="ffprobe not installed (Debian: apt-get install ffmpeg)"
+)
 
 
 def ffprobe(path) -> dict:
     """Frame count (decoded), size and codec of the first video stream, as ffprobe reads them."""
-    done = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                           "stream=nb_read_frames,width,height,codec_name", "-of", "json", str(path)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,width,height,codec_name",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stream = json.loads(done.stdout)["streams"][0]
-    return {"frames": int(stream["nb_read_frames"]), "width": stream["width"], "height": stream["height"],
-            "codec": stream["codec_name"]}
+    return {
+        "frames": int(stream["nb_read_frames"]),
+        "width": stream["width"],
+        "height": stream["height"],
+        "codec": stream["codec_name"],
+    }
 
 
 def eval_rows_without_time(folder) -> list[list[str]]:
@@ -68,6 +92,7 @@ def video_runs(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------- recording
+
 
 @needs_rendering
 @needs_ffprobe
@@ -113,11 +138,30 @@ def test_the_video_has_a_frame_for_the_reset_and_each_step_of_the_first_episode(
 @needs_rendering
 @pytest.mark.slow
 def test_the_wandb_offline_mirror_carries_the_videos(tmp_path):
-    code, _, stderr = run_cli("run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac",
-                              "--preset", "quick", "--steps", "200", "--out", str(tmp_path), "--wandb", "offline",
-                              "--video", "trainer.seed_steps=100", "trainer.eval_every=100",
-                              "trainer.eval_episodes=1", "agent.hidden_dim=16", "agent.step_batch_size=16",
-                              *VIDEO_SIZE)
+    code, _, stderr = run_cli(
+        "run",
+        "--suite",
+        "classic",
+        "--task",
+        "inverted-pendulum",
+        "--agent",
+        "sac",
+        "--preset",
+        "quick",
+        "--steps",
+        "200",
+        "--out",
+        str(tmp_path),
+        "--wandb",
+        "offline",
+        "--video",
+        "trainer.seed_steps=100",
+        "trainer.eval_every=100",
+        "trainer.eval_episodes=1",
+        "agent.hidden_dim=16",
+        "agent.step_batch_size=16",
+        *VIDEO_SIZE,
+    )
     assert code == 0, stderr
     mirrored = sorted(tmp_path.glob("**/wandb/offline-run-*/files/media/videos/eval/video_*.mp4"))
     assert len(mirrored) == 2
@@ -128,6 +172,7 @@ def test_the_wandb_offline_mirror_carries_the_videos(tmp_path):
 
 # ------------------------------------------------------------------------------- replay
 
+
 @pytest.mark.slow
 def test_replay_of_a_finished_run_gives_the_last_evaluations_returns(video_runs):
     _, folder = video_runs
@@ -136,7 +181,7 @@ def test_replay_of_a_finished_run_gives_the_last_evaluations_returns(video_runs)
     assert code == 0, stderr
     lines = out.splitlines()
     assert "latest checkpoint, step 300" in lines[0] and lines[1].startswith("seed ")
-    returns = [float(line.split()[1]) for line in lines[3:3 + int(last["episodes"])]]
+    returns = [float(line.split()[1]) for line in lines[3 : 3 + int(last["episodes"])]]
     assert np.mean(returns) == pytest.approx(float(last["return_mean"]), abs=1e-3)
     assert np.std(returns) == pytest.approx(float(last["return_std"]), abs=1e-3)
     assert f"the evaluation at step 300 recorded {float(last['return_mean']):.3f}" in lines[-1]
@@ -145,8 +190,6 @@ def test_replay_of_a_finished_run_gives_the_last_evaluations_returns(video_runs)
 
 def test_replay_in_python_equals_the_evaluation_bit_for_bit(video_runs):
     """Through the API the returns are exact: the evaluation's episodes, played again."""
-    from harness.playback import load_policy, play  # noqa: PLC0415
-
     _, folder = video_runs
     last = read_csv(folder / "eval.csv")[-1]
     policy = load_policy(folder, "latest")
@@ -174,21 +217,25 @@ def test_replay_of_the_best_checkpoint_plays_the_best_evaluation(video_runs):
 def test_replay_writes_a_video_of_every_episode_played(video_runs, tmp_path):
     _, folder = video_runs
     target = tmp_path / "sub" / "policy.mp4"
-    code, out, stderr = run_cli("replay", str(folder), "--episodes", "2", "--seed", "7", "--video", str(target),
-                                "--size", "64x48")
+    code, out, stderr = run_cli(
+        "replay", str(folder), "--episodes", "2", "--seed", "7", "--video", str(target), "--size", "64x48"
+    )
     assert code == 0, stderr
     lengths = [int(line.split()[2]) for line in out.splitlines()[3:5]]
     assert out.splitlines()[1].startswith("seed 7, 2 episodes")
     assert ffprobe(target) == {"frames": sum(lengths) + 2, "width": 64, "height": 48, "codec": "h264"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--checkpoint", "bset"), "Invalid value for '--checkpoint'"),
-    (("--video", "x.gif"), "must end in .mp4"),
-    (("--size", "65x48"), "must be even"),
-    (("--size", "big"), "WIDTHxHEIGHT"),
-    (("--device", "tpu"), "not a device"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--checkpoint", "bset"), "Invalid value for '--checkpoint'"),
+        (("--video", "x.gif"), "must end in .mp4"),
+        (("--size", "65x48"), "must be even"),
+        (("--size", "big"), "WIDTHxHEIGHT"),
+        (("--device", "tpu"), "not a device"),
+    ],
+)
 def test_replay_refuses_bad_options_in_one_line(video_runs, args, message, capsys):
     _, folder = video_runs
     code = main(["replay", str(folder), *args])  # in this process: the console script's own entry point
@@ -228,6 +275,7 @@ def test_replay_without_a_best_checkpoint_says_to_use_the_latest(video_runs, tmp
 
 # ------------------------------------------------------------------------------- bad input and resume
 
+
 def test_a_machine_that_cannot_render_refuses_video_runs_in_one_line_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "disable")  # MuJoCo imports, but draws nothing
     code, _, stderr = tiny_run(tmp_path, "sac", 200, (), "--video")
@@ -244,8 +292,9 @@ def test_a_mujoco_gl_value_mujoco_rejects_is_one_line_not_an_import_traceback(tm
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("override, problem", [("trainer.video_width=101", "even"),
-                                               ("trainer.video_height=0", "positive")])
+@pytest.mark.parametrize(
+    "override, problem", [("trainer.video_width=101", "even"), ("trainer.video_height=0", "positive")]
+)
 def test_an_unplayable_video_size_is_refused_before_any_run(tmp_path, override, problem):
     code, _, stderr = tiny_run(tmp_path, "sac", 200, (override,), "--video")
     assert code == 2 and problem in stderr and "trainer.video_width" in stderr
@@ -289,9 +338,6 @@ def test_a_writer_left_by_an_exception_leaves_no_file(tmp_path):
 
 
 def test_a_resume_rewrites_the_best_checkpoint_its_evaluation_lacks_and_drops_one_from_beyond(video_runs, tmp_path):
-    from harness.config import from_yaml  # noqa: PLC0415
-    from harness.trainer import Trainer  # noqa: PLC0415
-
     _, finished = video_runs
     folder = tmp_path / "seed_0"
     shutil.copytree(finished, folder)

@@ -24,7 +24,8 @@ _SVG_METHOD = re.compile(r"^SAC-SVG\((\d+)\)$")
 
 
 def _read_csv(name: str, **options) -> pd.DataFrame:
-    with resources.files(__name__).joinpath(name).open("r", newline="") as handle:
+    # typeshed's Traversable.open declares no newline=; a package's files are pathlib.Paths, which take it
+    with resources.files(__name__).joinpath(name).open("r", newline="") as handle:  # type: ignore[call-overload]
         return pd.read_csv(handle, **options)
 
 
@@ -76,12 +77,19 @@ class CurveEntry(NamedTuple):
 def _curve_rows(entry: CurveEntry) -> pd.DataFrame:
     """The rows of one index entry's file, in ``CURVE_COLUMNS``."""
     raw = _read_csv(entry.file)
-    return pd.DataFrame({
-        "suite": entry.suite, "task": raw[entry.task_column] if entry.task_column else entry.task,
-        "method": entry.method, "seed": int(entry.seed) if entry.seed else pd.NA, "label": entry.label,
-        "step": raw[entry.step_column].astype(int), "return": raw[entry.return_column].astype(float),
-        "std": raw[entry.std_column].astype(float) if entry.std_column else math.nan, "source": entry.source,
-    })[CURVE_COLUMNS]
+    return pd.DataFrame(
+        {
+            "suite": entry.suite,
+            "task": raw[entry.task_column] if entry.task_column else entry.task,
+            "method": entry.method,
+            "seed": int(entry.seed) if entry.seed else pd.NA,
+            "label": entry.label,
+            "step": raw[entry.step_column].astype(int),
+            "return": raw[entry.return_column].astype(float),
+            "std": raw[entry.std_column].astype(float) if entry.std_column else math.nan,
+            "source": entry.source,
+        }
+    )[CURVE_COLUMNS]
 
 
 def load_reference_curves() -> pd.DataFrame:

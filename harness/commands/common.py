@@ -33,11 +33,21 @@ def slurm_options(command):
         click.option("--wait", is_flag=True, help="submitit: block until every job ends (exit 1 naming failed runs)."),
         click.option("--gpus", type=click.IntRange(min=0), default=None, help="submitit: GPUs per job (default 0)."),
         click.option("--partition", default=None, help="submitit: SLURM partition (default: the cluster's)."),
-        click.option("--time", "time_min", type=click.IntRange(min=1), default=None,
-                     help="submitit: minutes per job before it checkpoints and requeues (default 4320)."),
+        click.option(
+            "--time",
+            "time_min",
+            type=click.IntRange(min=1),
+            default=None,
+            help="submitit: minutes per job before it checkpoints and requeues (default 4320).",
+        ),
         click.option("--cpus", type=click.IntRange(min=1), default=None, help="submitit: CPUs per job (default 1)."),
-        click.option("--mem", "mem_gb", type=click.IntRange(min=1), default=None,
-                     help="submitit: memory per job in GB (default 4)."),
+        click.option(
+            "--mem",
+            "mem_gb",
+            type=click.IntRange(min=1),
+            default=None,
+            help="submitit: memory per job in GB (default 4).",
+        ),
         click.option("--account", default=None, help="submitit: SLURM account."),
         click.option("--qos", default=None, help="submitit: SLURM quality of service."),
     ]
@@ -46,8 +56,15 @@ def slurm_options(command):
     return command
 
 
-SLURM_FLAGS = {"gpus": "gpus_per_node", "partition": "partition", "time_min": "timeout_min", "cpus": "cpus_per_task",
-               "mem_gb": "mem_gb", "account": "account", "qos": "qos"}
+SLURM_FLAGS = {
+    "gpus": "gpus_per_node",
+    "partition": "partition",
+    "time_min": "timeout_min",
+    "cpus": "cpus_per_task",
+    "mem_gb": "mem_gb",
+    "account": "account",
+    "qos": "qos",
+}
 
 
 def launcher_settings(launcher: str, jobs: int | None, slurm_flags: dict, wait: bool) -> list[str]:
@@ -67,7 +84,7 @@ def launcher_settings(launcher: str, jobs: int | None, slurm_flags: dict, wait: 
 
 def check_out_folder(out: str) -> None:
     """Refuse an output folder that cannot be created or written, before any run starts."""
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -79,7 +96,7 @@ def check_out_folder(out: str) -> None:
 
 def check_device(device: str) -> None:
     """Refuse a device svgbench does not run on, or one this machine lacks."""
-    import torch  # noqa: PLC0415
+    import torch
 
     try:
         dev = torch.device(device)

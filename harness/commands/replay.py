@@ -8,14 +8,24 @@ import click
 
 from harness.commands.common import check_device
 from harness.config import ConfigError
+from harness.video import VideoError, check_video_size
 
 
 @click.command("replay")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--checkpoint", default="latest", show_default=True, type=click.Choice(["latest", "best"]),
-              help="The latest checkpoint, or the agent of the evaluation with the best mean return.")
-@click.option("--episodes", type=click.IntRange(min=1), default=None,
-              help="Episodes to play (default: the run's trainer.eval_episodes).")
+@click.option(
+    "--checkpoint",
+    default="latest",
+    show_default=True,
+    type=click.Choice(["latest", "best"]),
+    help="The latest checkpoint, or the agent of the evaluation with the best mean return.",
+)
+@click.option(
+    "--episodes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Episodes to play (default: the run's trainer.eval_episodes).",
+)
 @click.option("--seed", type=int, default=None, help="Seed of the first reset (default: that evaluation's seed).")
 @click.option("--video", type=click.Path(dir_okay=False), default=None, help="Film every episode into this mp4.")
 @click.option("--size", default=None, help="Video WIDTHxHEIGHT (default: the run's, 320x240).")
@@ -24,10 +34,9 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
     """Play a trained policy of RUN_DIR (a seed_<n> folder) deterministically: each episode's
     return and length, and optionally a video. With the defaults, the episodes are those
     of the checkpoint's evaluation and give its returns."""
-    from harness.playback import describe, load_policy, play, summary_line  # noqa: PLC0415
-    from harness.process import prepare_training_process  # noqa: PLC0415
-    from harness.rundir import CheckpointError  # noqa: PLC0415
-    from harness.video import VideoError  # noqa: PLC0415
+    from harness.playback import describe, load_policy, play, summary_line
+    from harness.process import prepare_training_process
+    from harness.rundir import CheckpointError
 
     frame_size = _video_size(size)
     if video is not None and Path(video).suffix.lower() != ".mp4":
@@ -56,15 +65,13 @@ def replay_command(run_dir, checkpoint, episodes, seed, video, size, device) -> 
     for number, episode in enumerate(played, start=1):
         click.echo(f"{number:>7}  {episode.total_return:>12.3f}  {episode.length:>6}")
     click.echo(summary_line(played, policy, first_seed))
-    if film is not None:
+    if film is not None and film.size is not None:  # its size is set by its first frame
         width, height = film.size
         click.echo(f"video: {video} ({film.frames} frames, {width}x{height}, {film.fps} fps)")
 
 
 def _video_size(text: str | None) -> tuple[int, int] | None:
     """``--size WIDTHxHEIGHT`` as (width, height); None when not given."""
-    from harness.video import check_video_size  # noqa: PLC0415
-
     if text is None:
         return None
     parts = text.lower().split("x")

@@ -11,26 +11,46 @@ from harness.config import ConfigError
 
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
-              help="The HTML file to write (self-contained, opens offline).")
-@click.option("--reps", type=click.IntRange(min=10), default=None,
-              help="Bootstrap replications of the intervals (default: rliable's, 50000).")
-@click.option("--json", "json_output", default=None, type=click.Path(dir_okay=False),
-              help="Also write the tables' numbers (one record per experiment and task), warnings and "
-                   "search results to this JSON file.")
-@click.option("--threshold", type=float, default=None,
-              help="Also give the env steps each run took to first reach this evaluation return.")
-def report_command(run_dirs: tuple[str, ...], output: str, reps: int | None, json_output: str | None,
-                   threshold: float | None) -> None:
+@click.option(
+    "-o",
+    "--output",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write (self-contained, opens offline).",
+)
+@click.option(
+    "--reps",
+    type=click.IntRange(min=10),
+    default=None,
+    help="Bootstrap replications of the intervals (default: rliable's, 50000).",
+)
+@click.option(
+    "--json",
+    "json_output",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the tables' numbers (one record per experiment and task), warnings and "
+    "search results to this JSON file.",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Also give the env steps each run took to first reach this evaluation return.",
+)
+def report_command(
+    run_dirs: tuple[str, ...], output: str, reps: int | None, json_output: str | None, threshold: float | None
+) -> None:
     """One HTML report comparing the runs under RUN_DIRS with the published numbers.
 
     RUN_DIRS may be run folders, folders holding them, or study folders (a search panel each).
     Runs are averaged as seeds only when their configs differ in the seed alone.
     """
-    from reports.aggregate import DEFAULT_REPS  # noqa: PLC0415
-    from reports.html import write_numbers, write_report  # noqa: PLC0415
-    from reports.load import find_run_folders  # noqa: PLC0415
-    from studies.contract import find_study_folders  # noqa: PLC0415
+    from reports.aggregate import DEFAULT_REPS
+    from reports.html import write_numbers, write_report
+    from reports.load import find_run_folders
+    from studies.contract import find_study_folders
 
     paths = [Path(p) for p in run_dirs]
     if not find_run_folders(paths) and not find_study_folders(paths):

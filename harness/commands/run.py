@@ -7,11 +7,18 @@ from pathlib import Path
 
 import click
 
-from baselines import AGENTS
-from harness.commands.common import (WANDB_MODES, HarnessFailure, check_out_folder, console, launcher_settings,
-                                     slurm_options)
-from harness.config import ConfigError, agent_override_warnings, random_only_problem
+from baselines import AGENTS, get_agent
+from harness.commands.common import (
+    WANDB_MODES,
+    HarnessFailure,
+    check_out_folder,
+    console,
+    launcher_settings,
+    slurm_options,
+)
+from harness.config import ConfigError, agent_override_warnings, flatten_config_file, random_only_problem
 from harness.suites import SUITES, get_suite
+from harness.video import VideoError, probe_rendering
 
 
 @click.command("run", context_settings={"ignore_unknown_options": False})
@@ -23,34 +30,68 @@ from harness.suites import SUITES, get_suite
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Env steps per run (default: preset/task).")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Output root.")
 @click.option("--launcher", default="local", show_default=True, help="local | submitit (SLURM).")
-@click.option("--jobs", default=None, type=click.IntRange(min=1),
-              help="local: runs at once (default 1); submitit: most jobs running at once (default: no limit).")
-@click.option("--batch-seeds", type=click.IntRange(min=1), default=None,
-              help="Train up to N seeds of a task as one batched computation in one process "
-                   "(launcher.batch_seeds; --jobs and SLURM then place batches).")
+@click.option(
+    "--jobs",
+    default=None,
+    type=click.IntRange(min=1),
+    help="local: runs at once (default 1); submitit: most jobs running at once (default: no limit).",
+)
+@click.option(
+    "--batch-seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train up to N seeds of a task as one batched computation in one process "
+    "(launcher.batch_seeds; --jobs and SLURM then place batches).",
+)
 @click.option("--force", is_flag=True, help="Delete a run folder that holds another config and start over.")
 @click.option("--wandb", "wandb_mode", default="offline", show_default=True, type=click.Choice(WANDB_MODES))
-@click.option("--config", "config_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.")
-@click.option("--video", is_flag=True,
-              help="Record the first episode of every evaluation as RUN/videos/step_<n>.mp4 (trainer.video=true).")
+@click.option(
+    "--config",
+    "config_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML file of settings (e.g. from `harness search best`), applied before OVERRIDES.",
+)
+@click.option(
+    "--video",
+    is_flag=True,
+    help="Record the first episode of every evaluation as RUN/videos/step_<n>.mp4 (trainer.video=true).",
+)
 @slurm_options
 @click.argument("overrides", nargs=-1)
-def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, batch_seeds, force, wandb_mode,
-                config_files, video, wait, overrides, **slurm_flags) -> None:
+def run_command(
+    suite,
+    agent,
+    tasks,
+    seeds,
+    preset,
+    steps,
+    out,
+    launcher,
+    jobs,
+    batch_seeds,
+    force,
+    wandb_mode,
+    config_files,
+    video,
+    wait,
+    overrides,
+    **slurm_flags,
+) -> None:
     """Train AGENT on every (task, seed) of SUITE; rerunning resumes or skips.
 
     OVERRIDES are Hydra key=value settings, e.g. agent.horizon=3 trainer.eval_episodes=5.
     With --launcher submitit the jobs are queued on SLURM and the command returns (--wait
     blocks); `harness status OUT` follows them.
     """
-    from baselines import get_agent  # noqa: PLC0415
-    from harness.config import flatten_config_file  # noqa: PLC0415
-    from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over  # noqa: PLC0415
-    from harness.run_tables import print_results  # noqa: PLC0415
+    from harness.launch import LaunchInterrupted, launch, plan_jobs, start_over
+    from harness.run_tables import print_results
 
-    overrides = (["trainer.video=true"] if video else []) + [
-        o for path in config_files for o in flatten_config_file(path)] + list(overrides)
+    overrides = (
+        (["trainer.video=true"] if video else [])
+        + [o for path in config_files for o in flatten_config_file(path)]
+        + list(overrides)
+    )
     suite_tasks = get_suite(suite)
     get_agent(agent)
     for line in agent_override_warnings(agent, overrides):
@@ -59,8 +100,9 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     if batch_seeds is not None:
         settings.append(f"launcher.batch_seeds={batch_seeds}")
     chosen = list(dict.fromkeys(tasks)) or list(suite_tasks)
-    job_list = plan_jobs(suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode,
-                         settings, force=force)
+    job_list = plan_jobs(
+        suite, chosen, agent, list(range(seeds)), preset, launcher, steps, out, wandb_mode, settings, force=force
+    )
     problem = random_only_problem(job_list[0].config.trainer) if job_list else None
     if problem:
         click.echo(f"harness: warning: {problem}; raise --steps or lower trainer.seed_steps", err=True)
@@ -72,12 +114,19 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     if threads and launcher != "submitit":  # said before the runs start
         click.echo(f"harness: {threads}", err=True)
     try:
-        results = launch(job_list, job_list[0].config.launcher, wait=wait or launcher != "submitit",
-                         say=lambda line: click.echo(f"harness: {line}", err=True))
+        results = launch(
+            job_list,
+            job_list[0].config.launcher,
+            wait=wait or launcher != "submitit",
+            say=lambda line: click.echo(f"harness: {line}", err=True),
+        )
     except LaunchInterrupted as stopped:
         print_results(console(), stopped.results)
-        click.echo("harness: interrupted; runs in flight were checkpointed and marked interrupted; "
-                   "rerun the same command to resume", err=True)
+        click.echo(
+            "harness: interrupted; runs in flight were checkpointed and marked interrupted; "
+            "rerun the same command to resume",
+            err=True,
+        )
         raise SystemExit(130) from None
     except KeyboardInterrupt:
         if launcher == "submitit":
@@ -88,8 +137,12 @@ def run_command(suite, agent, tasks, seeds, preset, steps, out, launcher, jobs, 
     if threads and launcher == "submitit":  # said once the jobs are queued: a refusal stays one line
         click.echo(f"harness: {threads}", err=True)
     print_results(console(), results)
-    verbs = {"failed": "failed", "busy": "was refused", "interrupted": "was interrupted (SLURM job cancelled?)",
-             "not started": "did not start"}
+    verbs = {
+        "failed": "failed",
+        "busy": "was refused",
+        "interrupted": "was interrupted (SLURM job cancelled?)",
+        "not started": "did not start",
+    }
     failed = [r for r in results if r.status in verbs]
     if failed:
         for result in failed:
@@ -101,7 +154,7 @@ def threads_line(jobs: list, launcher: str) -> str:
     """How many torch threads each run of ``harness run`` uses, and why: the first run's
     choice on its share of the cores (the runs of one command share their settings), or on
     SLURM, the node's. "" when every run is done."""
-    from harness.launch import first_run_threads  # noqa: PLC0415
+    from harness.launch import first_run_threads
 
     choice = first_run_threads(jobs)
     if choice is None:
@@ -109,8 +162,10 @@ def threads_line(jobs: list, launcher: str) -> str:
     how_to_change = "" if choice.by_user else "; set trainer.torch_threads=N to change"
     if launcher == "submitit" and not choice.by_user:
         cpus = jobs[0].config.launcher.cpus_per_task
-        return (f"each run chooses its torch threads on its SLURM node: one per CPU of its job "
-                f"(SLURM_CPUS_PER_TASK, here --cpus {cpus}){how_to_change}")
+        return (
+            f"each run chooses its torch threads on its SLURM node: one per CPU of its job "
+            f"(SLURM_CPUS_PER_TASK, here --cpus {cpus}){how_to_change}"
+        )
     plural = "s" if choice.count != 1 else ""
     who = "each batch of seeds" if jobs[0].config.launcher.batch_seeds > 1 else "each run"
     return f"{who} uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
@@ -119,8 +174,6 @@ def threads_line(jobs: list, launcher: str) -> str:
 def check_video_rendering(jobs: list) -> None:
     """Where runs record videos, draw one frame of each of their tasks before any run
     starts: a machine that cannot render off-screen is one line, and nothing is written."""
-    from harness.video import VideoError, probe_rendering  # noqa: PLC0415
-
     checked = set()
     for job in jobs:
         trainer = job.config.trainer
@@ -141,8 +194,8 @@ def check_video_rendering(jobs: list) -> None:
 def status_command(run_dir: str) -> None:
     """The runs under RUN_DIR, one table per experiment: state, steps, returns, wall time and,
     for runs submitted to SLURM, the job and its state."""
-    from harness.run_tables import print_run_tables  # noqa: PLC0415
-    from harness.status import collect_status  # noqa: PLC0415
+    from harness.run_tables import print_run_tables
+    from harness.status import collect_status
 
     report = collect_status(Path(run_dir))
     if not report.runs and not report.workers:

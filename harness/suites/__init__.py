@@ -35,5 +35,4 @@ def get_task(suite: str, task: str) -> TaskSpec:
     return tasks[task]
 
 
-__all__ = ["SUITES", "TaskSpec", "TaskHyperparameters", "EntropySchedule", "UnknownNameError",
-           "get_suite", "get_task"]
+__all__ = ["SUITES", "TaskSpec", "TaskHyperparameters", "EntropySchedule", "UnknownNameError", "get_suite", "get_task"]

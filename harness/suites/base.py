@@ -8,8 +8,9 @@ is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -21,7 +22,7 @@ class EntropySchedule:
 
     init: float
     final: float
-    decay: Optional[float] = None
+    decay: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,11 +68,21 @@ class TaskSpec:
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly description for ``harness list``."""
         return {
-            "suite": self.suite, "task": self.name, "env": self.env_id, "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim, "budget": self.budget, "eval_every": self.eval_every,
-            "can_terminate": self.can_terminate, "horizon": self.paper.horizon,
+            "suite": self.suite,
+            "task": self.name,
+            "env": self.env_id,
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "budget": self.budget,
+            "eval_every": self.eval_every,
+            "can_terminate": self.can_terminate,
+            "horizon": self.paper.horizon,
             "target_entropy": [self.paper.entropy.init, self.paper.entropy.final, self.paper.entropy.decay],
-            "authors_code_target_entropy": [self.authors_code.entropy.init, self.authors_code.entropy.final,
-                                            self.authors_code.entropy.decay],
-            "comparison_steps": list(self.comparison_steps), "description": self.description,
+            "authors_code_target_entropy": [
+                self.authors_code.entropy.init,
+                self.authors_code.entropy.final,
+                self.authors_code.entropy.decay,
+            ],
+            "comparison_steps": list(self.comparison_steps),
+            "description": self.description,
         }

@@ -23,7 +23,7 @@ class StateObservation:
         """Called once after every env step, before the observation is read."""
 
     def __call__(self, data: Any, dt: float) -> np.ndarray:
-        return np.concatenate([data.qpos[self.skip:], data.qvel]).astype(np.float64)
+        return np.concatenate([data.qpos[self.skip :], data.qvel]).astype(np.float64)
 
     def state(self) -> dict[str, float]:
         return {}

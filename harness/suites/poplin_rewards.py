@@ -9,16 +9,25 @@ walker2d the reward depends on the observation s *before* the step:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
 RewardFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def locomotion_reward(obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, *, velocity_index: int,
-                      height_index: int | None, height_ref: float, height_cost: float, bonus: float) -> np.ndarray:
+def locomotion_reward(
+    obs: np.ndarray,
+    action: np.ndarray,
+    next_obs: np.ndarray,
+    *,
+    velocity_index: int,
+    height_index: int | None,
+    height_ref: float,
+    height_cost: float,
+    bonus: float,
+) -> np.ndarray:
     """MBBL's forward-velocity reward from the pre-step observation."""
     reward = obs[:, velocity_index] - 0.1 * np.sum(action**2, axis=-1) + bonus
     if height_index is not None:
@@ -38,10 +47,12 @@ def pets_cheetah_reward(obs: np.ndarray, action: np.ndarray, next_obs: np.ndarra
 
 REWARDS: dict[str, RewardFunction] = {
     "hopper": partial(locomotion_reward, velocity_index=5, height_index=0, height_ref=1.3, height_cost=3.0, bonus=1.0),
-    "walker2d": partial(locomotion_reward, velocity_index=8, height_index=0, height_ref=1.3, height_cost=3.0,
-                        bonus=1.0),
-    "cheetah": partial(locomotion_reward, velocity_index=8, height_index=None, height_ref=0.0, height_cost=0.0,
-                       bonus=0.0),
+    "walker2d": partial(
+        locomotion_reward, velocity_index=8, height_index=0, height_ref=1.3, height_cost=3.0, bonus=1.0
+    ),
+    "cheetah": partial(
+        locomotion_reward, velocity_index=8, height_index=None, height_ref=0.0, height_cost=0.0, bonus=0.0
+    ),
     "ant": partial(locomotion_reward, velocity_index=13, height_index=0, height_ref=0.57, height_cost=3.0, bonus=1.0),
     "swimmer": swimmer_reward,
     "pets-cheetah": pets_cheetah_reward,

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 
 def _mujoco_warning(message: str) -> None:
@@ -34,8 +37,9 @@ class TerminalAliveBonus(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated:
-            reward = float(reward) + float(self.env.unwrapped._healthy_reward)  # the constant, not the
-            # property, which v5 zeroes when unhealthy
+            # the constant, not the property, which v5 zeroes when unhealthy
+            unwrapped: Any = self.env.unwrapped  # a MuJoCo task of gymnasium v5
+            reward = float(reward) + float(unwrapped._healthy_reward)  # noqa: SLF001 - no public constant
         return obs, reward, terminated, truncated, info
 
 
@@ -53,9 +57,10 @@ def finish_env(env: gym.Env, terminal_alive_bonus: bool = False) -> gym.Env:
     """Actions in [-1, 1] mapped affinely to the env's control range, float64 obs kept."""
     if terminal_alive_bonus:
         env = TerminalAliveBonus(env)
-    low, high = env.action_space.low, env.action_space.high
+    space = cast(gym.spaces.Box, env.action_space)
+    low, high = space.low, space.high
     if not (np.all(low == -1.0) and np.all(high == 1.0)):
-        shape = env.action_space.shape
+        shape = space.shape
         env = gym.wrappers.RescaleAction(env, np.full(shape, -1.0, np.float32), np.full(shape, 1.0, np.float32))
     return env
 
@@ -68,11 +73,19 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
     return None
 
 
-def _stateful_wrappers(env: gym.Env) -> list[gym.Wrapper]:
+class StatefulWrapper(Protocol):
+    """A wrapper with a memory of its own across steps (``MBBLTask``'s observation)."""
+
+    def wrapper_state(self) -> Any: ...
+
+    def load_wrapper_state(self, state: Any) -> None: ...
+
+
+def _stateful_wrappers(env: gym.Env) -> list[StatefulWrapper]:
     found = []
     while isinstance(env, gym.Wrapper):
         if hasattr(env, "wrapper_state"):
-            found.append(env)
+            found.append(cast(StatefulWrapper, env))
         env = env.env
     return found
 
@@ -81,11 +94,11 @@ def get_env_state(env: gym.Env) -> dict[str, Any]:
     """Everything needed to continue this env exactly: MuJoCo's whole ``MjData`` (derived
     quantities included, which some envs read before stepping), the time-limit counter,
     the env's RNG and our wrappers' own state."""
-    base = env.unwrapped
+    base = cast("MujocoEnv", env.unwrapped)
     limit = _time_limit(env)
     return {
         "mjdata": torch.frombuffer(bytearray(pickle.dumps(base.data)), dtype=torch.uint8),
-        "elapsed_steps": None if limit is None else limit._elapsed_steps,
+        "elapsed_steps": None if limit is None else limit._elapsed_steps,  # noqa: SLF001 - TimeLimit has no getter
         "np_random": base.np_random.bit_generator.state,
         "wrappers": [w.wrapper_state() for w in _stateful_wrappers(env)],
     }
@@ -93,12 +106,12 @@ def get_env_state(env: gym.Env) -> dict[str, Any]:
 
 def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
     """Inverse of ``get_env_state`` on an env built the same way."""
-    base = env.unwrapped
+    base = cast("MujocoEnv", env.unwrapped)
     saved = pickle.loads(state["mjdata"].numpy().tobytes())
     mujoco.mj_copyData(base.data, base.model, saved)
     limit = _time_limit(env)
     if limit is not None:
-        limit._elapsed_steps = state["elapsed_steps"]
+        limit._elapsed_steps = state["elapsed_steps"]  # noqa: SLF001 - TimeLimit has no setter
     base.np_random.bit_generator.state = state["np_random"]
     for wrapper, wrapper_state in zip(_stateful_wrappers(env), state["wrappers"]):
         wrapper.load_wrapper_state(wrapper_state)
