@@ -559,15 +559,17 @@ def test_two_commands_at_once_and_worker_processes_end_with_exactly_n(tmp_path):
 def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
     study = f"pg-{os.getpid()}-{time.monotonic_ns()}"
     done = subprocess.run(
-        search_command(tmp_path, 5, 200, "--workers", "2", "--storage", postgres_url, "--study", study),
+        # trials long enough (as in the test above) that the second worker's start, slower
+        # on a loaded machine, comes before the first has taken every trial
+        search_command(tmp_path, 6, 600, "--workers", "2", "--storage", postgres_url, "--study", study),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
     trials = load_study(study, postgres_url).get_trials()
-    assert sorted(t.user_attrs["slot"] for t in trials if t.state == TrialState.COMPLETE) == list(range(5))
-    assert len(trials) == 5
+    assert sorted(t.user_attrs["slot"] for t in trials if t.state == TrialState.COMPLETE) == list(range(6))
+    assert len(trials) == 6
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     assert contract.read_study_file(tmp_path / study)["storage"].startswith("postgresql://")
 
