@@ -88,14 +88,13 @@ def caption(metadata: dict[str, Any], sources: list[str], seeds: int) -> str:
 
 
 def generalisation_figure(frame: pd.DataFrame, figure_title: str) -> str:
-    """H-step MSE against training episodes: colour per model, line style per split; with
-    several seeds (a ``seed`` column), the mean over seeds and a band over their range."""
+    """H-step MSE against training episodes (``frame`` has a ``seed`` column): colour per
+    model, line style per split; with several seeds, the mean over seeds and a band over
+    their range."""
     figure, ax = plt.subplots(figsize=(7.5, 4.2))
     others = iter(palette("tab10")[2:])  # models this version does not name
     colors = {model: MODEL_COLORS.get(model) or next(others, "black") for model in sorted(frame["model"].unique())}
     order = {split: i for i, split in enumerate(SPLIT_STYLES)}
-    if "seed" not in frame:
-        frame = frame.assign(seed=0)
     stats = (
         frame.groupby(["model", "split", "stage"])
         .agg(episodes=("train_episodes", "mean"), mse=("mse", "mean"), low=("mse", "min"), high=("mse", "max"))
@@ -126,10 +125,8 @@ def generalisation_figure(frame: pd.DataFrame, figure_title: str) -> str:
 
 
 def final_stage_numbers(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The last stage's MSE per model and split over seeds: mean, sample std (None for one
-    seed) and each seed's value, in seed order."""
-    if "seed" not in frame:
-        frame = frame.assign(seed=0)
+    """The last stage's MSE per model and split over the ``seed`` column's seeds: mean,
+    sample std (None for one seed) and each seed's value, in seed order."""
     last = frame[frame["stage"] == frame["stage"].max()].sort_values("seed")
     records = []
     for (model, split), rows in last.groupby(["model", "split"]):
