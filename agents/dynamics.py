@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -153,8 +154,9 @@ class GRUDynamics(nn.Module):
 
     def _cell_step(self, x: torch.Tensor, hidden: torch.Tensor | None) -> torch.Tensor:
         """All layers of one GRU step with ``gru_layer_step``: (B, in), (L, B, Hd) or None -> (L, B, Hd)."""
-        gru = self.gru
-        assert isinstance(gru, nn.GRU)  # the seed-stacked model, whose GRU is another, overrides this
+        # torch's GRU: the seed-stacked model, whose GRU is another, overrides this method
+        # (a cast, not an isinstance check, on this per-step path)
+        gru = cast(nn.GRU, self.gru)
         layers = []
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(gru.all_weights):
             x = gru_layer_step(

@@ -12,10 +12,17 @@ side. The updates run at env step ``UPDATE_STEP`` (past the authors' model-free 
 The lone side's aggregate is the steady state of S runs J at a time: min(J, S) loops started
 together, their rates summed (exact when J divides S; with fewer seeds than J, the S runs
 alone, each on a share of 1/S of the cores, as ``harness run`` gives them).
+
+``--batches N`` splits the batched side as ``harness run --seeds S --batch-seeds ceil(S/N)
+--jobs N`` places it: the S seeds in batches of ceil(S/N), all started together, each process
+on its share of the cores (on a CPU, N processes keep every core busy with whole batches,
+where one batch's second thread waits on small kernels); their rates are summed.
 """
 
 from __future__ import annotations
 
+import math
+import signal
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.bench import FILLED_TRANSITIONS, UPDATE_STEP, _synchronize, concurrent_loop_rates, machine_description
+from harness.process import pin_to_cores
 
 DEFAULT_AGENTS = ("sac-svg",)
 DEFAULT_PRESETS = ("quick", "paper")
@@ -37,6 +45,7 @@ class BatchBenchSettings:
     tasks: tuple[str, ...] = DEFAULT_TASKS  # suite/task
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     jobs: int = 2  # the lone runs' placement, as harness run --jobs
+    batches: int = 1  # the batched side as this many batches at once (harness run --batch-seeds ceil(S/N) --jobs N)
     device: str = "cpu"
     loop_steps: int = 20
     overrides: tuple[str, ...] = ()
@@ -52,16 +61,27 @@ class BatchBenchRow:
     device: str
     batch_threads: int
     lone_threads: int
-    batched_steps_per_second: float  # all seeds' env steps per second, one process
+    batched_steps_per_second: float  # all seeds' env steps per second, in ``batches`` processes
     lone_steps_per_second: float  # all seeds' env steps per second, lone runs J at a time
     speedup: float
+    batches: int = 1  # processes of the batched side, each a batch of ceil(S / batches) seeds
 
 
 def batched_loop_steps_per_second(
-    agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...], steps: int, seeds: int
+    agent: str,
+    preset: str,
+    task: str,
+    device: str,
+    overrides: tuple[str, ...],
+    steps: int,
+    seeds: int,
+    first_seed: int = 0,
+    start: Any = None,
 ) -> tuple[float, int]:
-    """Aggregate env steps/s (S x batch steps/s) of S seeds' batched loop in this process,
-    and its torch threads (the harness's choice for the batch on every core this process has)."""
+    """Aggregate env steps/s (S x batch steps/s) of S seeds' batched loop in this process
+    (seeds ``first_seed`` .. ``first_seed + S - 1``), and its torch threads (the harness's
+    choice for the batch on every core this process has). ``start``: a barrier the timed
+    steps wait at (batches measured at once start together)."""
     import torch
 
     from agents import SVGAgent
@@ -75,13 +95,13 @@ def batched_loop_steps_per_second(
     suite, name = task.split("/")
     configs = [
         build_run_config(suite, name, agent, seed, preset=preset, overrides=[f"agent.device={device}", *overrides])
-        for seed in range(seeds)
+        for seed in range(first_seed, first_seed + seeds)
     ]
     config = configs[0]
     threads = prepare_training_process(config.trainer.torch_threads, config.agent, seeds=seeds)
     spec = get_task(suite, name)
     lone, noise = [], []
-    for seed, seed_config in enumerate(configs):  # each seed's agent as its run builds it
+    for seed, seed_config in enumerate(configs, start=first_seed):  # each seed's agent as its run builds it
         total_steps = seed_config.trainer.total_steps
         if total_steps is None:
             raise ValueError("the run config's task values are not filled in (harness.config.resolve_task_values)")
@@ -104,7 +124,7 @@ def batched_loop_steps_per_second(
     )
     metrics = StackedMetricSums(seeds)
     envs = [spec.make_env() for _ in range(seeds)]
-    obs = np.stack([env.reset(seed=seed)[0] for seed, env in enumerate(envs)])
+    obs = np.stack([env.reset(seed=seed)[0] for seed, env in enumerate(envs, start=first_seed)])
     rng = np.random.default_rng(0)
 
     def env_step(actions: np.ndarray) -> None:
@@ -125,6 +145,8 @@ def batched_loop_steps_per_second(
     for t in range(2):  # warm-up
         env_step(batch.act(obs, deterministic=False))
         metrics.add(batch.update(replay, UPDATE_STEP + t), UPDATE_STEP + t)
+    if start is not None:  # batches measured at once start their timed steps together
+        start.wait()
     _synchronize(batch.device)
     started = time.perf_counter()
     for t in range(steps):
@@ -137,6 +159,43 @@ def batched_loop_steps_per_second(
     for env in envs:
         env.close()
     return seeds * steps / elapsed, threads.count
+
+
+def _batch_worker(args: tuple, cores: list[int], start: Any, results: Any, threads: int | None = None) -> None:
+    """One batch of a split batched side (``concurrent_loop_rates``'s worker): its aggregate
+    env steps/s, pinned to its share of the cores (the batch picks its threads there)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
+    pin_to_cores(cores)
+    agent, preset, task, device, overrides, steps, seeds, first_seed = args
+    rate, _ = batched_loop_steps_per_second(agent, preset, task, device, overrides, steps, seeds, first_seed, start)
+    results.put(rate)
+
+
+def batch_sizes(seeds: int, batches: int) -> list[int]:
+    """The seeds of each batch when S seeds run as ``harness run --batch-seeds ceil(S/N)``:
+    batches of ceil(S/N), the last holding what is left (fewer than N batches when N does
+    not divide S evenly enough, e.g. 4 seeds in 3 batches: 2, 2)."""
+    size = math.ceil(seeds / batches)
+    return [min(size, seeds - first) for first in range(0, seeds, size)]
+
+
+def split_batches_steps_per_second(
+    agent: str, preset: str, task: str, device: str, overrides: tuple[str, ...], steps: int, seeds: int, batches: int
+) -> tuple[float, int]:
+    """Aggregate env steps/s of S seeds as batches of ceil(S/N) trained at once, one process
+    each on its share of the cores, and the first batch's torch threads."""
+    from harness.config import build_run_config
+    from harness.process import available_cores, choose_threads, core_share
+
+    sizes = batch_sizes(seeds, batches)
+    firsts = [sum(sizes[:k]) for k in range(len(sizes))]
+    cores = available_cores()
+    shares = [core_share(k, len(sizes), cores) for k in range(len(sizes))]
+    suite, name = task.split("/")
+    config = build_run_config(suite, name, agent, 0, preset=preset, overrides=[f"agent.device={device}", *overrides])
+    threads = choose_threads(config.trainer.torch_threads, config.agent, shares[0], seeds=sizes[0]).count
+    args = [(agent, preset, task, device, overrides, steps, size, first) for size, first in zip(sizes, firsts)]
+    return sum(concurrent_loop_rates(args, shares, worker=_batch_worker)), threads
 
 
 def lone_loops_steps_per_second(
@@ -157,9 +216,14 @@ def lone_loops_steps_per_second(
 
 
 def bench_seed_batching(agent: str, preset: str, task: str, seeds: int, settings: BatchBenchSettings) -> BatchBenchRow:
-    batched, batch_threads = batched_loop_steps_per_second(
-        agent, preset, task, settings.device, settings.overrides, settings.loop_steps, seeds
-    )
+    if settings.batches > 1:
+        batched, batch_threads = split_batches_steps_per_second(
+            agent, preset, task, settings.device, settings.overrides, settings.loop_steps, seeds, settings.batches
+        )
+    else:
+        batched, batch_threads = batched_loop_steps_per_second(
+            agent, preset, task, settings.device, settings.overrides, settings.loop_steps, seeds
+        )
     lone, lone_threads = lone_loops_steps_per_second(
         agent, preset, task, settings.device, settings.overrides, settings.loop_steps, seeds, settings.jobs
     )
@@ -175,6 +239,7 @@ def bench_seed_batching(agent: str, preset: str, task: str, seeds: int, settings
         batched,
         lone,
         batched / lone,
+        len(batch_sizes(seeds, settings.batches)),
     )
 
 
@@ -196,15 +261,15 @@ def run_batch_benchmark(settings: BatchBenchSettings, say=print) -> dict[str, An
 
 
 MARKDOWN_HEADER = (
-    "| agent | preset | task | seeds S | lone runs at once (--jobs) | threads: batch, each lone run | "
-    "aggregate env steps/s: S batched | S lone runs | batched / lone |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| agent | preset | task | seeds S | batches at once | lone runs at once (--jobs) | "
+    "threads: each batch, each lone run | aggregate env steps/s: S batched | S lone runs | batched / lone |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def markdown_row(row: BatchBenchRow) -> str:
     return (
-        f"| {row.agent} | {row.preset} | {row.task} | {row.seeds} | {min(row.jobs, row.seeds)} | "
+        f"| {row.agent} | {row.preset} | {row.task} | {row.seeds} | {row.batches} | {min(row.jobs, row.seeds)} | "
         f"{row.batch_threads}, {row.lone_threads} | {row.batched_steps_per_second:.2f} | "
         f"{row.lone_steps_per_second:.2f} | {row.speedup:.2f}x |"
     )

@@ -37,7 +37,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -273,17 +273,27 @@ def _parallel_worker(args: LoopArgs, cores: list[int], start: Any, results: Any,
     results.put(loop_steps_per_second(*args, threads=threads or len(cores), start=start))
 
 
-def concurrent_loop_rates(args: LoopArgs, core_sets: list[list[int]], threads: int | None = None) -> list[float]:
+def concurrent_loop_rates(
+    args: tuple | list[tuple],
+    core_sets: list[list[int]],
+    threads: int | None = None,
+    worker: Callable[..., None] = _parallel_worker,
+) -> list[float]:
     """Env steps/s of ``loop_steps_per_second(*args)`` in one process per core set, all
     started together (each pinned to its cores, with ``threads`` torch threads: by default
-    one per core)."""
+    one per core). ``worker`` (a module-level function, as ``_parallel_worker``) measures
+    something else in each process: it receives (its args, its cores, the start barrier, the
+    result queue, ``threads``) and puts one rate. ``args`` is one tuple for every process, or
+    a list of one per core set."""
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(len(core_sets)), context.Queue()
+    each = args if isinstance(args, list) else [args] * len(core_sets)
     workers = [
-        context.Process(target=_parallel_worker, args=(args, chosen, start, results, threads)) for chosen in core_sets
+        context.Process(target=worker, args=(own, chosen, start, results, threads))
+        for own, chosen in zip(each, core_sets)
     ]
-    for worker in workers:
-        worker.start()
+    for process in workers:
+        process.start()
     measured: list[float] = []
     try:
         while len(measured) < len(workers):
@@ -294,10 +304,10 @@ def concurrent_loop_rates(args: LoopArgs, core_sets: list[list[int]], threads: i
                 if dead:  # the others would wait for it at the barrier for ever
                     raise RuntimeError(f"a benchmark process died (exit code {dead[0]})") from None
     finally:
-        for worker in workers:
-            if worker.is_alive() and len(measured) < len(workers):
-                worker.terminate()
-            worker.join()
+        for process in workers:
+            if process.is_alive() and len(measured) < len(workers):
+                process.terminate()
+            process.join()
     return measured
 
 

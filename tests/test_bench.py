@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from harness.batch_bench import batch_sizes
 from harness.process import core_share, set_torch_threads
 from tests.test_cli import run_cli
 
@@ -136,6 +137,43 @@ def test_bench_batch_seeds_times_seeds_batched_against_lone_runs(tmp_path):
     for row in rows:
         assert row["batched_steps_per_second"] > 0 and row["lone_steps_per_second"] > 0
         assert row["speedup"] == pytest.approx(row["batched_steps_per_second"] / row["lone_steps_per_second"])
-    assert "| sac-svg | quick | classic/inverted-pendulum | 2 | 2 |" in stdout  # rows printed as they finish
+    assert "| sac-svg | quick | classic/inverted-pendulum | 2 | 1 | 2 |" in stdout  # rows printed as they finish
     code, _, stderr = run_cli(*TINY_BENCH[:9], "--jobs", "2")
     assert code == 2 and "--jobs applies to --batch-seeds" in stderr
+
+
+def test_bench_batch_seeds_splits_the_batched_side_into_batches_at_once(tmp_path):
+    """``--batches 2``: 3 seeds as batches of 2 and 1 started together (harness run
+    --batch-seeds 2 --jobs 2), their rates summed into one row that says 2 batches."""
+    code, stdout, stderr = run_cli(
+        "bench",
+        "--agent",
+        "sac",
+        *TINY_BENCH[5:9],
+        "--loop-steps",
+        "2",
+        "--batch-seeds",
+        "3",
+        "--batches",
+        "2",
+        "--jobs",
+        "2",
+        "--json",
+        str(tmp_path / "b.json"),
+        *TINY_BENCH[13:],
+    )
+    assert code == 0, stderr
+    (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert (row["seeds"], row["batches"]) == (3, 2)
+    assert row["batched_steps_per_second"] > 0 and row["lone_steps_per_second"] > 0
+    assert "| sac | quick | classic/inverted-pendulum | 3 | 2 | 2 |" in stdout
+    code, _, stderr = run_cli(*TINY_BENCH[:9], "--batches", "2")
+    assert code == 2 and "--batches applies to --batch-seeds" in stderr
+
+
+def test_batch_sizes_follow_harness_runs_batching():
+    assert batch_sizes(8, 2) == [4, 4]
+    assert batch_sizes(8, 3) == [3, 3, 2]
+    assert batch_sizes(4, 3) == [2, 2]  # ceil(4 / 3) = 2 seeds a batch: two batches
+    assert batch_sizes(2, 4) == [1, 1]
+    assert batch_sizes(5, 1) == [5]

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from harness.cli import threads_line
+from harness.commands.run import idle_cores_hint
 from harness.config import ConfigError, build_run_config
 from harness.launch import plan_jobs
 from harness.process import PARALLEL_MATMUL_MACS, choose_threads, largest_update_matmul, prepare_training_process
@@ -119,6 +120,39 @@ def test_on_slurm_the_line_says_the_node_chooses_unless_the_user_fixed_the_count
         ["trainer.torch_threads=2"],
     )
     assert threads_line(fixed, "submitit") == "each run uses 2 torch threads (trainer.torch_threads=2)"
+
+
+def batched_jobs(tmp_path, seeds: int, batch_seeds: int, *overrides: str) -> list:
+    return plan_jobs(
+        "classic",
+        ["inverted-pendulum"],
+        "sac",
+        list(range(seeds)),
+        "quick",
+        "local",
+        300,
+        str(tmp_path),
+        "disabled",
+        [f"launcher.batch_seeds={batch_seeds}", "agent.device=cpu", *overrides],
+    )
+
+
+def test_a_batch_that_leaves_cores_idle_on_a_cpu_gets_a_hint_to_split_it(tmp_path, monkeypatch):
+    """8 seeds as one batch of the quick preset take one thread (small networks): on 2 cores
+    one stays idle, and the hint names the split that fills them; on 1 core, with the batch
+    already split over the cores, or with the threads fixed by the user, no hint."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    one_batch = batched_jobs(tmp_path, 8, 8)
+    assert idle_cores_hint(one_batch, cores=[0, 1]) == (
+        "1 of the 2 cores stays idle; on a CPU, --batch-seeds 4 --jobs 2 trains these 8 seeds as 2 batches at "
+        'once, faster than one batch (docs/performance.md, "Seeds batched")'
+    )
+    assert "--batch-seeds 2 --jobs 4" in idle_cores_hint(one_batch, cores=[0, 1, 2, 3])
+    assert idle_cores_hint(one_batch, cores=[0]) == ""
+    assert idle_cores_hint(batched_jobs(tmp_path, 8, 4, "launcher.jobs=2"), cores=[0, 1]) == ""
+    assert idle_cores_hint(batched_jobs(tmp_path, 8, 8, "trainer.torch_threads=1"), cores=[0, 1]) == ""
+    assert idle_cores_hint(batched_jobs(tmp_path, 1, 1), cores=[0, 1]) == ""  # nothing to split
 
 
 # ------------------------------------------------------------------ OpenMP's wait policy

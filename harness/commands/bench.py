@@ -57,6 +57,13 @@ from harness.suites import SUITES
     type=click.IntRange(min=1),
     help="With --batch-seeds: the lone runs at once, as harness run --jobs (default: one per core).",
 )
+@click.option(
+    "--batches",
+    default=None,
+    type=click.IntRange(min=1),
+    help="With --batch-seeds S: the batched side as N batches of ceil(S/N) seeds trained at once, each on "
+    "its share of the cores, as harness run --batch-seeds ceil(S/N) --jobs N (default 1: one batch).",
+)
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results here.")
 @click.option(
     "--markdown", "markdown_path", default=None, type=click.Path(dir_okay=False), help="Write the Markdown table here."
@@ -73,6 +80,7 @@ def bench_command(
     parallel,
     batch_seeds,
     jobs,
+    batches,
     json_path,
     markdown_path,
     overrides,
@@ -86,12 +94,24 @@ def bench_command(
 
     if batch_seeds:
         return bench_seed_batching(
-            agents, preset_names, tasks, device, loop_steps, batch_seeds, jobs, json_path, markdown_path, overrides
+            agents,
+            preset_names,
+            tasks,
+            device,
+            loop_steps,
+            batch_seeds,
+            jobs,
+            batches or 1,
+            json_path,
+            markdown_path,
+            overrides,
         )
     if jobs is not None:
         raise ConfigError(
             "--jobs applies to --batch-seeds (the lone runs' placement); --parallel N times N loops at once"
         )
+    if batches is not None:
+        raise ConfigError("--batches applies to --batch-seeds (how the batched side is split)")
     settings = bench.BenchSettings(
         agents=tuple(agents) or bench.DEFAULT_AGENTS,
         presets=tuple(preset_names) or bench.DEFAULT_PRESETS,
@@ -148,7 +168,7 @@ def check_bench_arguments(agents, preset_names, tasks, device, overrides, json_p
 
 
 def bench_seed_batching(
-    agents, preset_names, tasks, device, loop_steps, batch_seeds, jobs, json_path, markdown_path, overrides
+    agents, preset_names, tasks, device, loop_steps, batch_seeds, jobs, batches, json_path, markdown_path, overrides
 ) -> None:
     """``harness bench --batch-seeds S ...``: S seeds batched against S lone runs (harness.batch_bench)."""
     import json
@@ -162,6 +182,7 @@ def bench_seed_batching(
         tasks=tuple(tasks) or batch_bench.DEFAULT_TASKS,
         seeds=tuple(batch_seeds),
         jobs=jobs or len(available_cores()),
+        batches=batches,
         device=device,
         loop_steps=max(1, loop_steps),
         overrides=tuple(overrides),

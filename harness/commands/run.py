@@ -3,6 +3,7 @@ and seeds, locally or on SLURM, and show where they stand."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -113,6 +114,9 @@ def run_command(
     threads = threads_line(job_list, launcher)
     if threads and launcher != "submitit":  # said before the runs start
         click.echo(f"harness: {threads}", err=True)
+        hint = idle_cores_hint(job_list)
+        if hint:
+            click.echo(f"harness: {hint}", err=True)
     try:
         results = launch(
             job_list,
@@ -169,6 +173,42 @@ def threads_line(jobs: list, launcher: str) -> str:
     plural = "s" if choice.count != 1 else ""
     who = "each batch of seeds" if jobs[0].config.launcher.batch_seeds > 1 else "each run"
     return f"{who} uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
+
+
+def idle_cores_hint(jobs: list, cores: list[int] | None = None) -> str:
+    """With seeds batched on this machine's CPU, a hint when the batches trained at once
+    leave cores idle: one batch keeps one thread at the quick preset's sizes, where a second
+    thread does not pay, and N batches on N cores are faster than one batch (measured in
+    docs/performance.md, "Seeds batched in one process"). "" otherwise. ``cores``: the
+    cores this command may use (default: ``available_cores()``)."""
+    from harness.contract import DONE
+    from harness.launch import batch_units, first_run_threads, runs_at_once
+    from harness.process import available_cores
+    from harness.rundir import RunDirectory
+
+    pending = [job for job in jobs if (RunDirectory(job.path).read_summary() or {}).get("status") != DONE]
+    if len(pending) < 2 or pending[0].config.launcher.batch_seeds <= 1 or not runs_on_cpu(pending[0].config):
+        return ""
+    config, cores = pending[0].config, cores if cores is not None else available_cores()
+    choice = first_run_threads(pending)
+    at_once = runs_at_once(config.launcher, len(batch_units(pending, config.launcher.batch_seeds)))
+    if choice is None or choice.by_user or at_once * choice.count >= len(cores):
+        return ""
+    batches, idle = min(len(cores), len(pending)), len(cores) - at_once * choice.count
+    return (
+        f"{idle} of the {len(cores)} cores {'stays' if idle == 1 else 'stay'} idle; on a CPU, "
+        f"--batch-seeds {math.ceil(len(pending) / batches)} --jobs {batches} trains these {len(pending)} seeds "
+        f'as {batches} batches at once, faster than one batch (docs/performance.md, "Seeds batched")'
+    )
+
+
+def runs_on_cpu(config) -> bool:
+    """Whether the run's agent trains on the CPU (``agent.device`` cpu, or auto without CUDA)."""
+    if config.agent.device == "auto":
+        import torch  # here, not at the top: the command layer starts without torch
+
+        return not torch.cuda.is_available()
+    return str(config.agent.device).startswith("cpu")
 
 
 def check_video_rendering(jobs: list) -> None:
