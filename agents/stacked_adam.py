@@ -6,6 +6,11 @@ per-seed quantity is the step count t of the bias corrections, kept as a vector 
 seed can skip a step (a seed with no stored sequence skips its dynamics update, as a lone
 agent does). The state of one seed reads and writes as a lone ``torch.optim.Adam`` state
 dict, so a seed's checkpoint is a lone run's.
+
+While every seed has taken the same number of steps (always, unless a seed skipped one), a
+step is the kernel the lone twin's optimiser runs: with ``fused`` (the lone agent's
+``fast_path.fused_optimizers``) PyTorch's fused Adam, one kernel over every stacked tensor,
+instead of the eight multi-tensor passes the per-seed step counts need.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import torch
 
 class StackedAdam:
     """Adam (Kingma and Ba, 2015; ``torch.optim.Adam``'s update, no weight decay) over
-    parameters whose first dimension is the seed. ``fused`` only says what a seed's state
-    dict records (the lone agent's optimiser setting: ``fast_path.fused_optimizers``)."""
+    parameters whose first dimension is the seed. ``fused``: the lone agent's optimiser
+    setting (``fast_path.fused_optimizers``), which a seed's state dict records and whose
+    kernel the steps run while the seeds' step counts agree."""
 
     def __init__(
         self,
@@ -35,6 +41,9 @@ class StackedAdam:
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
         self.steps = torch.zeros(seeds, dtype=torch.float64, device=device)  # t of each seed
+        # every seed's t while they all agree (read on the host, no device sync); None once not
+        self.shared_step: int | None = 0
+        self._fused_step = torch.zeros((), dtype=torch.float32, device=device)  # the fused kernel's t
         # a seed's (S,) factor broadcast against each parameter's shape
         self._views = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
 
@@ -53,11 +62,16 @@ class StackedAdam:
             for t, old in zip((*self.params, *self.exp_avgs, *self.exp_avg_sqs), kept):
                 t[frozen] = old
             self.steps -= frozen.to(self.steps.dtype)
+            self.shared_step = None
             return
-        self._step_all()
+        if self.fused and self.shared_step is not None:
+            self._step_fused(self.shared_step + 1)
+        else:
+            self._step_all()
+        if self.shared_step is not None:
+            self.shared_step += 1
 
-    def _step_all(self) -> None:
-        beta1, beta2 = self.betas
+    def _gradients(self) -> list[torch.Tensor]:
         grads = []
         for p in self.params:
             if p.grad is None:
@@ -65,6 +79,36 @@ class StackedAdam:
                     "StackedAdam.step: a parameter has no gradient (every stacked parameter takes part in its loss)"
                 )
             grads.append(p.grad)
+        return grads
+
+    def _step_fused(self, t: int) -> None:
+        """Step t of every seed as ``torch.optim.Adam(fused=True)`` steps each: its kernel,
+        with the shared step count, over the stacked tensors (the same elementwise math)."""
+        grads = self._gradients()
+        self.steps += 1
+        self._fused_step.fill_(float(t))
+        beta1, beta2 = self.betas
+        torch._fused_adam_(  # the kernel Adam(fused=True).step calls (agents.optim)
+            self.params,
+            grads,
+            self.exp_avgs,
+            self.exp_avg_sqs,
+            [],
+            [self._fused_step] * len(self.params),
+            amsgrad=False,
+            lr=self.lr,
+            beta1=float(beta1),
+            beta2=float(beta2),
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+
+    def _step_all(self) -> None:
+        beta1, beta2 = self.betas
+        grads = self._gradients()
         self.steps += 1
         torch._foreach_lerp_(self.exp_avgs, grads, 1 - beta1)
         torch._foreach_mul_(self.exp_avg_sqs, beta2)
@@ -127,6 +171,7 @@ class StackedAdam:
             for m, v in zip(self.exp_avgs, self.exp_avg_sqs):
                 m[seed].zero_()
                 v[seed].zero_()
+            self._share_step_if_agreed()
             return
         steps = {float(entry["step"]) for entry in state.values()}
         if len(steps) != 1 or len(state) != len(self.params):
@@ -135,3 +180,9 @@ class StackedAdam:
         for i, (m, v) in enumerate(zip(self.exp_avgs, self.exp_avg_sqs)):
             m[seed].copy_(state[i]["exp_avg"])
             v[seed].copy_(state[i]["exp_avg_sq"])
+        self._share_step_if_agreed()
+
+    def _share_step_if_agreed(self) -> None:
+        """After a seed's state was loaded: the seeds' shared step count, if they agree."""
+        counts = set(self.steps.tolist())
+        self.shared_step = int(counts.pop()) if len(counts) == 1 else None

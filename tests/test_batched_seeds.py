@@ -294,6 +294,44 @@ def test_stacked_adam_is_independent_adams(fused):
     assert not torch.allclose(stacked[0][0], stacked[0][1])
 
 
+def test_stacked_adam_runs_the_lone_fused_kernel_while_the_seeds_step_together(monkeypatch):
+    """With ``fused``, steps the seeds take together are one call of the fused Adam kernel
+    that lone ``Adam(fused=True)`` runs, giving each seed its lone twin's parameters; after a
+    seed skips a step the per-seed path takes over, and a loaded state whose seeds agree
+    again brings the kernel back."""
+    calls = []
+    kernel = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    generator = torch.Generator().manual_seed(1)
+    shapes = [(2, 6, 3), (2, 3)]
+    stacked = [torch.randn(shape, generator=generator).requires_grad_() for shape in shapes]
+    lone = [[p[s].detach().clone().requires_grad_() for p in stacked] for s in range(2)]
+    adams = [torch.optim.Adam(params, lr=1e-2, fused=True) for params in lone]
+    optimizer = StackedAdam(stacked, lr=1e-2, fused=True)
+    for _ in range(3):
+        grads = [torch.randn(shape, generator=generator) for shape in shapes]
+        for p, g in zip(stacked, grads):
+            p.grad = g.clone()
+        optimizer.step()
+        for s in range(2):
+            for p, g in zip(lone[s], grads):
+                p.grad = g[s].clone()
+            adams[s].step()
+    assert optimizer.shared_step == 3 and len(calls) == 3 + 2 * 3  # the batch's 3 and the lone Adams' 6
+    for s in range(2):
+        for p, q in zip(stacked, lone[s]):
+            torch.testing.assert_close(p[s].detach(), q.detach(), rtol=0, atol=0)
+    for p in stacked:
+        p.grad = torch.ones_like(p)
+    optimizer.step(torch.tensor([True, False]))  # seed 1 skips: step counts 4 and 3
+    optimizer.step()
+    assert optimizer.shared_step is None and len(calls) == 9  # the per-seed path
+    optimizer.load_seed_state_dict(1, optimizer.seed_state_dict(0))
+    assert optimizer.shared_step == 5
+    optimizer.step()
+    assert len(calls) == 10
+
+
 def test_stacked_metric_sums_are_each_seeds_metric_sums():
     """Means, state dicts and the divergence (earliest step, its metric and value) of each
     seed equal a lone ``MetricSums`` fed that seed's metrics, with a part some seeds skip."""
