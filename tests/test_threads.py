@@ -153,6 +153,9 @@ def test_a_batch_that_leaves_cores_idle_on_a_cpu_gets_a_hint_to_split_it(tmp_pat
     assert idle_cores_hint(batched_jobs(tmp_path, 8, 4, "launcher.jobs=2"), cores=[0, 1]) == ""
     assert idle_cores_hint(batched_jobs(tmp_path, 8, 8, "trainer.torch_threads=1"), cores=[0, 1]) == ""
     assert idle_cores_hint(batched_jobs(tmp_path, 1, 1), cores=[0, 1]) == ""  # nothing to split
+    assert "; on a CPU, --jobs 2 without --batch-seeds trains these 2 seeds as lone runs at once" in (
+        idle_cores_hint(batched_jobs(tmp_path, 2, 2), cores=[0, 1])
+    )
 
 
 # ------------------------------------------------------------------ OpenMP's wait policy

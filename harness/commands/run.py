@@ -195,10 +195,15 @@ def idle_cores_hint(jobs: list, cores: list[int] | None = None) -> str:
     if choice is None or choice.by_user or at_once * choice.count >= len(cores):
         return ""
     batches, idle = min(len(cores), len(pending)), len(cores) - at_once * choice.count
+    size = math.ceil(len(pending) / batches)
+    split = (
+        f"--batch-seeds {size} --jobs {batches} trains these {len(pending)} seeds as {batches} batches at once"
+        if size > 1
+        else f"--jobs {batches} without --batch-seeds trains these {len(pending)} seeds as lone runs at once"
+    )
     return (
-        f"{idle} of the {len(cores)} cores {'stays' if idle == 1 else 'stay'} idle; on a CPU, "
-        f"--batch-seeds {math.ceil(len(pending) / batches)} --jobs {batches} trains these {len(pending)} seeds "
-        f'as {batches} batches at once, faster than one batch (docs/performance.md, "Seeds batched")'
+        f"{idle} of the {len(cores)} cores {'stays' if idle == 1 else 'stay'} idle; on a CPU, {split}, "
+        'faster than one batch (docs/performance.md, "Seeds batched")'
     )
 
 
