@@ -265,17 +265,31 @@ def runs_at_once(launcher: LauncherConfig, pending: int) -> int:
     return 1 if launcher.jobs <= 1 or pending <= 1 else min(launcher.jobs, pending)
 
 
-def first_run_threads(jobs: list[Job]) -> ThreadChoice | None:
-    """The torch threads the first run of ``jobs`` still to train takes when launched
-    locally: its trainer's choice (``choose_threads``) on its share of the cores. The runs
-    of one command share their settings, so each run takes as many. None when all are done."""
+@dataclass
+class LocalPlacement:
+    """How ``launch`` trains the jobs still to train on this machine: in ``units`` (single
+    runs, or batches of seeds), ``at_once`` of them at a time, each with ``threads`` torch
+    threads on its share of the cores."""
+
+    pending: list[Job]
+    units: list[list[Job]]
+    at_once: int
+    threads: ThreadChoice
+
+
+def local_placement(jobs: list[Job]) -> LocalPlacement | None:
+    """The placement of ``jobs`` not yet done when launched locally; the runs of one command
+    share their settings, so the first unit's thread choice (``choose_threads`` on its share
+    of the cores) is every unit's. None when all are done."""
     pending = [job for job in jobs if (RunDirectory(job.path).read_summary() or {}).get("status") != DONE]
     if not pending:
         return None
     config = pending[0].config
     units = batch_units(pending, config.launcher.batch_seeds)
-    cores = core_share(0, runs_at_once(config.launcher, len(units)), available_cores())
-    return choose_threads(config.trainer.torch_threads, config.agent, cores, seeds=len(units[0]))
+    at_once = runs_at_once(config.launcher, len(units))
+    cores = core_share(0, at_once, available_cores())
+    threads = choose_threads(config.trainer.torch_threads, config.agent, cores, seeds=len(units[0]))
+    return LocalPlacement(pending, units, at_once, threads)
 
 
 def _interrupted(job: Job) -> JobResult:

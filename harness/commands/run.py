@@ -158,11 +158,12 @@ def threads_line(jobs: list, launcher: str) -> str:
     """How many torch threads each run of ``harness run`` uses, and why: the first run's
     choice on its share of the cores (the runs of one command share their settings), or on
     SLURM, the node's. "" when every run is done."""
-    from harness.launch import first_run_threads
+    from harness.launch import local_placement
 
-    choice = first_run_threads(jobs)
-    if choice is None:
+    placement = local_placement(jobs)
+    if placement is None:
         return ""
+    choice = placement.threads
     how_to_change = "" if choice.by_user else "; set trainer.torch_threads=N to change"
     if launcher == "submitit" and not choice.by_user:
         cpus = jobs[0].config.launcher.cpus_per_task
@@ -181,39 +182,31 @@ def idle_cores_hint(jobs: list, cores: list[int] | None = None) -> str:
     thread does not pay, and N batches on N cores are faster than one batch (measured in
     docs/performance.md, "Seeds batched in one process"). "" otherwise. ``cores``: the
     cores this command may use (default: ``available_cores()``)."""
-    from harness.contract import DONE
-    from harness.launch import batch_units, first_run_threads, runs_at_once
+    from agents.agent import resolve_device
+    from harness.launch import local_placement
     from harness.process import available_cores
-    from harness.rundir import RunDirectory
 
-    pending = [job for job in jobs if (RunDirectory(job.path).read_summary() or {}).get("status") != DONE]
-    if len(pending) < 2 or pending[0].config.launcher.batch_seeds <= 1 or not runs_on_cpu(pending[0].config):
+    placement = local_placement(jobs)
+    if placement is None or len(placement.pending) < 2:
         return ""
-    config, cores = pending[0].config, cores if cores is not None else available_cores()
-    choice = first_run_threads(pending)
-    at_once = runs_at_once(config.launcher, len(batch_units(pending, config.launcher.batch_seeds)))
-    if choice is None or choice.by_user or at_once * choice.count >= len(cores):
+    config, seeds = placement.pending[0].config, len(placement.pending)
+    if config.launcher.batch_seeds <= 1 or placement.threads.by_user:
         return ""
-    batches, idle = min(len(cores), len(pending)), len(cores) - at_once * choice.count
-    size = math.ceil(len(pending) / batches)
+    cores = cores if cores is not None else available_cores()
+    idle = len(cores) - placement.at_once * placement.threads.count
+    if idle <= 0 or resolve_device(config.agent.device).type != "cpu":
+        return ""
+    batches = min(len(cores), seeds)
+    size = math.ceil(seeds / batches)
     split = (
-        f"--batch-seeds {size} --jobs {batches} trains these {len(pending)} seeds as {batches} batches at once"
+        f"--batch-seeds {size} --jobs {batches} trains these {seeds} seeds as {batches} batches at once"
         if size > 1
-        else f"--jobs {batches} without --batch-seeds trains these {len(pending)} seeds as lone runs at once"
+        else f"--jobs {batches} without --batch-seeds trains these {seeds} seeds as lone runs at once"
     )
     return (
         f"{idle} of the {len(cores)} cores {'stays' if idle == 1 else 'stay'} idle; on a CPU, {split}, "
         'faster than one batch (docs/performance.md, "Seeds batched")'
     )
-
-
-def runs_on_cpu(config) -> bool:
-    """Whether the run's agent trains on the CPU (``agent.device`` cpu, or auto without CUDA)."""
-    if config.agent.device == "auto":
-        import torch  # here, not at the top: the command layer starts without torch
-
-        return not torch.cuda.is_available()
-    return str(config.agent.device).startswith("cpu")
 
 
 def check_video_rendering(jobs: list) -> None:
