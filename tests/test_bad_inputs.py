@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -95,8 +96,21 @@ def start_sac(out: Path, steps: int, evaluations: int) -> subprocess.Popen:
 
 
 def killed_after(out: Path, steps: int, evaluations: int) -> Path:
-    """SIGKILL the tiny SAC run once ``evaluations`` rows are written; its run folder."""
+    """SIGKILL the tiny SAC run once ``evaluations`` rows are written; its run folder.
+
+    The run is paused (SIGSTOP) before the kill, and let go on for a moment while it is
+    between a save's two renames (no state.pt): a kill there is a crash the loader handles
+    (tests/test_checkpoints.py), but these tests need the latest checkpoint under its name.
+    """
     process = start_sac(out, steps, evaluations)
+    latest = run_folder(out, "sac") / "checkpoint" / "state.pt"
+    process.send_signal(signal.SIGSTOP)
+    for _ in range(200):
+        if latest.exists():
+            break
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+        process.send_signal(signal.SIGSTOP)
     process.kill()
     process.communicate()
     return run_folder(out, "sac")
