@@ -183,7 +183,12 @@ def make_pruner(settings: SearchSettings) -> optuna.pruners.BasePruner:
 def open_search(settings: SearchSettings) -> optuna.Study:
     """Create or load the study and write study.json."""
     study = create_or_load_study(
-        settings.study_name, settings.storage_text, settings.identity(), make_sampler(settings), make_pruner(settings)
+        settings.study_name,
+        settings.storage_text,
+        settings.identity(),
+        make_sampler(settings),
+        make_pruner(settings),
+        grows=("trials",),  # more trials extend the study: sample_schedules(n) starts with sample_schedules(m < n)
     )
     from agents.objectives import target_entropy_schedule  # noqa: PLC0415 - torch, after a worker pins its cores
 

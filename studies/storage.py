@@ -177,9 +177,14 @@ def create_or_load_study(
     identity: dict[str, Any],
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner,
+    grows: tuple[str, ...] = (),
 ) -> optuna.Study:
     """Create the study, or load it if it exists with the same identity (settings and search
-    space); one with another identity is refused, not mixed. Safe when many workers start at once."""
+    space); one with another identity is refused, not mixed. Safe when many workers start at once.
+
+    The identity's ``grows`` keys (integers, e.g. the number of trials) may be raised by a
+    later command: the study is extended and its stored identity says the larger value. A
+    smaller value than the stored one is refused: the study already holds more."""
     storage = open_storage(storage_text)
     with storage_errors(storage_text), creation_lock(storage_text):  # one worker at a time sets the identity
         if name in study_names(storage):  # load without writing: a refused command leaves the storage as it was
@@ -196,10 +201,20 @@ def create_or_load_study(
         stored = study.user_attrs.get(IDENTITY_ATTR)
         if stored is None:
             study.set_user_attr(IDENTITY_ATTR, identity)
-    if stored is not None and stored != identity:
-        differences = identity_differences(stored, identity)
-        raise ConfigError(
-            f"study {name!r} in {describe(storage_text)} was made with other settings "
-            f"({'; '.join(differences[:3])}); use another --study name or the same settings"
-        )
+            return study
+        fixed = {k: v for k, v in stored.items() if k not in grows}
+        if fixed != {k: v for k, v in identity.items() if k not in grows}:
+            differences = identity_differences(fixed, {k: v for k, v in identity.items() if k not in grows})
+            raise ConfigError(
+                f"study {name!r} in {describe(storage_text)} was made with other settings "
+                f"({'; '.join(differences[:3])}); use another --study name or the same settings"
+            )
+        shrunk = [f"{k} {identity[k]} < {stored[k]}" for k in grows if identity.get(k, 0) < stored.get(k, 0)]
+        if shrunk:
+            raise ConfigError(
+                f"study {name!r} in {describe(storage_text)} already holds more ({'; '.join(shrunk)}): "
+                f"ask for at least {', '.join(f'{k}={stored[k]}' for k in grows)}, or use another --study name"
+            )
+        if any(identity.get(k) != stored.get(k) for k in grows):  # extended: later commands load the larger study
+            study.set_user_attr(IDENTITY_ATTR, identity)
     return study

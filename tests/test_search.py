@@ -381,6 +381,27 @@ def test_refusals_are_one_line_and_touch_nothing(tmp_path):
     assert code == 2 and "no study 'nope'" in stderr
 
 
+@pytest.mark.slow
+def test_more_trials_extend_the_study_and_fewer_are_refused(tmp_path):
+    code, _, stderr = run_cli(*search_command(tmp_path, 1)[3:])
+    assert code == 0, stderr
+    first = finished(tmp_path)[0]
+    code, stdout, stderr = run_cli(*search_command(tmp_path, 2)[3:])  # a user who wants one more trial
+    assert code == 0, stderr
+    assert "trial 0 " not in stdout and "trial 1 (slot 1)" in stdout and "2/2 trials finished" in stdout
+    trials = sorted(finished(tmp_path), key=lambda t: t.number)
+    assert [t.number for t in trials] == [0, 1] and trials[0].datetime_complete == first.datetime_complete
+    rows = read_csv(tmp_path / STUDY / contract.TRIALS_FILE)  # the draws of a 2-trial study from the start
+    assert [Schedule(int(r["H_init"]), int(r["H_final"]), int(r["beta"])) for r in rows] == sample_schedules(2, 0)
+    before = (tmp_path / STUDY / contract.JOURNAL_FILE).read_bytes()
+    code, _, stderr = run_cli(*search_command(tmp_path, 1)[3:])
+    (line,) = stderr.strip().splitlines()
+    assert code == 2 and "already holds more (trials 1 < 2)" in line and "at least trials=2" in line
+    assert (tmp_path / STUDY / contract.JOURNAL_FILE).read_bytes() == before
+    code, stdout, stderr = run_cli("search", "show", "--study", STUDY, "--out", str(tmp_path), "--json")
+    assert code == 0 and json.loads(stdout)["settings"]["trials"] == 2 and json.loads(stdout)["finished"] == 2
+
+
 def test_a_search_whose_runs_never_leave_the_random_seed_steps_is_refused_before_any_trial(tmp_path):
     # issue 18: --steps 300 under the default 1000 seed steps scored the random policy in every trial
     command = [*SEARCH, "--steps", "300", "--trials", "2", "--out", str(tmp_path / "out")]
