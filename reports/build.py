@@ -327,8 +327,8 @@ def build_report(
         "runs": len(runs),
         "done": sum(r.complete for r in runs),
         "tasks": len({(r.suite, r.task) for r in runs}),
-        "agents": len({r.agent for r in runs}),
-        "experiments": len({(r.suite, r.task, r.experiment) for r in runs}),
+        "agents": len({r.base_agent for r in runs}),  # registry names: sac-svg+horizon=3 is sac-svg
+        "experiments": len({r.experiment for r in runs}),  # labels: one experiment on 5 tasks is one
     }
     video_groups, video_warnings = videos.video_sections(runs, video_folder)
     warnings = _warnings(runs, grouping_warnings) + video_warnings

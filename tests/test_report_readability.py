@@ -112,3 +112,10 @@ def test_an_interrupted_run_is_marked_in_its_curve_and_in_the_tables(drawn):
     runs = html[html.index('<table class="runs">') :]
     assert runs.count('<tr class="unfinished">') == 2  # sac-svg seed 0 and the pruned trial's run
     assert runs.count('<tr class="failed">') == 1
+
+
+def test_the_header_counts_agents_by_registry_name_and_experiments_by_label(drawn):
+    content, _ = drawn
+    # 3 sac seeds, a sac-svg seed and 22 sac trials (sac+init=...): 2 agents, 24 experiments
+    assert content["counts"] == {"runs": 26, "done": 23, "tasks": 1, "agents": 2, "experiments": 24}
+    assert "<p>26 runs (23 done) of 2 agents in 24 experiments on 1 task, read from" in render(content)
