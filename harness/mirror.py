@@ -28,7 +28,7 @@ class WandbMirror:
             config=config,
             id=run_id,
             resume="allow",
-            reinit="finish_previous",
+            reinit="create_new",  # a batch of seeds (--batch-seeds) mirrors each seed to its own run at once
             settings=wandb.Settings(console="off", save_code=False),
         )
 

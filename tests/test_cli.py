@@ -297,6 +297,27 @@ def test_wandb_offline_mirror_writes_beside_the_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_wandb_offline_mirror_of_a_batch_gives_each_seed_its_own_run(tmp_path):
+    # a batch's seeds share one process: each wandb.init had finished the one before, and every
+    # seed of `--batch-seeds` failed on wandb's "Run ... is finished" at its first row
+    code, _, stderr = run_cli(
+        *["run", "--suite", "classic", "--task", "inverted-pendulum", "--agent", "sac", "--preset", "quick"],
+        *["--steps", "200", "--seeds", "2", "--batch-seeds", "2", "--out", str(tmp_path), "--wandb", "offline"],
+        *tiny_for("sac"),
+    )
+    assert code == 0, stderr
+    ids = []
+    for seed in (0, 1):
+        folder = run_folder(tmp_path, "sac", seed)
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["status"] == "done", summary
+        (offline,) = (folder / "wandb").glob("offline-run-*")
+        assert offline.name.endswith(summary["wandb_run_id"])
+        ids.append(summary["wandb_run_id"])
+    assert ids[0] != ids[1]
+
+
+@pytest.mark.slow
 def test_submitit_launcher_runs_every_seed_as_an_array_task(tmp_path):
     code, stdout, stderr = tiny_run(
         tmp_path, "sac", 200, ("launcher.cluster=local",), "--seeds", "2", "--launcher", "submitit", "--wait"
