@@ -20,6 +20,7 @@ from agents.networks import CriticEnsemble, TanhGaussianActor, polyak_update, us
 from agents.normalizer import RunningNormalizer
 from agents.optim import DirectFusedAdam
 from agents.replay import NoSequenceError, ReplayBuffer
+from agents.whole_update import WholeUpdate
 from agents.world_model import WorldModel
 
 
@@ -144,7 +145,9 @@ class SVGAgent:
         self.steppers = {name: DirectFusedAdam(optimizer) for name, optimizer in self._optimizers().items()}
         self.updates_done = 0
         # the loss functions, compiled or not (agent.compile); updates call only these
-        compile_mode, warn = c.compile, OneWarning(warn)
+        # agent.compile=update compiles each whole update around the eager loss functions
+        compile_mode, warn = ("off" if c.compile == "update" else c.compile), OneWarning(warn)
+        self.whole_update = WholeUpdate(self, warn) if c.compile == "update" else None
         self.actor_losses = compile_loss(self.actor_and_temperature_losses, compile_mode, self.device, warn)
         self.critic_loss = compile_loss(self.critic_loss_of_batch, compile_mode, self.device, warn)
         self.model_losses = compile_loss(self.reward_and_termination_losses, compile_mode, self.device, warn)
@@ -233,14 +236,31 @@ class SVGAgent:
                 next_obs = self.normalizer.normalize(self._tensor(batch.next_obs))
                 action, reward = self._tensor(batch.action), self._tensor(batch.reward)
                 terminated = self._tensor(batch.terminated)
-            if self.updates_done % c.actor_update_every == 0:
-                metrics.update(self.update_actor_and_temperature(obs, step))
-            metrics.update(self.update_critic(obs, action, reward, next_obs, terminated))
-            if self.model is not None:
-                metrics.update(self.update_reward_and_termination(obs, action, reward, terminated))
-            if self.updates_done % c.critic_target_update_every == 0:
-                with record_function("target update"):
-                    polyak_update(self.critic_target, self.critic, c.critic_tau, fused=c.fast_path.fused_optimizers)
+            actor_step = self.updates_done % c.actor_update_every == 0
+            target_step = self.updates_done % c.critic_target_update_every == 0
+            compiled = None
+            if self.whole_update is not None:
+                with record_function("single-step update (compiled)"):
+                    compiled = self.whole_update.single_step(
+                        (obs, action, reward, next_obs, terminated),
+                        self.target_entropy(step),
+                        self.actor_horizon(step),
+                        actor_step,
+                        target_step,
+                    )
+            if compiled is not None:
+                metrics.update(compiled)
+                if actor_step:
+                    metrics["target_entropy"] = self.target_entropy(step)
+            else:
+                if actor_step:
+                    metrics.update(self.update_actor_and_temperature(obs, step))
+                metrics.update(self.update_critic(obs, action, reward, next_obs, terminated))
+                if self.model is not None:
+                    metrics.update(self.update_reward_and_termination(obs, action, reward, terminated))
+                if target_step:
+                    with record_function("target update"):
+                        polyak_update(self.critic_target, self.critic, c.critic_tau, fused=c.fast_path.fused_optimizers)
             self.updates_done += 1
         if self.model is not None:
             dynamics_metrics = [m for m in (self.update_dynamics(replay) for _ in range(c.num_seq_updates)) if m]
@@ -383,6 +403,11 @@ class SVGAgent:
                 return {}
             states = self.normalizer.normalize(self._tensor(sequences.states))
             actions = self._tensor(sequences.actions)
+        if self.whole_update is not None:
+            with record_function("dynamics (compiled)"):
+                compiled = self.whole_update.dynamics_step(states, actions)
+            if compiled is not None:
+                return compiled
         with record_function("dynamics"):
             loss = self.dynamics_loss(states, actions)
             self.steppers["dynamics"].zero_grad()

@@ -15,7 +15,7 @@ class EntropyScheduleConfig:
     decay: Optional[float] = None  # beta of eq. (14); None means a constant target (init)
 
 
-COMPILE_MODES = ("off", "compile", "cudagraphs")  # agent.compile
+COMPILE_MODES = ("off", "compile", "cudagraphs", "update")  # agent.compile
 MVE_HORIZON_COUNTINGS = ("paper", "authors-code")  # agent.mve_horizon_counting
 
 
@@ -116,6 +116,8 @@ class AgentConfig:
     # "auto": CUDA when available, else CPU
     device: str = "auto"
     fast_path: FastPathConfig = field(default_factory=FastPathConfig)
-    # "off", "compile" (torch.compile of the loss functions) or "cudagraphs" (on CUDA,
-    # torch.compile with CUDA graphs); one warning line and "off" where that cannot run
+    # "off", "compile" (torch.compile of the loss functions), "cudagraphs" (on CUDA,
+    # torch.compile with CUDA graphs) or "update" (each whole update, its gradients and Adam
+    # steps included, as one compiled program: agents.whole_update); one warning line and
+    # "off" where that cannot run
     compile: str = "off"

@@ -35,6 +35,24 @@ def clip_summed_loss_gradient(
     return norm, norm > threshold
 
 
+def clip_coefficient(norm: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``clip_grad_norm_``'s factor for a gradient of norm ``norm``: threshold / (norm +
+    1e-6), at most 1."""
+    return (threshold / (norm + 1e-6)).clamp(max=1.0)
+
+
+def clipped_summed_loss_gradients(
+    grads: list[torch.Tensor], max_norm_of_mean: float, summed_terms: int
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """``clip_summed_loss_gradient`` on gradients held apart from the parameters (a compiled
+    update's): the clipped gradients, the norm before clipping and whether it was clipped.
+    The norm is ``clip_grad_norm_``'s: the 2-norm of the parameters' gradient norms."""
+    threshold = max_norm_of_mean * summed_terms if max_norm_of_mean > 0 else math.inf
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    coefficient = clip_coefficient(norm, threshold)
+    return [g * coefficient for g in grads], norm, norm > threshold
+
+
 def clip_member_gradients(
     parameters: Iterable[nn.Parameter], threshold: float, leading_dims: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,11 +62,20 @@ def clip_member_gradients(
     torch's (coefficient ``threshold / (norm + 1e-6)``, at most 1). Returns the norms (E,)
     before clipping and which members were clipped (E,)."""
     grads = [p.grad for p in parameters if p.grad is not None]
-    norms = torch.stack([g.flatten(leading_dims).pow(2).sum(-1) for g in grads]).sum(0).sqrt()
-    coefficient = (threshold / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coefficient.view(*coefficient.shape, *([1] * (g.dim() - leading_dims))))
+    coefficients, norms = member_clip_coefficients(grads, threshold, leading_dims)
+    for g, coefficient in zip(grads, coefficients):
+        g.mul_(coefficient)
     return norms, norms > threshold
+
+
+def member_clip_coefficients(
+    grads: list[torch.Tensor], threshold: float, leading_dims: int = 1
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each member's gradient norm (E,) and, for every gradient, its members' clipping
+    factors shaped to multiply it (``clip_member_gradients``'s arithmetic)."""
+    norms = torch.stack([g.flatten(leading_dims).pow(2).sum(-1) for g in grads]).sum(0).sqrt()
+    coefficient = clip_coefficient(norms, threshold)
+    return [coefficient.view(*coefficient.shape, *([1] * (g.dim() - leading_dims))) for g in grads], norms
 
 
 def gru_layer_step(
@@ -195,6 +222,14 @@ class GRUDynamics(nn.Module):
         norm, clipped = clip_summed_loss_gradient(self.parameters(), max_norm_of_mean, steps * self.state_dim)
         return norm.reshape(1), clipped.reshape(1)
 
+    def clipped_gradients(
+        self, grads: list[torch.Tensor], max_norm_of_mean: float, steps: int
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """``clip_gradient`` on gradients held apart from the parameters (a compiled update's,
+        in ``parameters()`` order): the clipped gradients, the norm and whether clipped (1,)."""
+        clipped_grads, norm, clipped = clipped_summed_loss_gradients(grads, max_norm_of_mean, steps * self.state_dim)
+        return clipped_grads, norm.reshape(1), clipped.reshape(1)
+
 
 class MLPEnsembleDynamics(nn.Module):
     """E deterministic MLPs x_{t+1} = x_t + g_e(x_t, u_t), each trained on its own one-step
@@ -275,3 +310,12 @@ class MLPEnsembleDynamics(nn.Module):
         clipped, each (E,)."""
         threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
         return clip_member_gradients(self.parameters(), threshold)
+
+    def clipped_gradients(
+        self, grads: list[torch.Tensor], max_norm_of_mean: float, steps: int
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """``clip_gradient`` on gradients held apart from the parameters (a compiled update's,
+        in ``parameters()`` order): the clipped gradients, the norms and whether clipped (E,)."""
+        threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
+        coefficients, norms = member_clip_coefficients(grads, threshold)
+        return [g * c for g, c in zip(grads, coefficients)], norms, norms > threshold

@@ -3,12 +3,13 @@
     python benchmarks/turns.py --code before=/tmp/before --code after=. \\
         --agent sac --agent sac-svg --task mbpo/hopper --task poplin/pets-cheetah --rounds 3
     python benchmarks/turns.py --code after=. --agent sac --task mbpo/hopper \\
-        --command "sb3=/tmp/sb3bench/.venv/bin/python /tmp/sb3bench/sb3_sac.py --env Hopper-v5 --steps 500"
+        --command "sb3=python /tmp/sb3bench/sb3_sac.py 500"
 
 The machine's speed drifts from minute to minute, so codes are compared in turns: every
 round measures every (agent, task) once with every code, one process at a time, and the
 ratios are taken within a round. ``--code LABEL=PATH`` is an svgbench source tree (another
-checkout or ``git worktree``, e.g. the commit before a change): its own
+checkout or ``git worktree``, e.g. the commit before a change), optionally followed by
+settings of its own after "+" (``--code update=.+agent.compile=update``): its own
 ``harness.bench.loop_steps_per_second`` runs in a fresh process with that tree first on
 ``sys.path``, so each code times its own trainer work (act, MuJoCo step, replay, normaliser,
 update, metrics) after the seed steps, with ``--threads`` torch threads. ``--command
@@ -71,7 +72,9 @@ def labelled(pairs: list[str], what: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--code", action="append", default=[], help="LABEL=PATH of an svgbench tree")
+    parser.add_argument(
+        "--code", action="append", default=[], help="LABEL=PATH of an svgbench tree (+key=value: its own settings)"
+    )
     parser.add_argument("--command", action="append", default=[], help="LABEL=CMD printing env steps/s last")
     parser.add_argument("--agent", action="append", dest="agents")
     parser.add_argument("--task", action="append", dest="tasks")
@@ -93,13 +96,15 @@ def main(argv: list[str] | None = None) -> None:
         codes = {f"{label}/{n}t": (path, n) for label, path in codes.items() for n in thread_counts}
     else:
         codes = {label: (path, thread_counts[0]) for label, path in codes.items()}
+    own = {label: path.split("+") for label, (path, _) in codes.items()}  # a tree, then its own settings
     agents, tasks = args.agents or ["sac", "sac-svg"], args.tasks or ["mbpo/hopper"]
     records = []
     for round_number in range(1, args.rounds + 1):
         for task in tasks:
             for agent in agents:
-                for label, (path, threads) in codes.items():
-                    rate = measure_code(path, agent, args.preset, task, args.steps, threads, args.overrides)
+                for label, (_, threads) in codes.items():
+                    tree, *settings = own[label]
+                    rate = measure_code(tree, agent, args.preset, task, args.steps, threads, args.overrides + settings)
                     records.append({"round": round_number, "code": label, "agent": agent, "task": task, "rate": rate})
                     print(f"round {round_number} {label:>10} {agent:>8} {task:<22} {rate:8.1f} env steps/s", flush=True)
         for label, command in commands.items():

@@ -52,6 +52,8 @@ from harness.suites import get_task
 UPDATE_STEP = 20_000
 FILLED_TRANSITIONS = 20_000
 PARTS = (
+    "single-step update (compiled)",
+    "dynamics (compiled)",
     "dynamics",
     "critic",
     "actor rollout forward",

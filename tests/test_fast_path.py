@@ -4,6 +4,7 @@ same batches with the same noise."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -60,11 +61,15 @@ def tiny_config(agent: str, fast_path: FastPathConfig, **extra) -> AgentConfig:
     return AgentConfig(**{**settings, **AGENTS[agent], **extra})
 
 
-def run_updates(config: AgentConfig, updates: int = 4, warn=None) -> tuple[list[dict[str, float]], dict]:
+def run_updates(
+    config: AgentConfig, updates: int = 4, warn=None, agents: list | None = None
+) -> tuple[list[dict[str, float]], dict]:
     """A freshly seeded agent after ``updates`` updates on a seeded replay: the losses of
-    every update and the final parameters of every network."""
+    every update and the final parameters of every network. ``agents`` receives the agent."""
     torch.manual_seed(0)
     agent = SVGAgent(OBS, ACT, config, total_steps=1000, seed=1, warn=warn)
+    if agents is not None:
+        agents.append(agent)
     device = agent.device if config.fast_path.replay_on_device else None
     replay = ReplayBuffer(OBS, ACT, config.replay_capacity, device)
     rng = np.random.default_rng(2)
@@ -233,18 +238,40 @@ def test_the_plain_path_raises_at_the_diverging_update_and_the_fast_path_does_no
 # ------------------------------------------------------------------ agent.compile
 
 
-def test_compile_mode_gives_the_plain_losses_and_parameters(plain_results, monkeypatch):
+def test_compile_mode_gives_the_plain_losses_and_parameters(plain_results):
     """torch.compile of the loss functions on the CPU (inductor), with eager RNG so the
     noise is the same draws."""
     import torch._inductor.config as inductor_config  # noqa: PLC0415 - inductor loads for this test only
 
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
     torch._dynamo.reset()
     lines = []
-    result = run_updates(tiny_config("sac-svg", FastPathConfig(), compile="compile"), updates=3, warn=lines.append)
+    with inductor_config.patch(fallback_random=True):
+        result = run_updates(tiny_config("sac-svg", FastPathConfig(), compile="compile"), updates=3, warn=lines.append)
     assert lines == []  # it compiled: no fall-back
     plain = plain_results["sac-svg"]
     assert_same((plain[0][:3], run_updates(tiny_config("sac-svg", PLAIN), updates=3)[1]), result)
+
+
+@pytest.mark.parametrize("agent", ["sac", "sac-svg", "sac-svg-ensemble", "mve-authors"])
+def test_update_compile_mode_gives_the_plain_losses_and_parameters(agent, plain_results):
+    """agent.compile=update: the single-step and dynamics updates as compiled programs, with
+    eager RNG so the noise is the same draws, give the plain path's losses and parameters."""
+    import torch._inductor.config as inductor_config  # noqa: PLC0415 - inductor loads for this test only
+
+    torch._dynamo.reset()
+    lines: list[str] = []
+    built: list[SVGAgent] = []
+    with inductor_config.patch(fallback_random=True):  # (monkeypatch's undo deletes config names)
+        result = run_updates(tiny_config(agent, FastPathConfig(), compile="update"), 3, lines.append, built)
+    assert lines == []  # it compiled: no fall-back
+    whole_update = built[0].whole_update
+    assert whole_update is not None
+    # every single-step and dynamics update but the first of each (eager: it creates Adam's
+    # state) ran as a compiled program
+    has_model = built[0].model is not None
+    per_update = 1 + (tiny_config(agent, PLAIN).num_seq_updates if has_model else 0)
+    assert whole_update.compiled_runs == 3 * per_update - (2 if has_model else 1)
+    assert_same((plain_results[agent][0][:3], run_updates(tiny_config(agent, PLAIN), updates=3)[1]), result)
 
 
 def test_cudagraphs_on_the_cpu_falls_back_to_off_with_one_line(plain_results):
@@ -254,7 +281,36 @@ def test_cudagraphs_on_the_cpu_falls_back_to_off_with_one_line(plain_results):
     assert_same(plain_results["sac-svg"], result)
 
 
-def test_a_failing_compilation_falls_back_to_off_with_one_line(plain_results, monkeypatch):
+def test_update_compile_mode_steps_the_state_a_checkpoint_loads():
+    """A loaded state dict replaces the optimisers' state tensors: the compiled programs then
+    step the loaded tensors, so two updates after loading a snapshot repeat the two that
+    followed it (inductor's noise is seeded from torch's generator, seeded alike)."""
+    torch._dynamo.reset()
+    built: list[SVGAgent] = []
+    run_updates(tiny_config("sac", FastPathConfig(), compile="update"), updates=2, agents=built)
+    agent = built[0]
+    replay = ReplayBuffer(OBS, ACT, 100, agent.device)
+    rng = np.random.default_rng(4)
+    for t in range(100):
+        replay.add(rng.normal(size=OBS), rng.uniform(-1, 1, ACT), 0.5, rng.normal(size=OBS), False, t % 50 == 49)
+
+    def two_updates() -> dict:
+        for seed in (5, 6):
+            torch.manual_seed(seed)
+            agent.update(replay, 500)
+        return copy.deepcopy({k: agent.state_dict()[k] for k in ("actor", "critic", "log_alpha", "optimizers")})
+
+    snapshot = copy.deepcopy(agent.state_dict())
+    first = two_updates()
+    agent.load_state_dict(snapshot)
+    again = two_updates()
+    assert agent.whole_update is not None and agent.whole_update.compiled_runs == 1 + 4
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    assert not torch.equal(first["actor"]["trunk.0.weight"], snapshot["actor"]["trunk.0.weight"])
+
+
+@pytest.mark.parametrize("mode", ["compile", "update"])
+def test_a_failing_compilation_falls_back_to_off_with_one_line(mode, plain_results, monkeypatch):
     def broken_compile(fn, **kwargs):
         def compiled(*args):
             raise RuntimeError("backend exploded\nwith a long traceback")
@@ -263,13 +319,13 @@ def test_a_failing_compilation_falls_back_to_off_with_one_line(plain_results, mo
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     lines = []
-    result = run_updates(tiny_config("sac-svg", PLAIN, compile="compile"), warn=lines.append)
-    assert lines == ["agent.compile=compile failed (RuntimeError: backend exploded); running with agent.compile=off"]
+    result = run_updates(tiny_config("sac-svg", PLAIN, compile=mode), warn=lines.append)
+    assert lines == [f"agent.compile={mode} failed (RuntimeError: backend exploded); running with agent.compile=off"]
     assert_same(plain_results["sac-svg"], result)
 
 
 def test_an_unknown_compile_mode_is_refused():
-    with pytest.raises(ValueError, match="agent.compile must be one of off, compile, cudagraphs, not 'fast'"):
+    with pytest.raises(ValueError, match="agent.compile must be one of off, compile, cudagraphs, update, not 'fast'"):
         SVGAgent(OBS, ACT, tiny_config("sac", PLAIN, compile="fast"), 1000, 0)
 
 
