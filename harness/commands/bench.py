@@ -88,7 +88,7 @@ def bench_command(
     """Time the agents' updates and training loop on this machine (benchmarks/throughput.py).
 
     Prints one Markdown row per (agent, preset, task) as it finishes. OVERRIDES are run
-    config settings, e.g. agent.fast_path.batched_ensembles=false or agent.compile=compile.
+    config settings, e.g. agent.fast_path.batched_ensembles=false or agent.compile=update.
     """
     from harness import bench
 
