@@ -240,10 +240,11 @@ class SVGAgent:
             target_step = self.updates_done % c.critic_target_update_every == 0
             compiled = None
             if self.whole_update is not None:
+                target_entropy = self.target_entropy(step)
                 with record_function("single-step update (compiled)"):
                     compiled = self.whole_update.single_step(
                         (obs, action, reward, next_obs, terminated),
-                        self.target_entropy(step),
+                        target_entropy,
                         self.actor_horizon(step),
                         actor_step,
                         target_step,
@@ -251,7 +252,7 @@ class SVGAgent:
             if compiled is not None:
                 metrics.update(compiled)
                 if actor_step:
-                    metrics["target_entropy"] = self.target_entropy(step)
+                    metrics["target_entropy"] = target_entropy
             else:
                 if actor_step:
                     metrics.update(self.update_actor_and_temperature(obs, step))

@@ -17,6 +17,13 @@ def say_warning(line: str) -> None:
     sys.stderr.write(f"warning: {line}\n")
 
 
+def fallback_line(mode: str, error: Exception) -> str:
+    """The one line that says compile mode ``mode`` failed with ``error`` and the run goes
+    on with "off": the error's type and the first line of its message."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"agent.compile={mode} failed ({type(error).__name__}: {reason[:160]}); running with agent.compile=off"
+
+
 class OneWarning:
     """Passes on the first line only: one warning per agent however many losses fall back."""
 
@@ -52,11 +59,7 @@ class CompiledLoss:
             return self.compiled(*args)
         except Exception as error:  # noqa: BLE001 - any compiler or capture failure: fall back
             self.failed = True
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            self.warn(
-                f"agent.compile={self.mode} failed ({type(error).__name__}: {reason[:160]}); "
-                "running with agent.compile=off"
-            )
+            self.warn(fallback_line(self.mode, error))
             return self.eager(*args)
 
 

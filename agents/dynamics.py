@@ -14,6 +14,12 @@ from agents.networks import EnsembleMLP, mlp, orthogonal_init
 from agents.objectives import multi_step_dynamics_loss
 
 
+def clip_threshold(max_norm_of_mean: float, summed_terms: int) -> float:
+    """The norm at which a loss summed over ``summed_terms`` errors is clipped so that its
+    mean's gradient is clipped at ``max_norm_of_mean`` (<= 0: never, infinity)."""
+    return max_norm_of_mean * summed_terms if max_norm_of_mean > 0 else math.inf
+
+
 def clip_summed_loss_gradient(
     parameters: Iterable[nn.Parameter], max_norm_of_mean: float, summed_terms: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +36,7 @@ def clip_summed_loss_gradient(
     it was clipped, as tensors on the parameters' device (read them without a host sync
     inside the update).
     """
-    threshold = max_norm_of_mean * summed_terms if max_norm_of_mean > 0 else math.inf
+    threshold = clip_threshold(max_norm_of_mean, summed_terms)
     norm = nn.utils.clip_grad_norm_(parameters, threshold, foreach=True)
     return norm, norm > threshold
 
@@ -47,7 +53,7 @@ def clipped_summed_loss_gradients(
     """``clip_summed_loss_gradient`` on gradients held apart from the parameters (a compiled
     update's): the clipped gradients, the norm before clipping and whether it was clipped.
     The norm is ``clip_grad_norm_``'s: the 2-norm of the parameters' gradient norms."""
-    threshold = max_norm_of_mean * summed_terms if max_norm_of_mean > 0 else math.inf
+    threshold = clip_threshold(max_norm_of_mean, summed_terms)
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     coefficient = clip_coefficient(norm, threshold)
     return [g * coefficient for g in grads], norm, norm > threshold
@@ -308,7 +314,7 @@ class MLPEnsembleDynamics(nn.Module):
         exactly its own loss's; one clip over the whole ensemble would let one member's
         large gradient shrink every other member's step. Gradient norms and whether
         clipped, each (E,)."""
-        threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
+        threshold = clip_threshold(max_norm_of_mean, steps * self.state_dim)
         return clip_member_gradients(self.parameters(), threshold)
 
     def clipped_gradients(
@@ -316,6 +322,6 @@ class MLPEnsembleDynamics(nn.Module):
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``clip_gradient`` on gradients held apart from the parameters (a compiled update's,
         in ``parameters()`` order): the clipped gradients, the norms and whether clipped (E,)."""
-        threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
+        threshold = clip_threshold(max_norm_of_mean, steps * self.state_dim)
         coefficients, norms = member_clip_coefficients(grads, threshold)
         return [g * c for g, c in zip(grads, coefficients)], norms, norms > threshold

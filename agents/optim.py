@@ -8,6 +8,18 @@ from typing import cast
 import torch
 
 
+def one_plain_adam_group(optimizer: torch.optim.Adam) -> bool:
+    """One parameter group of Adam's plain update: no amsgrad, maximize or decoupled
+    weight decay (what the steppers that bypass ``Adam.step`` compute)."""
+    group = optimizer.param_groups[0]
+    return (
+        len(optimizer.param_groups) == 1
+        and not group["amsgrad"]
+        and not group["maximize"]
+        and not group.get("decoupled_weight_decay", False)
+    )
+
+
 class DirectFusedAdam:
     """Steps a ``torch.optim.Adam(..., fused=True)`` of one parameter group by calling its
     kernel directly: ``torch._fused_adam_`` over every parameter of the network at once,
@@ -26,13 +38,10 @@ class DirectFusedAdam:
         group = optimizer.param_groups[0]
         self.params: list[torch.Tensor] = list(group["params"])
         self.direct = (
-            len(optimizer.param_groups) == 1
+            one_plain_adam_group(optimizer)
             and group.get("fused") is True
-            and not group["amsgrad"]
-            and not group["maximize"]
             and not group["capturable"]
             and not group["differentiable"]
-            and not group.get("decoupled_weight_decay", False)
         )
         self._state: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
 

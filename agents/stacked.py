@@ -12,14 +12,13 @@ a lone run of seed s starts.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import vmap
 
-from agents.dynamics import GRUDynamics, clip_member_gradients, gru_gates
+from agents.dynamics import GRUDynamics, clip_member_gradients, clip_threshold, gru_gates
 from agents.networks import MLP, TanhGaussianActor
 from agents.objectives import multi_step_dynamics_loss
 from agents.seed_noise import SeedNoise
@@ -239,7 +238,7 @@ class StackedGRUDynamics(GRUDynamics):
 
     def clip_gradient(self, max_norm_of_mean: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``GRUDynamics.clip_gradient`` for each seed on its own: norms and clipped, (S, 1)."""
-        threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
+        threshold = clip_threshold(max_norm_of_mean, steps * self.state_dim)
         norms, clipped = clip_member_gradients(self.parameters(), threshold)
         return norms.unsqueeze(1), clipped.unsqueeze(1)
 
@@ -285,7 +284,7 @@ class StackedMLPEnsembleDynamics(nn.Module):
 
     def clip_gradient(self, max_norm_of_mean: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``MLPEnsembleDynamics.clip_gradient`` for each seed: norms and clipped, (S, E)."""
-        threshold = max_norm_of_mean * steps * self.state_dim if max_norm_of_mean > 0 else math.inf
+        threshold = clip_threshold(max_norm_of_mean, steps * self.state_dim)
         return clip_member_gradients(self.parameters(), threshold, leading_dims=2)
 
 

@@ -29,6 +29,9 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from agents.compile import fallback_line
+from agents.optim import one_plain_adam_group
+
 # the agent: an agents.agent.SVGAgent, which imports this module (so not imported here)
 SVGAgent = Any
 
@@ -67,13 +70,8 @@ def adam_step(optimizer: torch.optim.Adam, grads: Sequence[torch.Tensor]) -> Non
 
 def adam_ready(optimizer: torch.optim.Adam) -> bool:
     """Whether ``adam_step`` can step ``optimizer``: the plain case, its state created."""
-    group = optimizer.param_groups[0]
-    return (
-        len(optimizer.param_groups) == 1
-        and not group["amsgrad"]
-        and not group["maximize"]
-        and not group.get("decoupled_weight_decay", False)
-        and all(p in optimizer.state and "exp_avg" in optimizer.state[p] for p in group["params"])
+    return one_plain_adam_group(optimizer) and all(
+        p in optimizer.state and "exp_avg" in optimizer.state[p] for p in optimizer.param_groups[0]["params"]
     )
 
 
@@ -116,10 +114,7 @@ class WholeUpdate:
                 metrics = program(*args)
         except Exception as error:  # noqa: BLE001 - any compiler failure: fall back to eager
             self.failed = True
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            self.warn(
-                f"agent.compile=update failed ({type(error).__name__}: {reason[:160]}); running with agent.compile=off"
-            )
+            self.warn(fallback_line("update", error))
             return None
         self.compiled_runs += 1
         return metrics
