@@ -15,8 +15,9 @@ equations in ``agents.objectives``), gradients by ``torch.autograd.grad`` with r
 same parameters, and ``adam_step``, which is ``torch.optim.Adam``'s update written with
 tensor operations a compiler can trace, on the optimisers' own state tensors (so state
 dicts and checkpoints are unchanged). tests/test_fast_path.py checks the losses and
-parameters against the plain path's. Random draws inside a compiled program come from
-inductor's generator (the same distributions, another stream), as with ``compile``.
+parameters against the plain path's. Random draws inside a compiled program are PyTorch's
+own, from torch's generator in the eager order (``inductor_options``), so the compiled
+update draws the eager update's noise.
 """
 
 from __future__ import annotations
@@ -75,6 +76,22 @@ def adam_ready(optimizer: torch.optim.Adam) -> bool:
     )
 
 
+def inductor_options(device: torch.device) -> dict[str, str | int | bool | Callable]:
+    """Inductor's settings for the update programs, measured at the quick preset on a CPU
+    (docs/performance.md, "The whole update compiled"):
+
+    - ``fallback_random``: random draws by PyTorch's own kernels from torch's generator, in
+      the eager order, so a compiled update draws the eager update's noise (the same run to
+      float rounding, and the seed's stream is unchanged when a run falls back to eager).
+      On a CPU it is also faster than inductor's generated random numbers.
+    - ``cpp_wrapper`` (CPU only): the program that calls the kernels and matrix products is
+      C++, not Python; an update at these sizes makes hundreds of such calls."""
+    options: dict[str, str | int | bool | Callable] = {"fallback_random": True}
+    if device.type == "cpu":
+        options["cpp_wrapper"] = True
+    return options
+
+
 def _compiled_for_one_agent(owner: WholeUpdate, method: Callable) -> Callable:
     """``method`` of ``owner`` through torch.compile, on a copy of its code: torch.compile
     keeps its compiled programs per code object and recompiles for each new agent, up to a
@@ -82,7 +99,8 @@ def _compiled_for_one_agent(owner: WholeUpdate, method: Callable) -> Callable:
     reach it. A copy per agent keeps each agent's programs apart."""
     code = method.__code__.replace(co_name=f"{method.__name__}_{id(owner):x}")
     copy = types.FunctionType(code, method.__globals__, code.co_name, method.__defaults__, method.__closure__)
-    return functools.partial(torch.compile(copy, fullgraph=True, dynamic=False), owner)
+    options = inductor_options(owner.agent.device)
+    return functools.partial(torch.compile(copy, fullgraph=True, dynamic=False, options=options), owner)
 
 
 class WholeUpdate:
