@@ -13,7 +13,7 @@ import torch
 from torch.profiler import record_function as profiler_label
 
 from agents import objectives as eq
-from agents.compile import OneWarning, compile_loss
+from agents.compile import OneWarning, choose_compile_mode, compile_loss
 from agents.config import MVE_HORIZON_COUNTINGS, AgentConfig
 from agents.metrics import DivergenceError, raise_if_not_finite
 from agents.networks import CriticEnsemble, TanhGaussianActor, polyak_update, use_lean_calls
@@ -146,8 +146,10 @@ class SVGAgent:
         self.updates_done = 0
         # the loss functions, compiled or not (agent.compile); updates call only these
         # agent.compile=update compiles each whole update around the eager loss functions
-        compile_mode, warn = ("off" if c.compile == "update" else c.compile), OneWarning(warn)
-        self.whole_update = WholeUpdate(self, warn) if c.compile == "update" else None
+        self.compile_choice = choose_compile_mode(c.compile, self.device, total_steps)  # "auto" resolved
+        mode = self.compile_choice.mode
+        compile_mode, warn = ("off" if mode == "update" else mode), OneWarning(warn)
+        self.whole_update = WholeUpdate(self, warn) if mode == "update" else None
         self.actor_losses = compile_loss(self.actor_and_temperature_losses, compile_mode, self.device, warn)
         self.critic_loss = compile_loss(self.critic_loss_of_batch, compile_mode, self.device, warn)
         self.model_losses = compile_loss(self.reward_and_termination_losses, compile_mode, self.device, warn)

@@ -161,7 +161,7 @@ class BatchedSVGAgent:
         self.device = resolve_device(config.device)
         self.horizon = int(config.horizon)
         self.critic_horizon = critic_target_horizon(config)
-        if config.compile != "off" and warn is not None:
+        if config.compile not in ("off", "auto") and warn is not None:
             warn(f"agent.compile={config.compile} is not applied to seeds trained as a batch; they run eagerly")
         c = config
         self.noise = SeedNoise(seeds, self.device)

@@ -1,16 +1,61 @@
 """``agent.compile``: the agent's loss functions run eagerly, through torch.compile, or (on
-CUDA) through torch.compile with CUDA graphs. A mode that cannot run says so in one line
-and the run goes on with "off": the same math, eagerly."""
+CUDA) through torch.compile with CUDA graphs; or each whole update runs as one compiled
+program ("update", ``agents.whole_update``); "auto" chooses between "update" and "off". A
+mode that cannot run says so in one line and the run goes on with "off": the same math,
+eagerly."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from agents.config import COMPILE_MODES
+
+# "auto" compiles the whole update of a run of at least this many env steps on a CPU. At the
+# quick preset the compiled update made the loop 1.2-1.6x faster (sac, sac-svg; mbpo/hopper,
+# pets-cheetah) after 10-40 s of compiling with an empty inductor cache (docs/performance.md):
+# about even at the quick preset's 15,000 steps, a few percent of a run from here on.
+AUTO_UPDATE_MIN_STEPS = 50_000
+
+
+@dataclass(frozen=True)
+class CompileChoice:
+    """The compile mode a run uses and why (``agent.compile``, "auto" resolved)."""
+
+    mode: str
+    reason: str
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler inductor would use on this machine (``CXX``, else g++), if found."""
+    name = os.environ.get("CXX") or "g++"
+    return name if shutil.which(name) else None
+
+
+def choose_compile_mode(mode: str, device: torch.device, total_steps: int) -> CompileChoice:
+    """``agent.compile`` as a run of ``total_steps`` env steps on ``device`` applies it: a
+    named mode as it is; "auto" as "update" on a CPU for a run of at least
+    ``AUTO_UPDATE_MIN_STEPS`` steps with a C++ compiler at hand (where the compiled update was
+    measured to pay for its compiling), "off" otherwise (on CUDA the update was not measured
+    to pay: docs/performance.md, "A GPU")."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"agent.compile must be one of {', '.join(COMPILE_MODES)}, not {mode!r}")
+    if mode != "auto":
+        return CompileChoice(mode, "agent.compile")
+    if device.type != "cpu":
+        return CompileChoice("off", f"agent.compile=auto on {device.type}: compiling pays only on a CPU")
+    if total_steps < AUTO_UPDATE_MIN_STEPS:
+        too_few = f"{total_steps} env steps, too few to pay for compiling (from {AUTO_UPDATE_MIN_STEPS})"
+        return CompileChoice("off", f"agent.compile=auto: {too_few}")
+    if cpp_compiler() is None:
+        return CompileChoice("off", f"agent.compile=auto: no C++ compiler ({os.environ.get('CXX') or 'g++'}) found")
+    return CompileChoice("update", f"agent.compile=auto: {total_steps} env steps on a CPU")
 
 
 def say_warning(line: str) -> None:

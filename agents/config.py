@@ -15,7 +15,7 @@ class EntropyScheduleConfig:
     decay: Optional[float] = None  # beta of eq. (14); None means a constant target (init)
 
 
-COMPILE_MODES = ("off", "compile", "cudagraphs", "update")  # agent.compile
+COMPILE_MODES = ("auto", "off", "compile", "cudagraphs", "update")  # agent.compile
 MVE_HORIZON_COUNTINGS = ("paper", "authors-code")  # agent.mve_horizon_counting
 
 
@@ -119,5 +119,7 @@ class AgentConfig:
     # "off", "compile" (torch.compile of the loss functions), "cudagraphs" (on CUDA,
     # torch.compile with CUDA graphs) or "update" (each whole update, its gradients and Adam
     # steps included, as one compiled program: agents.whole_update); one warning line and
-    # "off" where that cannot run
-    compile: str = "off"
+    # "off" where that cannot run. "auto": "update" where it was measured to pay (a run of
+    # at least agents.compile.AUTO_UPDATE_MIN_STEPS env steps on a CPU with a C++
+    # compiler), else "off" (agents.compile.choose_compile_mode)
+    compile: str = "auto"

@@ -127,12 +127,13 @@ class StepCost:
     take: for the paper preset on a CPU, where a run takes weeks and a GPU is expected. It
     speaks after the first learning step (provisional: that step also warms up), then once
     more on the median of ``MEASURED_STEPS``, since at the paper's sizes on a CPU five steps
-    take minutes."""
+    take minutes. Where the first steps compile the update (``provisional=False``), their
+    time says nothing of a step's: only the median speaks."""
 
     MEASURED_STEPS = 5
 
-    def __init__(self, total_steps: int, enabled: bool) -> None:
-        self.total_steps, self.enabled = total_steps, enabled
+    def __init__(self, total_steps: int, enabled: bool, provisional: bool = True) -> None:
+        self.total_steps, self.enabled, self.provisional = total_steps, enabled, provisional
         self.times: list[float] = []
         self.clock = 0.0
 
@@ -144,7 +145,7 @@ class StepCost:
         if not self.enabled:
             return
         self.times.append(time.perf_counter() - self.clock)
-        if len(self.times) == 1:
+        if len(self.times) == 1 and self.provisional:
             first = self.times[0]
             say(
                 self._line(

@@ -290,6 +290,8 @@ class Trainer:
             resumed=resumed,
             torch_threads=self.threads.count,
             threads_reason=self.threads.reason,
+            compile_mode=self.agent.compile_choice.mode,
+            compile_reason=self.agent.compile_choice.reason,
         )
         summary.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.run_dir.write_summary(summary)
@@ -399,7 +401,11 @@ class Trainer:
             enabled=c.trainer.progress,
             desc=f"{c.task}/{c.agent.name}/seed {c.seed}",
         )
-        cost = StepCost(self.total_steps, enabled=c.preset == "paper" and self.agent.device.type == "cpu")
+        cost = StepCost(
+            self.total_steps,
+            enabled=c.preset == "paper" and self.agent.device.type == "cpu",
+            provisional=self.agent.whole_update is None,  # a compiled update's first steps compile it
+        )
         while p.step < self.total_steps:
             if p.step < c.trainer.seed_steps:
                 action = self.action_rng.uniform(-1.0, 1.0, self.spec.act_dim).astype(np.float32)

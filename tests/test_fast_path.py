@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from agents import SVGAgent
+from agents.compile import AUTO_UPDATE_MIN_STEPS, choose_compile_mode
 from agents.config import AgentConfig, EntropyScheduleConfig, FastPathConfig
 from agents.dynamics import GRUDynamics, MLPEnsembleDynamics
 from agents.metrics import DivergenceError, MetricSums
@@ -122,7 +124,45 @@ def test_each_fast_path_option_gives_the_plain_losses_and_parameters(agent, opti
 
 def test_the_defaults_are_the_fast_path():
     assert all(getattr(AgentConfig().fast_path, option) for option in OPTIONS)
-    assert AgentConfig().compile == "off"
+    assert AgentConfig().compile == "auto"
+
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("mode", "device", "steps", "compiler", "chosen", "reason"),
+    [
+        ("auto", CPU, AUTO_UPDATE_MIN_STEPS, "g++", "update", "agent.compile=auto: 50000 env steps on a CPU"),
+        ("auto", CPU, AUTO_UPDATE_MIN_STEPS - 1, "g++", "off", "49999 env steps, too few to pay for compiling"),
+        ("auto", CPU, 10**6, None, "off", r"no C\+\+ compiler \(g\+\+\) found"),
+        ("auto", CUDA, 10**6, "g++", "off", "on cuda: compiling pays only on a CPU"),
+        ("off", CPU, 10**6, "g++", "off", "^agent.compile$"),
+        ("update", CPU, 10, None, "update", "^agent.compile$"),  # asked for: tried, and falls back if it fails
+    ],
+)
+def test_auto_compiles_the_update_of_long_cpu_runs(mode, device, steps, compiler, chosen, reason, monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("agents.compile.shutil.which", lambda name: f"/usr/bin/{name}" if name == compiler else None)
+    choice = choose_compile_mode(mode, device, steps)
+    assert choice.mode == chosen
+    assert re.search(reason, choice.reason)
+
+
+def test_auto_uses_the_compiler_named_by_cxx(monkeypatch):
+    monkeypatch.setenv("CXX", "clang++")
+    monkeypatch.setattr("agents.compile.shutil.which", lambda name: "/usr/bin/clang++" if name == "clang++" else None)
+    assert choose_compile_mode("auto", CPU, 10**6).mode == "update"
+    monkeypatch.setenv("CXX", "icpx")
+    assert choose_compile_mode("auto", CPU, 10**6).reason == "agent.compile=auto: no C++ compiler (icpx) found"
+
+
+def test_auto_builds_a_short_run_eagerly_and_a_long_one_compiled(monkeypatch):
+    monkeypatch.setattr("agents.compile.shutil.which", lambda name: f"/usr/bin/{name}")
+    short = SVGAgent(OBS, ACT, tiny_config("sac", PLAIN), AUTO_UPDATE_MIN_STEPS - 1, 0)
+    long = SVGAgent(OBS, ACT, tiny_config("sac", PLAIN), AUTO_UPDATE_MIN_STEPS, 0)
+    assert (short.compile_choice.mode, short.whole_update) == ("off", None)
+    assert long.compile_choice.mode == "update" and long.whole_update is not None
 
 
 def test_the_plain_and_fast_paths_differ_in_how_they_compute():
@@ -323,7 +363,8 @@ def test_a_failing_compilation_falls_back_to_off_with_one_line(mode, plain_resul
 
 
 def test_an_unknown_compile_mode_is_refused():
-    with pytest.raises(ValueError, match="agent.compile must be one of off, compile, cudagraphs, update, not 'fast'"):
+    modes = "auto, off, compile, cudagraphs, update"
+    with pytest.raises(ValueError, match=f"agent.compile must be one of {modes}, not 'fast'"):
         SVGAgent(OBS, ACT, tiny_config("sac", PLAIN, compile="fast"), 1000, 0)
 
 

@@ -155,6 +155,23 @@ def test_the_paper_preset_on_a_cpu_says_what_a_step_costs_from_the_first_learnin
     assert "998,995 steps left would take about 23.1 days" in said[1] and "GPU" in said[1]
 
 
+def test_a_run_that_compiles_its_update_says_only_the_median_step_cost(monkeypatch):
+    """Its first steps compile the update (tens of seconds): a provisional line from the
+    first would predict a run many times too long."""
+    clock = FakeClock()
+    monkeypatch.setattr(lifecycle.time, "perf_counter", clock)
+    said: list[str] = []
+    cost = StepCost(total_steps=100_000, enabled=True, provisional=False)
+    for step in range(1001, 1001 + StepCost.MEASURED_STEPS):
+        cost.start()
+        clock.now += 40.0 if step in (1001, 1002) else 0.05  # compiling, then compiled steps
+        cost.stop(step, said.append)
+        if step < 1000 + StepCost.MEASURED_STEPS:
+            assert said == []
+    assert len(said) == 1 and "one env step's updates take 0.05 s here" in said[0], said
+    assert "98,995 steps left would take about 82 minutes" in said[0]
+
+
 @pytest.mark.parametrize(
     "seconds, shown",
     [

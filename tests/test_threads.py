@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harness.cli import threads_line
-from harness.commands.run import idle_cores_hint
+from harness.commands.run import compile_line, idle_cores_hint
 from harness.config import ConfigError, build_run_config
 from harness.launch import plan_jobs
 from harness.process import PARALLEL_MATMUL_MACS, choose_threads, largest_update_matmul, prepare_training_process
@@ -137,6 +137,35 @@ def batched_jobs(tmp_path, seeds: int, batch_seeds: int, *overrides: str) -> lis
     )
 
 
+def long_jobs(tmp_path, steps: int, *overrides: str) -> list:
+    return plan_jobs(
+        "mbpo",
+        ["hopper"],
+        "sac",
+        [0],
+        "quick",
+        "local",
+        steps,
+        str(tmp_path),
+        "disabled",
+        ["agent.device=cpu", *overrides],
+    )
+
+
+def test_harness_run_says_when_auto_compiles_each_runs_update(tmp_path, monkeypatch):
+    monkeypatch.setattr("agents.compile.shutil.which", lambda name: f"/usr/bin/{name}")
+    assert compile_line(long_jobs(tmp_path, 60_000)) == (
+        "each run compiles its whole update with torch.compile (agent.compile=auto: 60000 env steps on a CPU; "
+        "10-40 s at its start, seconds once cached); set agent.compile=off to change"
+    )
+    assert compile_line(long_jobs(tmp_path, 20_000)) == ""  # too short: auto chose off, nothing to say
+    assert compile_line(long_jobs(tmp_path, 60_000, "agent.compile=off")) == ""
+    assert compile_line(long_jobs(tmp_path, 60_000, "agent.compile=update")) == ""  # the user's own choice
+    assert compile_line(long_jobs(tmp_path, 60_000, "launcher.batch_seeds=2")) == ""  # a batch runs eagerly
+    monkeypatch.setattr("agents.compile.shutil.which", lambda name: None)
+    assert compile_line(long_jobs(tmp_path, 60_000)) == ""  # no C++ compiler: off
+
+
 def test_a_batch_that_leaves_cores_idle_on_a_cpu_gets_a_hint_to_split_it(tmp_path, monkeypatch):
     """8 seeds as one batch of the quick preset take one thread (small networks): on 2 cores
     one stays idle, and the hint names the split that fills them; on 1 core, with the batch
@@ -257,6 +286,10 @@ def test_harness_run_takes_omp_num_threads_says_so_once_and_records_it(tmp_path)
     done, summary = tiny_sac_run(tmp_path, OMP_NUM_THREADS="1")
     assert summary["torch_threads"] == 1 and summary["threads_reason"] == "OMP_NUM_THREADS=1"
     assert thread_lines(done.stderr) == ["harness: each run uses 1 torch thread (OMP_NUM_THREADS=1)"]
+    # a run of 300 steps is too short for agent.compile=auto to compile its update
+    assert summary["compile_mode"] == "off"
+    assert summary["compile_reason"] == "agent.compile=auto: 300 env steps, too few to pay for compiling (from 50000)"
+    assert "compiles its whole update" not in done.stderr
 
 
 def test_trainer_torch_threads_beats_omp_num_threads(tmp_path):

@@ -117,6 +117,9 @@ def run_command(
         hint = idle_cores_hint(job_list)
         if hint:
             click.echo(f"harness: {hint}", err=True)
+        compiled = compile_line(job_list)
+        if compiled:
+            click.echo(f"harness: {compiled}", err=True)
     try:
         results = launch(
             job_list,
@@ -174,6 +177,30 @@ def threads_line(jobs: list, launcher: str) -> str:
     plural = "s" if choice.count != 1 else ""
     who = "each batch of seeds" if jobs[0].config.launcher.batch_seeds > 1 else "each run"
     return f"{who} uses {choice.count} torch thread{plural} ({choice.reason}{how_to_change})"
+
+
+def compile_line(jobs: list) -> str:
+    """When ``agent.compile=auto`` compiles each run's whole update (a long run on a CPU), the
+    line that says so before the runs start: compiling takes seconds to a minute at the start
+    of each run. "" otherwise (a mode the user named, or "auto" choosing "off")."""
+    from agents.agent import resolve_device
+    from agents.compile import choose_compile_mode
+    from harness.launch import local_placement
+
+    placement = local_placement(jobs)
+    if placement is None:
+        return ""
+    config = placement.pending[0].config
+    steps = config.trainer.total_steps
+    if config.agent.compile != "auto" or config.launcher.batch_seeds > 1 or steps is None:  # a batch runs eagerly
+        return ""
+    choice = choose_compile_mode("auto", resolve_device(config.agent.device), int(steps))
+    if choice.mode != "update":
+        return ""
+    return (
+        f"each run compiles its whole update with torch.compile ({choice.reason}; 10-40 s at its start, "
+        "seconds once cached); set agent.compile=off to change"
+    )
 
 
 def idle_cores_hint(jobs: list, cores: list[int] | None = None) -> str:
