@@ -66,9 +66,9 @@ def copy_of(finished: Path, tmp_path: Path) -> tuple[Path, Path]:
     return out, run_folder(out, "sac")
 
 
-def start_sac(out: Path, steps: int, evaluations: int) -> subprocess.Popen:
-    """Start the tiny SAC run in the background; return once ``evaluations`` rows are in
-    its eval.csv (a row is written just before its checkpoint)."""
+def start_sac(out: Path, steps: int, evaluations: int, *more: str) -> subprocess.Popen:
+    """Start the tiny SAC run in the background (overrides in ``more``); return once
+    ``evaluations`` rows are in its eval.csv (a row is written just before its checkpoint)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -82,6 +82,7 @@ def start_sac(out: Path, steps: int, evaluations: int) -> subprocess.Popen:
             "--wandb",
             "disabled",
             *TINY_SAC,
+            *more,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -349,12 +350,13 @@ def test_an_unreachable_storage_url(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_run_held_by_another_process_is_left_untouched(tmp_path):
     out = tmp_path / "runs"
-    first = start_sac(out, 100000, 1)
+    # a long run, so that it is still training; agent.compile=auto would compile its update
+    first = start_sac(out, 100000, 1, "agent.compile=off")
     folder = run_folder(out, "sac")
     try:
         (folder / "summary.json").stat()
         lock_before = (folder / ".lock").stat().st_mtime_ns
-        code, _, err = sac_run(out, 100000)
+        code, _, err = sac_run(out, 100000, "agent.compile=off")
         assert code == 1
         assert "is being trained by another process" in one_line(err) or "left it untouched" in err
         assert not (folder / "error.log").exists()
