@@ -149,7 +149,8 @@ class SVGAgent:
         self.compile_choice = choose_compile_mode(c.compile, self.device, total_steps)  # "auto" resolved
         mode = self.compile_choice.mode
         compile_mode, warn = ("off" if mode == "update" else mode), OneWarning(warn)
-        self.whole_update = WholeUpdate(self, warn) if mode == "update" else None
+        named = "auto (update)" if c.compile == "auto" else mode  # how a fall-back line names it
+        self.whole_update = WholeUpdate(self, warn, named) if mode == "update" else None
         self.actor_losses = compile_loss(self.actor_and_temperature_losses, compile_mode, self.device, warn)
         self.critic_loss = compile_loss(self.critic_loss_of_batch, compile_mode, self.device, warn)
         self.model_losses = compile_loss(self.reward_and_termination_losses, compile_mode, self.device, warn)

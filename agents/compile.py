@@ -32,9 +32,14 @@ class CompileChoice:
     reason: str
 
 
+def cpp_compiler_name() -> str:
+    """The C++ compiler inductor uses: ``CXX``, else clang++ on macOS and g++ elsewhere."""
+    return os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
+
+
 def cpp_compiler() -> str | None:
-    """The C++ compiler inductor would use on this machine (``CXX``, else g++), if found."""
-    name = os.environ.get("CXX") or "g++"
+    """``cpp_compiler_name()`` if it is found on this machine."""
+    name = cpp_compiler_name()
     return name if shutil.which(name) else None
 
 
@@ -54,7 +59,7 @@ def choose_compile_mode(mode: str, device: torch.device, total_steps: int) -> Co
         too_few = f"{total_steps} env steps, too few to pay for compiling (from {AUTO_UPDATE_MIN_STEPS})"
         return CompileChoice("off", f"agent.compile=auto: {too_few}")
     if cpp_compiler() is None:
-        return CompileChoice("off", f"agent.compile=auto: no C++ compiler ({os.environ.get('CXX') or 'g++'}) found")
+        return CompileChoice("off", f"agent.compile=auto: no C++ compiler ({cpp_compiler_name()}) found")
     return CompileChoice("update", f"agent.compile=auto: {total_steps} env steps on a CPU")
 
 

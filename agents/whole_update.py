@@ -111,9 +111,10 @@ class WholeUpdate:
     (the first update creates Adam's state eagerly), and for good after a compilation failed
     (one line through ``warn``; the run goes on eagerly, with the same math)."""
 
-    def __init__(self, agent: SVGAgent, warn: Callable[[str], None]) -> None:
+    def __init__(self, agent: SVGAgent, warn: Callable[[str], None], mode: str = "update") -> None:
         self.agent = agent
         self.warn = warn
+        self.mode = mode  # as the fall-back line names it: "update", or "auto" that chose it
         self.failed = False
         self.compiled_runs = 0  # updates the compiled programs ran (the rest ran eagerly)
         self._single_step = _compiled_for_one_agent(self, WholeUpdate._single_step_program)
@@ -132,7 +133,7 @@ class WholeUpdate:
                 metrics = program(*args)
         except Exception as error:  # noqa: BLE001 - any compiler failure: fall back to eager
             self.failed = True
-            self.warn(fallback_line("update", error))
+            self.warn(fallback_line(self.mode, error))
             return None
         self.compiled_runs += 1
         return metrics

@@ -52,7 +52,10 @@ def main() -> int:
     )
     built = {}
     for name, flags in variants.items():
-        overrides = tuple(f"agent.fast_path.{option}={str(on).lower()}" for option, on in flags.items())
+        # the eager update, whose computation the options choose (agent.compile=auto would
+        # compile a long preset's update, inside which they do not apply)
+        options = (f"agent.fast_path.{option}={str(on).lower()}" for option, on in flags.items())
+        overrides = ("agent.compile=off", *options)
         _, spec, learner, replay = bench.build(args.agent, args.preset, args.task, args.device, overrides)
         bench.fill_random(learner, replay, spec.obs_dim, spec.act_dim)
         bench.time_updates(learner, replay, 1, warmup=3)

@@ -37,7 +37,8 @@ def recorded_products(agent: str, preset: str, task: str, overrides: tuple[str, 
 
     from harness import bench
 
-    _, spec, learner, replay = bench.build(agent, preset, task, "cpu", overrides)
+    # the eager update: its products are aten calls the profiler records one by one
+    _, spec, learner, replay = bench.build(agent, preset, task, "cpu", ("agent.compile=off", *overrides))
     bench.fill_random(learner, replay, spec.obs_dim, spec.act_dim)
     for _ in range(3):
         learner.update(replay, bench.UPDATE_STEP)

@@ -31,6 +31,7 @@ import torch
 
 from agents import SVGAgent
 from agents.batched import BatchedSVGAgent
+from agents.compile import CompileChoice
 from agents.replay import ReplayBuffer
 from agents.stacked_metrics import StackedMetricSums
 from agents.stacked_replay import StackedReplay
@@ -68,6 +69,10 @@ class SeedTrainer(Trainer):
         self.logs: tuple = ()
         self.resumed = False
         self.row_clock, self.row_step = 0.0, 0
+
+    def compiled_as(self) -> CompileChoice:
+        """A batch's updates run eagerly, whatever ``agent.compile`` says."""
+        return CompileChoice("off", "seeds trained as a batch run eagerly")
 
     @property
     def agent(self) -> SVGAgent:

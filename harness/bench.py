@@ -97,6 +97,7 @@ class BenchRow:
     breakdown: dict[str, float] = field(default_factory=dict)  # part -> fraction of one update
     loop_steps_per_second: float | None = None
     parallel: dict[str, float] | None = None
+    compile_mode: str = "off"  # agent.compile as the agent applied it ("auto" resolved)
 
 
 def _synchronize(device) -> None:
@@ -357,6 +358,7 @@ def bench_row(agent: str, preset: str, task: str, settings: BenchSettings, peak:
         gflop,
         gflop / median / peak,
         update_breakdown(learner, replay),
+        compile_mode=learner.compile_choice.mode,
     )
     if settings.loop_steps > 0:
         row.loop_steps_per_second = loop_steps_per_second(
@@ -412,8 +414,8 @@ def run_benchmark(settings: BenchSettings, say=print) -> dict[str, Any]:
 
 
 MARKDOWN_HEADER = (
-    "| agent | preset | task | device, threads | ms/env step: median (min-max) | GFLOP/step | "
-    "% of matmul peak | loop env steps/s | largest parts of an update |\n"
+    "| agent | preset | task | device, threads (, compile mode if not off) | ms/env step: median (min-max) | "
+    "GFLOP/step | % of matmul peak | loop env steps/s | largest parts of an update |\n"
     "|---|---|---|---|---|---|---|---|---|"
 )
 
@@ -422,8 +424,9 @@ def markdown_row(row: BenchRow) -> str:
     parts = sorted(row.breakdown.items(), key=lambda item: -item[1])[:4]
     largest = ", ".join(f"{name} {100 * share:.0f}%" for name, share in parts)
     loop = f"{row.loop_steps_per_second:.2f}" if row.loop_steps_per_second else "-"
+    compiled = "" if row.compile_mode == "off" else f", {row.compile_mode}"
     return (
-        f"| {row.agent} | {row.preset} | {row.task} | {row.device}, {row.threads} | "
+        f"| {row.agent} | {row.preset} | {row.task} | {row.device}, {row.threads}{compiled} | "
         f"{row.update_ms_median:.1f} ({row.update_ms_min:.1f}-{row.update_ms_max:.1f}) | "
         f"{row.gflop_per_step:.2f} | {100 * row.peak_fraction:.0f}% | {loop} | {largest} |"
     )

@@ -16,6 +16,7 @@ import torch
 
 from agents import SVGAgent
 from agents.agent import DivergenceError
+from agents.compile import CompileChoice
 from agents.metrics import MetricSums
 from agents.replay import ReplayBuffer
 from harness.config import RunConfig, to_dict, to_yaml
@@ -290,8 +291,7 @@ class Trainer:
             resumed=resumed,
             torch_threads=self.threads.count,
             threads_reason=self.threads.reason,
-            compile_mode=self.agent.compile_choice.mode,
-            compile_reason=self.agent.compile_choice.reason,
+            **self._compile_fields(),
         )
         summary.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.run_dir.write_summary(summary)
@@ -369,6 +369,18 @@ class Trainer:
             "horizon": c.agent.horizon,
         }
 
+    def compiled_as(self) -> CompileChoice:
+        """How this run's updates are computed (``agent.compile``, "auto" resolved): the
+        agent's choice, or "off" once its compiled update fell back to eager."""
+        choice = self.agent.compile_choice
+        if self.agent.whole_update is not None and self.agent.whole_update.failed:
+            return CompileChoice("off", f"{choice.reason}; compiling the update failed, so it runs eagerly")
+        return choice
+
+    def _compile_fields(self) -> dict:
+        choice = self.compiled_as()
+        return {"compile_mode": choice.mode, "compile_reason": choice.reason}
+
     def _results(self) -> dict:
         p = self.progress
 
@@ -383,6 +395,7 @@ class Trainer:
             "evaluations": p.evaluations,
             "wall_time": p.wall_time,
             "steps_per_second": p.step / p.wall_time if p.wall_time > 0 else None,
+            **self._compile_fields(),
         }
 
     def _loop(self, eval_log, train_log, mirror: WandbMirror, stop: StopSignals) -> None:

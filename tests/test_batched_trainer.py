@@ -110,6 +110,8 @@ def test_batched_seeds_write_what_lone_runs_write(tmp_path, agent):
     for s in SEEDS:
         train_run(config(agent, s, tmp_path), tmp_path / "lone" / f"seed_{s}")
         assert_written_as_alone(tmp_path / "batch" / f"seed_{s}", tmp_path / "lone" / f"seed_{s}")
+        summary = json.loads((tmp_path / "batch" / f"seed_{s}" / "summary.json").read_text())
+        assert (summary["compile_mode"], summary["compile_reason"]) == ("off", "seeds trained as a batch run eagerly")
     # the seeds are seeds: their evaluations differ
     returns = [read_csv(tmp_path / "batch" / f"seed_{s}" / "train.csv")[1][-1]["critic_loss"] for s in SEEDS]
     assert len(set(returns)) == 3

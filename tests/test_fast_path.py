@@ -64,12 +64,12 @@ def tiny_config(agent: str, fast_path: FastPathConfig, **extra) -> AgentConfig:
 
 
 def run_updates(
-    config: AgentConfig, updates: int = 4, warn=None, agents: list | None = None
+    config: AgentConfig, updates: int = 4, warn=None, agents: list | None = None, total_steps: int = 1000
 ) -> tuple[list[dict[str, float]], dict]:
     """A freshly seeded agent after ``updates`` updates on a seeded replay: the losses of
     every update and the final parameters of every network. ``agents`` receives the agent."""
     torch.manual_seed(0)
-    agent = SVGAgent(OBS, ACT, config, total_steps=1000, seed=1, warn=warn)
+    agent = SVGAgent(OBS, ACT, config, total_steps=total_steps, seed=1, warn=warn)
     if agents is not None:
         agents.append(agent)
     device = agent.device if config.fast_path.replay_on_device else None
@@ -347,7 +347,7 @@ def test_update_compile_mode_steps_the_state_a_checkpoint_loads():
     assert not torch.equal(first["actor"]["trunk.0.weight"], snapshot["actor"]["trunk.0.weight"])
 
 
-@pytest.mark.parametrize("mode", ["compile", "update"])
+@pytest.mark.parametrize("mode", ["compile", "update", "auto"])
 def test_a_failing_compilation_falls_back_to_off_with_one_line(mode, plain_results, monkeypatch):
     def broken_compile(fn, **kwargs):
         def compiled(*args):
@@ -356,10 +356,41 @@ def test_a_failing_compilation_falls_back_to_off_with_one_line(mode, plain_resul
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr("agents.compile.shutil.which", lambda name: f"/usr/bin/{name}")
     lines = []
-    result = run_updates(tiny_config("sac-svg", PLAIN, compile=mode), warn=lines.append)
-    assert lines == [f"agent.compile={mode} failed (RuntimeError: backend exploded); running with agent.compile=off"]
-    assert_same(plain_results["sac-svg"], result)
+    # a run long enough for auto to compile its update: the line names auto, which chose it
+    steps = AUTO_UPDATE_MIN_STEPS if mode == "auto" else 1000
+    result = run_updates(tiny_config("sac-svg", PLAIN, compile=mode), warn=lines.append, total_steps=steps)
+    named = "auto (update)" if mode == "auto" else mode
+    assert lines == [f"agent.compile={named} failed (RuntimeError: backend exploded); running with agent.compile=off"]
+    # (T of eq. (14), the run's length, sets the target entropy: the plain run of as many steps)
+    plain = (
+        run_updates(tiny_config("sac-svg", PLAIN), total_steps=steps) if mode == "auto" else plain_results["sac-svg"]
+    )
+    assert_same(plain, result)
+
+
+def test_a_run_whose_compiled_update_falls_back_records_that_it_ran_eagerly(tmp_path, monkeypatch, capsys):
+    from harness.config import build_run_config  # noqa: PLC0415 - a run, for its summary.json
+    from harness.trainer import train_run  # noqa: PLC0415
+
+    def broken_compile(fn, **kwargs):
+        def compiled(*args):
+            raise RuntimeError("no compiler")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    settings = ["agent.compile=update", "agent.hidden_dim=16", "agent.step_batch_size=16", "trainer.seed_steps=50"]
+    settings += ["trainer.eval_every=100", "trainer.eval_episodes=1", "trainer.progress=false"]
+    config = build_run_config(
+        "classic", "inverted-pendulum", "sac", 0, preset="quick", steps=100, out=str(tmp_path), overrides=settings
+    )
+    summary = train_run(config, tmp_path / "run")
+    line = "warning: agent.compile=update failed (RuntimeError: no compiler); running with agent.compile=off"
+    assert capsys.readouterr().err.splitlines().count(line) == 1
+    assert summary["status"] == "done" and summary["compile_mode"] == "off"
+    assert summary["compile_reason"] == "agent.compile; compiling the update failed, so it runs eagerly"
 
 
 def test_an_unknown_compile_mode_is_refused():

@@ -166,6 +166,19 @@ def test_harness_run_says_when_auto_compiles_each_runs_update(tmp_path, monkeypa
     assert compile_line(long_jobs(tmp_path, 60_000)) == ""  # no C++ compiler: off
 
 
+def test_the_compile_line_counts_the_runs_that_compile_when_budgets_differ(tmp_path, monkeypatch):
+    """A suite's tasks have their own budgets: here 15,000 and 50,000 env steps."""
+    monkeypatch.setattr("agents.compile.shutil.which", lambda name: f"/usr/bin/{name}")
+    tasks = ["inverted-pendulum", "inverted-double-pendulum"]
+    for order in (tasks, tasks[::-1]):
+        jobs = plan_jobs("classic", order, "sac", [0, 1], "paper", "local", None, str(tmp_path), "disabled", [])
+        assert compile_line(jobs) == (
+            "2 of the 4 runs compile their whole update with torch.compile (agent.compile=auto: those of "
+            "50000 env steps or more, on a CPU; 10-40 s at its start, seconds once cached); "
+            "set agent.compile=off to change"
+        )
+
+
 def test_a_batch_that_leaves_cores_idle_on_a_cpu_gets_a_hint_to_split_it(tmp_path, monkeypatch):
     """8 seeds as one batch of the quick preset take one thread (small networks): on 2 cores
     one stays idle, and the hint names the split that fills them; on 1 core, with the batch

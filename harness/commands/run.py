@@ -180,25 +180,34 @@ def threads_line(jobs: list, launcher: str) -> str:
 
 
 def compile_line(jobs: list) -> str:
-    """When ``agent.compile=auto`` compiles each run's whole update (a long run on a CPU), the
-    line that says so before the runs start: compiling takes seconds to a minute at the start
-    of each run. "" otherwise (a mode the user named, or "auto" choosing "off")."""
+    """When ``agent.compile=auto`` compiles the runs' whole update (long runs on a CPU), the
+    line that says so before they start: compiling takes seconds to a minute at the start
+    of each run. "" otherwise (a mode the user named, or "auto" choosing "off"). The runs of
+    one command may differ in length (a suite's tasks have their own budgets): the line
+    counts those that compile."""
     from agents.agent import resolve_device
-    from agents.compile import choose_compile_mode
+    from agents.compile import AUTO_UPDATE_MIN_STEPS, choose_compile_mode
     from harness.launch import local_placement
 
     placement = local_placement(jobs)
     if placement is None:
         return ""
     config = placement.pending[0].config
-    steps = config.trainer.total_steps
-    if config.agent.compile != "auto" or config.launcher.batch_seeds > 1 or steps is None:  # a batch runs eagerly
+    if config.agent.compile != "auto" or config.launcher.batch_seeds > 1:  # a batch runs eagerly
         return ""
-    choice = choose_compile_mode("auto", resolve_device(config.agent.device), int(steps))
-    if choice.mode != "update":
+    device = resolve_device(config.agent.device)
+    steps = [job.config.trainer.total_steps for job in placement.pending]
+    choices = [choose_compile_mode("auto", device, int(n)) for n in steps if n is not None]
+    compiling = [choice for choice in choices if choice.mode == "update"]
+    if not compiling:
         return ""
+    if len(compiling) == len(placement.pending):
+        who, why = "each run compiles its", compiling[0].reason
+    else:
+        who = f"{len(compiling)} of the {len(placement.pending)} runs compile their"
+        why = f"agent.compile=auto: those of {AUTO_UPDATE_MIN_STEPS} env steps or more, on a CPU"
     return (
-        f"each run compiles its whole update with torch.compile ({choice.reason}; 10-40 s at its start, "
+        f"{who} whole update with torch.compile ({why}; 10-40 s at its start, "
         "seconds once cached); set agent.compile=off to change"
     )
 
