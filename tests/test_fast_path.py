@@ -347,15 +347,21 @@ def test_update_compile_mode_steps_the_state_a_checkpoint_loads():
     assert not torch.equal(first["actor"]["trunk.0.weight"], snapshot["actor"]["trunk.0.weight"])
 
 
-@pytest.mark.parametrize("mode", ["compile", "update", "auto"])
-def test_a_failing_compilation_falls_back_to_off_with_one_line(mode, plain_results, monkeypatch):
+def failing_compile(message: str):
+    """A stand-in for torch.compile whose programs raise RuntimeError(message) when called."""
+
     def broken_compile(fn, **kwargs):
         def compiled(*args):
-            raise RuntimeError("backend exploded\nwith a long traceback")
+            raise RuntimeError(message)
 
         return compiled
 
-    monkeypatch.setattr(torch, "compile", broken_compile)
+    return broken_compile
+
+
+@pytest.mark.parametrize("mode", ["compile", "update", "auto"])
+def test_a_failing_compilation_falls_back_to_off_with_one_line(mode, plain_results, monkeypatch):
+    monkeypatch.setattr(torch, "compile", failing_compile("backend exploded\nwith a long traceback"))
     monkeypatch.setattr("agents.compile.shutil.which", lambda name: f"/usr/bin/{name}")
     lines = []
     # a run long enough for auto to compile its update: the line names auto, which chose it
@@ -374,13 +380,7 @@ def test_a_run_whose_compiled_update_falls_back_records_that_it_ran_eagerly(tmp_
     from harness.config import build_run_config  # noqa: PLC0415 - a run, for its summary.json
     from harness.trainer import train_run  # noqa: PLC0415
 
-    def broken_compile(fn, **kwargs):
-        def compiled(*args):
-            raise RuntimeError("no compiler")
-
-        return compiled
-
-    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(torch, "compile", failing_compile("no compiler"))
     settings = ["agent.compile=update", "agent.hidden_dim=16", "agent.step_batch_size=16", "trainer.seed_steps=50"]
     settings += ["trainer.eval_every=100", "trainer.eval_episodes=1", "trainer.progress=false"]
     config = build_run_config(
