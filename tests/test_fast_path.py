@@ -21,6 +21,7 @@ from agents.networks import MLP, EnsembleMLP
 from agents.normalizer import RunningNormalizer
 from agents.optim import DirectFusedAdam
 from agents.replay import ReplayBuffer
+from agents.whole_update import call_traced_with_settings
 
 OBS, ACT = 5, 2
 PLAIN = FastPathConfig(**{f.name: False for f in dataclasses.fields(FastPathConfig)})
@@ -345,6 +346,37 @@ def test_update_compile_mode_steps_the_state_a_checkpoint_loads():
     assert agent.whole_update is not None and agent.whole_update.compiled_runs == 1 + 4
     torch.testing.assert_close(again, first, rtol=0, atol=0)
     assert not torch.equal(first["actor"]["trunk.0.weight"], snapshot["actor"]["trunk.0.weight"])
+
+
+def test_the_compiled_programs_enter_dynamos_settings_only_to_trace(monkeypatch):
+    """The settings that let torch.compile trace autograd.grad are entered for the first
+    call (a trace) and for a call whose guards fail (a new trace), not for the calls between:
+    entering them costs about 70 microseconds a call."""
+    import agents.whole_update as whole_update  # noqa: PLC0415 - its settings, counted
+
+    entered = []
+    settings = whole_update._dynamo_settings
+
+    def counted():
+        entered.append(True)
+        return settings()
+
+    monkeypatch.setattr(whole_update, "_dynamo_settings", counted)
+    torch._dynamo.reset()
+
+    def gradient(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad((weight * x).sum(), weight)[0]
+
+    program = torch.compile(gradient, fullgraph=True, dynamic=False)
+    weight = torch.ones(3, requires_grad=True)
+    for x in (torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 5.0, 6.0])):
+        torch.testing.assert_close(call_traced_with_settings(program, weight, x), x)
+    assert len(entered) == 1  # the first call traced; the second ran the program as it was
+    longer = torch.ones(4, requires_grad=True)  # a new shape: the guards fail, a new trace
+    torch.testing.assert_close(call_traced_with_settings(program, longer, torch.arange(4.0)), torch.arange(4.0))
+    assert len(entered) == 2
+    with pytest.raises(torch._dynamo.exc.Unsupported):  # the trace needs them: they are what it adds
+        program(torch.ones(5, requires_grad=True), torch.ones(5))
 
 
 def failing_compile(message: str):
