@@ -234,11 +234,7 @@ class SVGAgent:
         metrics: dict[str, torch.Tensor | float] = {}
         for _ in range(c.num_step_updates):
             with record_function("replay sampling"):
-                batch = replay.sample(c.step_batch_size, self.rng)
-                obs = self.normalizer.normalize(self._tensor(batch.obs))
-                next_obs = self.normalizer.normalize(self._tensor(batch.next_obs))
-                action, reward = self._tensor(batch.action), self._tensor(batch.reward)
-                terminated = self._tensor(batch.terminated)
+                indices = replay.sample_indices(c.step_batch_size, self.rng)
             actor_step = self.updates_done % c.actor_update_every == 0
             target_step = self.updates_done % c.critic_target_update_every == 0
             compiled = None
@@ -246,17 +242,19 @@ class SVGAgent:
                 target_entropy = self.target_entropy(step)
                 with record_function("single-step update (compiled)"):
                     compiled = self.whole_update.single_step(
-                        (obs, action, reward, next_obs, terminated),
-                        target_entropy,
-                        self.actor_horizon(step),
-                        actor_step,
-                        target_step,
+                        replay, indices, target_entropy, self.actor_horizon(step), actor_step, target_step
                     )
             if compiled is not None:
                 metrics.update(compiled)
                 if actor_step:
                     metrics["target_entropy"] = target_entropy
             else:
+                with record_function("replay sampling"):
+                    batch = replay.batch_at(indices)
+                    obs = self.normalizer.normalize(self._tensor(batch.obs))
+                    next_obs = self.normalizer.normalize(self._tensor(batch.next_obs))
+                    action, reward = self._tensor(batch.action), self._tensor(batch.reward)
+                    terminated = self._tensor(batch.terminated)
                 if actor_step:
                     metrics.update(self.update_actor_and_temperature(obs, step))
                 metrics.update(self.update_critic(obs, action, reward, next_obs, terminated))

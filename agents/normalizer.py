@@ -8,6 +8,11 @@ import torch
 from agents.transfer import to_device
 
 
+def normalized(obs: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std: the normalisation, given its statistics (also inside a compiled update)."""
+    return (obs - mean) / std
+
+
 class RunningNormalizer:
     """Running mean and standard deviation of every observed state (Chan et al. parallel
     update of Welford's algorithm). The mean after one sample is that sample; the variance
@@ -20,7 +25,7 @@ class RunningNormalizer:
         self.mean = np.zeros(dim, dtype=np.float64)
         self.sum_squared_deviation = np.zeros(dim, dtype=np.float64)
         self.std_min, self.std_max = std_min, std_max
-        self._tensors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (device, dtype) -> mean, std
+        self._tensors: dict[tuple, tuple[torch.Tensor, ...]] = {}  # (device, dtype) -> mean, std
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None  # float32 mean, std for normalize_array
 
     def update(self, batch: np.ndarray) -> None:
@@ -51,14 +56,16 @@ class RunningNormalizer:
         """(x - mean) / std, on obs's device and dtype; identity before any sample."""
         if self.count == 0:
             return obs
-        key = (obs.device, obs.dtype)
+        return normalized(obs, *self.tensors(obs.device, obs.dtype))
+
+    def tensors(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """The mean and the clamped std that ``normalize`` uses, as tensors on ``device``
+        (0 and 1 before any sample, which ``normalized`` maps to the identity)."""
+        key = (device, dtype)
         if key not in self._tensors:  # copied to the device once per update (without a sync), not per call
-            self._tensors[key] = (
-                to_device(self.mean, obs.device, np.float64).to(obs.dtype),
-                to_device(self.std, obs.device, np.float64).to(obs.dtype),
-            )
-        mean, std = self._tensors[key]
-        return (obs - mean) / std
+            mean, std = (self.mean, self.std) if self.count else (np.zeros_like(self.mean), np.ones_like(self.mean))
+            self._tensors[key] = tuple(to_device(x, device, np.float64).to(dtype) for x in (mean, std))
+        return self._tensors[key]
 
     def normalize_array(self, obs: np.ndarray) -> np.ndarray:
         """``normalize`` for a host array: float32 (x - mean) / std with the mean and std

@@ -105,10 +105,21 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
         """Uniform single-step transitions."""
-        idx = self._on_device(self.sample_indices(batch_size, rng))
+        return self.batch_at(self.sample_indices(batch_size, rng))
+
+    def batch_at(self, indices: np.ndarray) -> TransitionBatch:
+        """The transitions in the slots ``indices`` (B,)."""
+        idx = self._on_device(indices)
         return TransitionBatch(
             self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.terminated[idx]
         )
+
+    def stored_tensors(self) -> tuple[torch.Tensor, ...] | None:
+        """The storage of (obs, action, reward, next_obs, terminated), every slot, when it is
+        tensors on ``device`` (for a compiled update to gather its batch itself); else None."""
+        if self.device is None:
+            return None
+        return (self.obs, self.action, self.reward, self.next_obs, self.terminated)
 
     def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
         """The slots ``sample`` gathers: uniform over the stored transitions, (batch_size,)."""

@@ -27,12 +27,16 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from agents.compile import fallback_line
+from agents.normalizer import normalized
 from agents.optim import one_plain_adam_group
+from agents.replay import ReplayBuffer
 from agents.thin_products import ThinProducts
+from agents.transfer import to_device
 
 # the agent: an agents.agent.SVGAgent, which imports this module (so not imported here)
 SVGAgent = Any
@@ -160,18 +164,31 @@ class WholeUpdate:
 
     def single_step(
         self,
-        batch: tuple[torch.Tensor, ...],
+        replay: ReplayBuffer,
+        indices: np.ndarray,
         target_entropy: float,
         horizon: int,
         actor_step: bool,
         target_step: bool,
     ) -> dict[str, torch.Tensor] | None:
-        """Algorithm 1's single-step update on one batch (obs, action, reward, next_obs,
-        terminated): what ``update_actor_and_temperature`` (if ``actor_step``),
+        """Algorithm 1's single-step update on the transitions in the replay's slots
+        ``indices``: what ``update_actor_and_temperature`` (if ``actor_step``),
         ``update_critic``, ``update_reward_and_termination`` (with a model) and the target
-        average (if ``target_step``) do, in that order."""
-        entropy = torch.full((), target_entropy, device=self.agent.device)
-        return self._run(self._single_step, *batch, entropy, horizon, actor_step, target_step)
+        average (if ``target_step``) do, in that order. Where the replay stores tensors on
+        the agent's device the program gathers the batch from them itself (one fused loop
+        instead of five indexing calls); otherwise it is given the gathered rows."""
+        agent = self.agent
+        stored = replay.stored_tensors()
+        if stored is not None and stored[0].device == agent.device:
+            rows, slots = stored, to_device(indices, agent.device, np.int64)
+        else:
+            batch = replay.batch_at(indices)
+            fields = (batch.obs, batch.action, batch.reward, batch.next_obs, batch.terminated)
+            rows = tuple(torch.as_tensor(x, dtype=torch.float32, device=agent.device) for x in fields)
+            slots = None
+        mean, std = agent.normalizer.tensors(agent.device, torch.float32)
+        entropy = torch.full((), target_entropy, device=agent.device)
+        return self._run(self._single_step, rows, slots, mean, std, entropy, horizon, actor_step, target_step)
 
     def dynamics_step(self, states: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor] | None:
         """One dynamics update on normalised sequences: what ``update_dynamics`` does after
@@ -180,17 +197,20 @@ class WholeUpdate:
 
     def _single_step_program(
         self,
-        obs: torch.Tensor,
-        action: torch.Tensor,
-        reward: torch.Tensor,
-        next_obs: torch.Tensor,
-        terminated: torch.Tensor,
+        rows: tuple[torch.Tensor, ...],
+        slots: torch.Tensor | None,
+        mean: torch.Tensor,
+        std: torch.Tensor,
         target_entropy: torch.Tensor,
         horizon: int,
         actor_step: bool,
         target_step: bool,
     ) -> dict[str, torch.Tensor]:
         agent = self.agent
+        if slots is not None:  # the replay's storage: the batch is the rows in these slots
+            rows = tuple(row[slots] for row in rows)
+        raw_obs, action, reward, raw_next_obs, terminated = rows
+        obs, next_obs = normalized(raw_obs, mean, std), normalized(raw_next_obs, mean, std)
         metrics: dict[str, torch.Tensor] = {}
         if actor_step:
             actor_loss, alpha_loss, entropy = agent.actor_and_temperature_losses(obs, horizon, target_entropy)

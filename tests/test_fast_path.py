@@ -313,6 +313,18 @@ def test_update_compile_mode_gives_the_plain_losses_and_parameters(agent, plain_
     assert_same((plain_results[agent][0][:3], run_updates(tiny_config(agent, PLAIN), updates=3)[1]), result)
 
 
+def test_update_compile_mode_on_a_host_replay_gives_the_plain_losses_and_parameters(plain_results):
+    """With the replay in host memory (``replay_on_device=false``) the compiled program is
+    given the gathered rows instead of gathering them from the storage itself."""
+    torch._dynamo.reset()
+    lines: list[str] = []
+    built: list[SVGAgent] = []
+    config = tiny_config("sac", FastPathConfig(replay_on_device=False), compile="update")
+    result = run_updates(config, 3, lines.append, built)
+    assert lines == [] and built[0].whole_update is not None and built[0].whole_update.compiled_runs == 2
+    assert_same((plain_results["sac"][0][:3], run_updates(tiny_config("sac", PLAIN), updates=3)[1]), result)
+
+
 def test_cudagraphs_on_the_cpu_falls_back_to_off_with_one_line(plain_results):
     lines = []
     result = run_updates(tiny_config("sac-svg", PLAIN, compile="cudagraphs"), warn=lines.append)
